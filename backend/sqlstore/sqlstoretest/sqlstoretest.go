@@ -1,0 +1,71 @@
+// Package sqlstoretest gives tests a fresh, real database: a SQLite file in
+// a temporary folder, and, when CHATAUTH_TEST_POSTGRES holds a server URL,
+// a PostgreSQL database created for the test and dropped after it.
+package sqlstoretest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+)
+
+// Each runs fn once per available database kind, as subtests named
+// "sqlite" and "postgres", passing a DSN for a new, empty database.
+func Each(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
+	if os.Getenv("CHATAUTH_TEST_POSTGRES") != "" {
+		t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
+	}
+}
+
+// SQLite returns the DSN of a new database file that the test removes.
+func SQLite(tb testing.TB) string {
+	tb.Helper()
+	return "sqlite:" + filepath.Join(tb.TempDir(), "db", "chatauth.db")
+}
+
+// Postgres creates a database on the CHATAUTH_TEST_POSTGRES server and
+// drops it when the test ends; it skips when the variable is unset.
+func Postgres(tb testing.TB) string {
+	tb.Helper()
+	base := os.Getenv("CHATAUTH_TEST_POSTGRES")
+	if base == "" {
+		tb.Skip("CHATAUTH_TEST_POSTGRES is not set")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		tb.Fatalf("postgres: %v", err)
+	}
+	defer admin.Close()
+	var b [6]byte
+	rand.Read(b[:])
+	name := "chatauth_test_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("create test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		a, err := sql.Open("pgx", base)
+		if err != nil {
+			return
+		}
+		defer a.Close()
+		a.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		tb.Fatalf("CHATAUTH_TEST_POSTGRES: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}

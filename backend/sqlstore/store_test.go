@@ -1,0 +1,197 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"chatauth/backend/sqlstore"
+	"chatauth/backend/sqlstore/sqlstoretest"
+	"chatauth/shared"
+)
+
+func open(t *testing.T, dsn string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestStore(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db := open(t, dsn)
+
+		t.Run("bootstrap once", func(t *testing.T) {
+			admin := &sqlstore.User{Email: "Admin@Example.com", Name: "Admin", Role: shared.RoleAdmin, PasswordHash: "x"}
+			ok, err := db.Bootstrap(ctx, "Acme", admin)
+			if err != nil || !ok || admin.OrgID == 0 || admin.ID == 0 {
+				t.Fatalf("bootstrap: %v %v %+v", ok, err, admin)
+			}
+			again := &sqlstore.User{Email: "other@example.com", Name: "B", Role: shared.RoleAdmin, PasswordHash: "x"}
+			if ok, err := db.Bootstrap(ctx, "Acme", again); err != nil || ok {
+				t.Fatalf("second bootstrap: %v %v", ok, err)
+			}
+			u, err := db.UserByEmail(ctx, "ADMIN@example.com ")
+			if err != nil || u.ID != admin.ID || u.Role != shared.RoleAdmin || u.Email != "admin@example.com" {
+				t.Fatalf("by email: %+v %v", u, err)
+			}
+		})
+
+		t.Run("users", func(t *testing.T) {
+			org := &sqlstore.Organization{Name: "Org"}
+			if err := db.CreateOrganization(ctx, org); err != nil {
+				t.Fatal(err)
+			}
+			u := &sqlstore.User{OrgID: org.ID, Email: "a@b.c", Name: "A", Role: shared.RoleAgent, PasswordHash: "h"}
+			if err := db.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			dup := &sqlstore.User{OrgID: org.ID, Email: "A@B.C", Name: "A", Role: shared.RoleAgent, PasswordHash: "h"}
+			if err := db.CreateUser(ctx, dup); !errors.Is(err, sqlstore.ErrConflict) {
+				t.Fatalf("duplicate email: %v", err)
+			}
+			u.Name = "Renamed"
+			if err := db.UpdateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.UserByID(ctx, u.ID)
+			if err != nil || got.Name != "Renamed" {
+				t.Fatalf("%+v %v", got, err)
+			}
+			if _, err := db.UserByID(ctx, 999999); !errors.Is(err, sqlstore.ErrNotFound) {
+				t.Fatalf("missing user: %v", err)
+			}
+			h1, h2 := []byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")
+			if err := db.SetAPITokenHash(ctx, u.ID, h1); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, err := db.UserByAPITokenHash(ctx, h1); err != nil || got.ID != u.ID {
+				t.Fatalf("by token: %v", err)
+			}
+			if err := db.SetAPITokenHash(ctx, u.ID, h2); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := db.UserByAPITokenHash(ctx, h1); !errors.Is(err, sqlstore.ErrNotFound) {
+				t.Fatalf("old token still found: %v", err)
+			}
+		})
+
+		t.Run("keys", func(t *testing.T) {
+			now := time.Now()
+			k1 := sqlstore.SigningKey{KID: "k1", Family: "agent", Alg: "EdDSA", PublicKey: []byte{1}, PrivateKey: []byte{2}, CreatedAt: now, SignsFrom: now}
+			if err := db.InsertKey(ctx, k1); err != nil {
+				t.Fatal(err)
+			}
+			k2 := k1
+			k2.KID, k2.CreatedAt, k2.SignsFrom = "k2", now.Add(time.Millisecond), now.Add(time.Hour)
+			if err := db.RotateKey(ctx, k2, now.Add(2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			keys, err := db.Keys(ctx, now)
+			if err != nil || len(keys) != 2 || keys[0].VerifyUntil.IsZero() || !keys[1].VerifyUntil.IsZero() {
+				t.Fatalf("keys: %+v %v", keys, err)
+			}
+			keys, _ = db.Keys(ctx, now.Add(3*time.Hour))
+			if len(keys) != 1 || keys[0].KID != "k2" {
+				t.Fatalf("after expiry: %+v", keys)
+			}
+		})
+
+		t.Run("refresh rotation", func(t *testing.T) {
+			now := time.Now()
+			tok := func(s string) sqlstore.RefreshToken {
+				return sqlstore.RefreshToken{Hash: []byte(s), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			}
+			f := &sqlstore.Family{ID: "fam1", Kind: "agent", Subject: "1", OrgID: 1, Scope: "agent"}
+			if err := db.CreateFamily(ctx, f, tok("t1")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t2")); err != nil {
+				t.Fatal(err)
+			}
+			// Within grace: honoured once.
+			if _, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t3")); err != nil {
+				t.Fatalf("grace: %v", err)
+			}
+			// Twice is reuse: the family dies, t2 and t3 with it.
+			if _, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t4")); !errors.Is(err, sqlstore.ErrReused) {
+				t.Fatalf("reuse: %v", err)
+			}
+			if _, err := db.Rotate(ctx, []byte("t2"), time.Minute, tok("t5")); !errors.Is(err, sqlstore.ErrRevoked) {
+				t.Fatalf("after reuse: %v", err)
+			}
+			ids, _, err := db.RevokedSince(ctx, 0)
+			if err != nil || len(ids) != 1 || ids[0] != "fam1" {
+				t.Fatalf("revoked since: %v %v", ids, err)
+			}
+			if _, err := db.Rotate(ctx, []byte("nope"), time.Minute, tok("t6")); !errors.Is(err, sqlstore.ErrNotFound) {
+				t.Fatalf("unknown: %v", err)
+			}
+		})
+
+		t.Run("refresh expiry and no grace", func(t *testing.T) {
+			now := time.Now()
+			f := &sqlstore.Family{ID: "fam2", Kind: "agent", Subject: "1", OrgID: 1, Scope: "agent"}
+			if err := db.CreateFamily(ctx, f, sqlstore.RefreshToken{Hash: []byte("e1"), CreatedAt: now, ExpiresAt: now.Add(-time.Second)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Rotate(ctx, []byte("e1"), 0, sqlstore.RefreshToken{Hash: []byte("e2"), CreatedAt: now, ExpiresAt: now}); !errors.Is(err, sqlstore.ErrExpired) {
+				t.Fatalf("expired: %v", err)
+			}
+		})
+
+		t.Run("concurrent rotation", func(t *testing.T) {
+			now := time.Now()
+			f := &sqlstore.Family{ID: "fam3", Kind: "agent", Subject: "1", OrgID: 1, Scope: "agent"}
+			if err := db.CreateFamily(ctx, f, sqlstore.RefreshToken{Hash: []byte("c0"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			// Two racers on one token: both succeed (rotation + grace).
+			// A third is reuse and revokes the family.
+			var wg sync.WaitGroup
+			errs := make([]error, 3)
+			for i := range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, errs[i] = db.Rotate(ctx, []byte("c0"), time.Minute, sqlstore.RefreshToken{Hash: []byte{'c', byte('1' + i)}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+				}()
+			}
+			wg.Wait()
+			ok, reused := 0, 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, sqlstore.ErrReused), errors.Is(err, sqlstore.ErrRevoked):
+					reused++
+				default:
+					t.Fatalf("unexpected: %v", err)
+				}
+			}
+			if ok != 2 || reused != 1 {
+				t.Fatalf("ok=%d reused=%d (%v)", ok, reused, errs)
+			}
+		})
+	})
+}
+
+func TestReopenKeepsSchema(t *testing.T) {
+	dsn := sqlstoretest.SQLite(t)
+	db := open(t, dsn)
+	org := &sqlstore.Organization{Name: "x"}
+	if err := db.CreateOrganization(context.Background(), org); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db2 := open(t, dsn)
+	if _, err := db2.Organization(context.Background(), org.ID); err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+}
