@@ -186,7 +186,7 @@ func (t *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 }
 
 func (s *DB) ms(t time.Time) int64 { return t.UnixMilli() }
-func (s *DB) now() int64          { return s.Now().UnixMilli() }
+func (s *DB) now() int64           { return s.Now().UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v) }
 

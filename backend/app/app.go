@@ -1,0 +1,194 @@
+// Package app wires chatauth together from a config.Config: the store, the
+// master secret, the key sets, the services and the HTTP server. main and
+// the integration tests build the server the same way through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"chatauth/backend/agentauth"
+	"chatauth/backend/config"
+	"chatauth/backend/httpapi"
+	"chatauth/backend/sqlstore"
+	"chatauth/backend/token"
+	"chatauth/shared"
+)
+
+// App is a running chatauth.
+type App struct {
+	Cfg         config.Config
+	Store       *sqlstore.DB
+	Keys        *token.Keys
+	Revocations *token.Revocations
+	Auth        *agentauth.Service
+	Server      *httpapi.Server
+	Log         *slog.Logger
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+type options struct {
+	bcryptCost int
+	now        func() time.Time
+}
+
+// Option adjusts what tests need to adjust.
+type Option func(*options)
+
+// WithBcryptCost lowers the password-hash cost (tests only: the default is
+// bcrypt's).
+func WithBcryptCost(n int) Option { return func(o *options) { o.bcryptCost = n } }
+
+// WithClock replaces the clock.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Secret resolves the master secret: CHATAUTH_SECRET, or the generated
+// file beside the SQLite database.
+func Secret(cfg config.Config) (token.Secret, bool, error) {
+	if cfg.Secret != "" {
+		return token.NewSecret(cfg.Secret), false, nil
+	}
+	return token.LoadOrCreateSecretFile(filepath.Join(filepath.Dir(cfg.SQLitePath()), "chatauth.secret"))
+}
+
+// Open connects the store and loads the key sets: what every command
+// needs, the server and the CLI alike.
+func Open(ctx context.Context, cfg config.Config, now func() time.Time) (*sqlstore.DB, *token.Keys, error) {
+	db, err := sqlstore.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, nil, err
+	}
+	db.Now = now
+	secret, _, err := Secret(cfg)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	keys, err := token.LoadKeys(ctx, db, token.NewSealer(secret), now)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, keys, nil
+}
+
+// New builds the app and starts its background work (revocation polling,
+// key reloads). Close stops it.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	db, keys, err := Open(ctx, cfg, o.now)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Cfg: cfg, Store: db, Keys: keys, Revocations: token.NewRevocations(), Log: log, done: make(chan struct{})}
+	issuer := token.NewIssuer(keys, cfg.Issuer)
+	a.Auth = &agentauth.Service{
+		Store: db, Issuer: issuer, Revocations: a.Revocations,
+		Throttle:  agentauth.NewThrottle(15 * time.Minute),
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace,
+		BcryptCost: o.bcryptCost, Now: o.now,
+	}
+	if err := a.bootstrap(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.Server = httpapi.New(httpapi.Deps{
+		Store: db, Keys: keys, Auth: a.Auth, Log: log, TrustProxyHeader: cfg.TrustProxyHeader,
+		Agents:    token.NewAgentVerifier(keys, cfg.Issuer, a.Revocations.Revoked),
+		Customers: token.NewCustomerVerifier(keys, cfg.Issuer, a.Revocations.Revoked),
+	})
+	bg, stop := context.WithCancel(context.Background())
+	a.stop = stop
+	go func() {
+		defer close(a.done)
+		go a.reloadKeys(bg)
+		a.Revocations.Poll(bg, db, 500*time.Millisecond, max(cfg.AccessTTL, cfg.CustomerTTL), log)
+	}()
+	return a, nil
+}
+
+func (a *App) bootstrap(ctx context.Context) error {
+	if a.Cfg.AdminEmail == "" {
+		return nil
+	}
+	if _, err := a.Store.UserByEmail(ctx, a.Cfg.AdminEmail); err == nil {
+		return nil
+	}
+	hash, err := a.Auth.HashPassword(a.Cfg.AdminPassword)
+	if err != nil {
+		return fmt.Errorf("CHATAUTH_ADMIN_PASSWORD: %w", err)
+	}
+	admin := &sqlstore.User{Email: a.Cfg.AdminEmail, Name: "Administrator", Role: shared.RoleAdmin, PasswordHash: hash}
+	created, err := a.Store.Bootstrap(ctx, "Default organization", admin)
+	if err != nil {
+		return err
+	}
+	if created {
+		a.Log.Info("created organization and admin on the empty database", "organization", admin.OrgID, "admin", admin.Email)
+	}
+	return nil
+}
+
+// reloadKeys picks up keys rotated by the CLI or another process, and lets
+// a key whose publish delay has passed start signing.
+func (a *App) reloadKeys(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.Keys.Reload(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Warn("reload signing keys failed; will retry", "err", err)
+			}
+		}
+	}
+}
+
+// Close stops background work and closes the store.
+func (a *App) Close() error {
+	a.stop()
+	<-a.done
+	return a.Store.Close()
+}
+
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully:
+// in-flight requests get up to 10 s to finish.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Server.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+// Command chatauth runs the chatauth server and its administration
+// commands:
+//
+//	chatauth [serve] [--flag=value …]      start the server
+//	chatauth keys rotate [agent|customer]  add a signing key (both families by default)
+//	chatauth help                          list the configuration
+//
+// Configuration comes from CHATAUTH_* environment variables; a flag of the
+// same name in kebab case (--access-ttl=1h) overrides one.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"chatauth/backend/app"
+	"chatauth/backend/config"
+	"chatauth/backend/token"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "chatauth:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(args, getenv, stderr)
+	case "keys":
+		return keys(args, getenv, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, config.Usage())
+		return nil
+	}
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q; run `chatauth help`", cmd)
+}
+
+const usage = `usage:
+  chatauth [serve] [--flag=value …]      start the server
+  chatauth keys rotate [agent|customer]  add a signing key (both families by default)
+  chatauth help                          this text and the configuration
+
+`
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+func serve(args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := config.Load(getenv, args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("CHATAUTH_ADDR=%s: %w", cfg.Addr, err)
+	}
+	log.Info("chatauth listening", "addr", ln.Addr().String(), "db", cfg.DBKind(), "issuer", cfg.Issuer, "platform", cfg.Platform)
+	err = a.Serve(ctx, ln)
+	log.Info("chatauth stopped")
+	return err
+}
+
+func keys(args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "rotate" {
+		return errors.New("usage: chatauth keys rotate [agent|customer]")
+	}
+	args = args[1:]
+	families := []token.Family{token.FamilyAgent, token.FamilyCustomer}
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch f := token.Family(args[0]); f {
+		case token.FamilyAgent, token.FamilyCustomer:
+			families = []token.Family{f}
+		default:
+			return fmt.Errorf("unknown key family %q; use agent or customer", args[0])
+		}
+		args = args[1:]
+	}
+	cfg, err := config.Load(getenv, args)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, ks, err := app.Open(ctx, cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	maxTTL := max(cfg.AccessTTL, cfg.CustomerTTL)
+	type rotated struct {
+		Family    token.Family `json:"family"`
+		KID       string       `json:"kid"`
+		SignsFrom time.Time    `json:"signs_from"`
+	}
+	var out []rotated
+	for _, f := range families {
+		kid, from, err := ks.Rotate(ctx, f, cfg.KeyPublishDelay, maxTTL)
+		if err != nil {
+			return fmt.Errorf("rotate %s key: %w", f, err)
+		}
+		out = append(out, rotated{f, kid, from.UTC()})
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}

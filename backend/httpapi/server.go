@@ -1,0 +1,120 @@
+// Package httpapi is chatauth's Echo server: the route table, the
+// middleware (request ids, access logs, body limits, the two bearer
+// families), the one error handler, and the handlers, which translate
+// between HTTP and the services.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"chatauth/backend/agentauth"
+	"chatauth/backend/sqlstore"
+	"chatauth/backend/token"
+)
+
+// Deps is everything the handlers use.
+type Deps struct {
+	Store            *sqlstore.DB
+	Keys             *token.Keys
+	Agents           *token.AgentVerifier
+	Customers        *token.CustomerVerifier
+	Auth             *agentauth.Service
+	Log              *slog.Logger
+	TrustProxyHeader bool
+}
+
+// Server is the HTTP face of chatauth.
+type Server struct {
+	Deps
+	e   *echo.Echo
+	log *slog.Logger
+}
+
+// New builds the router.
+func New(d Deps) *Server {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	s := &Server{Deps: d, e: e, log: d.Log}
+	e.HTTPErrorHandler = s.handleError
+	// Without a trusted proxy, X-Forwarded-For is attacker-controlled and
+	// would let anyone dodge the per-IP login throttle.
+	if d.TrustProxyHeader {
+		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	} else {
+		e.IPExtractor = echo.ExtractIPDirect()
+	}
+	e.Use(middleware.RequestID())
+	e.Use(s.accessLog)
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit("64K"))
+	s.routes()
+	return s
+}
+
+// Handler is the server as an http.Handler (for httptest and http.Server).
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Echo exposes the router so later route groups can be mounted.
+func (s *Server) Echo() *echo.Echo { return s.e }
+
+func (s *Server) routes() {
+	e := s.e
+	e.GET("/healthz", s.healthz)
+	e.GET("/.well-known/jwks.json", s.jwks)
+
+	v1 := e.Group("/api/v1")
+	v1.POST("/auth/token", s.postAuthToken)
+	v1.GET("/auth/token", s.getAuthToken, s.requireAgent)
+	v1.GET("/profile", s.getProfile, s.requireAgent)
+	v1.PATCH("/profile", s.patchProfile, s.requireAgent)
+	v1.POST("/profile/reset_access_token", s.resetAccessToken, s.requireAgent)
+}
+
+// accessLog writes one structured line per request. It logs the path
+// without the query string, since refresh tokens and SSE bearers travel
+// there, and never a header value.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		r, w := c.Request(), c.Response()
+		level := slog.LevelInfo
+		if w.Status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.LogAttrs(r.Context(), level, "request",
+			slog.String("request_id", w.Header().Get(echo.HeaderXRequestID)),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", w.Status),
+			slog.Int64("bytes", w.Size),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("ip", c.RealIP()),
+		)
+		return nil
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Store.Ping(ctx); err != nil {
+		s.log.Warn("health check: database unreachable", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "database": s.Store.Kind()})
+}
+
+func (s *Server) jwks(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.Blob(http.StatusOK, "application/json", s.Keys.JWKS())
+}
