@@ -129,7 +129,7 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Pair, 
 		return Pair{}, errBadLogin
 	}
 	s.Throttle.Reset(acct)
-	return s.newFamily(ctx, u)
+	return s.StartSession(ctx, u)
 }
 
 func roundUp(d time.Duration) string {
@@ -144,7 +144,8 @@ func firstParty(u sqlstore.User) shared.Scope {
 	return shared.Scope{Role: u.Role, API: shared.FirstParty}
 }
 
-func (s *Service) newFamily(ctx context.Context, u sqlstore.User) (Pair, error) {
+// StartSession begins a new refresh family for u and issues its first pair.
+func (s *Service) StartSession(ctx context.Context, u sqlstore.User) (Pair, error) {
 	refresh, hash := token.NewOpaque(token.PrefixRefresh)
 	now := s.Now()
 	fam := &sqlstore.Family{ID: token.NewID(), Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, Scope: firstParty(u).String()}

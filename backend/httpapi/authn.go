@@ -65,9 +65,9 @@ func verifyErr(err error) error {
 	return apierr.Internal(err)
 }
 
-// requireAgent authenticates an agent-family caller by bearer JWT or by
+// RequireAgent authenticates an agent-family caller by bearer JWT or by
 // the api_access_token header.
-func (s *Server) requireAgent(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) RequireAgent(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		a, err := s.authenticateAgent(c)
 		if err != nil {

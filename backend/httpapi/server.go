@@ -70,10 +70,10 @@ func (s *Server) routes() {
 
 	v1 := e.Group("/api/v1")
 	v1.POST("/auth/token", s.postAuthToken)
-	v1.GET("/auth/token", s.getAuthToken, s.requireAgent)
-	v1.GET("/profile", s.getProfile, s.requireAgent)
-	v1.PATCH("/profile", s.patchProfile, s.requireAgent)
-	v1.POST("/profile/reset_access_token", s.resetAccessToken, s.requireAgent)
+	v1.GET("/auth/token", s.getAuthToken, s.RequireAgent)
+	v1.GET("/profile", s.getProfile, s.RequireAgent)
+	v1.PATCH("/profile", s.patchProfile, s.RequireAgent)
+	v1.POST("/profile/reset_access_token", s.resetAccessToken, s.RequireAgent)
 }
 
 // accessLog writes one structured line per request. It logs the path

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# chatauth build and test entry point.
+#   ./build.sh          build bin/chatauth (and the wasm bundle once wasm/ has a main)
+#   ./build.sh run      build and start the server (embedded SQLite by default)
+#   ./build.sh test     every test: Go unit + integration on SQLite and on a
+#                       throwaway PostgreSQL this script starts and stops
+#   ./build.sh bench    the Go benchmarks
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+need_go() {
+  command -v go >/dev/null 2>&1 || { echo "build.sh: Go is not installed (https://go.dev/dl/); Go 1.24 or newer is needed" >&2; exit 1; }
+  go mod download
+}
+
+build() {
+  need_go
+  log "building bin/chatauth"
+  mkdir -p bin
+  CGO_ENABLED=0 go build -trimpath -o bin/chatauth ./backend/cmd/chatauth
+  if [ -d wasm/cmd/chatauth ]; then
+    log "building the wasm bundle into web/dist/"
+    mkdir -p web/dist
+    GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o web/dist/chatauth.wasm ./wasm/cmd/chatauth
+    cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" web/dist/wasm_exec.js 2>/dev/null || cp "$(go env GOROOT)/misc/wasm/wasm_exec.js" web/dist/wasm_exec.js
+  fi
+}
+
+run_tests() {
+  build
+  log "gofmt and go vet"
+  local unformatted
+  unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+  if [ -n "$unformatted" ]; then echo "gofmt needed:" $unformatted >&2; exit 1; fi
+  go vet ./...
+
+  # shellcheck source=scripts/postgres.sh
+  source scripts/postgres.sh
+  if [ -z "${CHATAUTH_TEST_POSTGRES:-}" ] && [ "${CHATAUTH_SKIP_POSTGRES:-}" != 1 ]; then
+    pg_start
+    trap pg_stop EXIT
+  fi
+  log "go test (SQLite${CHATAUTH_TEST_POSTGRES:+ and PostgreSQL})"
+  go test -count=1 -timeout 20m ./...
+}
+
+case "${1:-build}" in
+  build) build ;;
+  run)
+    build
+    log "starting chatauth (Ctrl-C to stop)"
+    exec ./bin/chatauth serve "${@:2}"
+    ;;
+  test) run_tests ;;
+  bench)
+    need_go
+    log "Go benchmarks"
+    go test -run '^$' -bench . -benchmem -count=1 ./...
+    ;;
+  *) echo "usage: ./build.sh [build|run|test|bench]" >&2; exit 2 ;;
+esac
