@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"chatauth"
 	"chatauth/backend/agentauth"
 	"chatauth/backend/config"
 	"chatauth/backend/httpapi"
@@ -105,6 +106,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	a.Server = httpapi.New(httpapi.Deps{
 		Store: db, Keys: keys, Auth: a.Auth, Log: log, TrustProxyHeader: cfg.TrustProxyHeader,
+		IndexHTML: chatauth.IndexHTML,
 		Agents:    token.NewAgentVerifier(keys, cfg.Issuer, a.Revocations.Revoked),
 		Customers: token.NewCustomerVerifier(keys, cfg.Issuer, a.Revocations.Revoked),
 	})

@@ -19,7 +19,6 @@ type Agent struct {
 	Via string
 }
 
-
 const ctxAgent = "chatauth.agent"
 
 // AgentFrom returns the authenticated agent; requireAgent guarantees one.
@@ -120,4 +119,3 @@ func allow(a *Agent, res shared.Resource, act shared.Action) error {
 	}
 	return nil
 }
-

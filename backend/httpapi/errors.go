@@ -110,4 +110,3 @@ func headerSafe(s string) string {
 		return r
 	}, s)
 }
-

@@ -27,6 +27,8 @@ type Deps struct {
 	Auth             *agentauth.Service
 	Log              *slog.Logger
 	TrustProxyHeader bool
+	// IndexHTML is served at "/".
+	IndexHTML []byte
 }
 
 // Server is the HTTP face of chatauth.
@@ -42,6 +44,7 @@ func New(d Deps) *Server {
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{Deps: d, e: e, log: d.Log}
 	e.HTTPErrorHandler = s.handleError
+	e.JSONSerializer = jsonSerializer{}
 	// Without a trusted proxy, X-Forwarded-For is attacker-controlled and
 	// would let anyone dodge the per-IP login throttle.
 	if d.TrustProxyHeader {
@@ -65,6 +68,7 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 
 func (s *Server) routes() {
 	e := s.e
+	e.GET("/", s.index)
 	e.GET("/healthz", s.healthz)
 	e.GET("/.well-known/jwks.json", s.jwks)
 
@@ -112,6 +116,10 @@ func (s *Server) healthz(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "database": s.Store.Kind()})
+}
+
+func (s *Server) index(c echo.Context) error {
+	return c.HTMLBlob(http.StatusOK, s.IndexHTML)
 }
 
 func (s *Server) jwks(c echo.Context) error {

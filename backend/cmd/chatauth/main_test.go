@@ -1,0 +1,40 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"chatauth/backend/sqlstore/sqlstoretest"
+)
+
+func TestKeysRotateCommand(t *testing.T) {
+	dsn := sqlstoretest.SQLite(t)
+	env := func(k string) string {
+		return map[string]string{"CHATAUTH_DB": dsn}[k]
+	}
+	var out, errOut strings.Builder
+	if err := run([]string{"keys", "rotate", "agent", "--key-publish-delay=2h"}, env, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	var got []struct{ Family, KID string }
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil || len(got) != 1 || got[0].Family != "agent" || !strings.HasPrefix(got[0].KID, "agent-") {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	if strings.Contains(out.String()+errOut.String(), "PRIVATE") {
+		t.Fatal("key material printed")
+	}
+}
+
+func TestBadConfigurationNamesTheVariable(t *testing.T) {
+	env := func(k string) string {
+		return map[string]string{"CHATAUTH_ACCESS_TTL": "a day"}[k]
+	}
+	err := run(nil, env, new(strings.Builder), new(strings.Builder))
+	if err == nil || !strings.Contains(err.Error(), "CHATAUTH_ACCESS_TTL") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := run([]string{"frobnicate"}, env, new(strings.Builder), new(strings.Builder)); err == nil || !strings.Contains(err.Error(), "help") {
+		t.Fatalf("unknown command: %v", err)
+	}
+}

@@ -1,0 +1,96 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"chatauth/backend/apptest"
+	"chatauth/backend/sqlstore/sqlstoretest"
+
+	"github.com/labstack/echo/v4"
+)
+
+// BenchmarkBearerMiddleware is the agent bearer check alone: header
+// parsing, EdDSA verification, claim checks, revocation lookup.
+func BenchmarkBearerMiddleware(b *testing.B) {
+	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
+	tok := e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token")
+	h := e.App.Server.RequireAgent(func(echo.Context) error { return nil })
+	ech := e.App.Server.Echo()
+	req := httptest.NewRequest("GET", "/api/v1/profile", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	b.ReportAllocs()
+	for b.Loop() {
+		c := ech.NewContext(req, httptest.NewRecorder())
+		if err := h(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIssuePair is a new session: refresh family and token stored in
+// SQLite, access token signed.
+func BenchmarkIssuePair(b *testing.B) {
+	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
+	u, err := e.App.Store.UserByEmail(context.Background(), apptest.AdminEmail)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.App.Auth.StartSession(context.Background(), u); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoginHandler is POST /api/v1/auth/token end to end through the
+// router on SQLite, at bcrypt's default cost (what production pays).
+func BenchmarkLoginHandler(b *testing.B) {
+	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
+	// Re-hash the admin password at the production cost.
+	e.App.Auth.BcryptCost = 0
+	u, _ := e.App.Store.UserByEmail(context.Background(), apptest.AdminEmail)
+	u.PasswordHash, _ = e.App.Auth.HashPassword(apptest.AdminPassword)
+	if err := e.App.Store.UpdateUser(context.Background(), &u); err != nil {
+		b.Fatal(err)
+	}
+	h := e.App.Server.Handler()
+	body := `{"email":"` + apptest.AdminEmail + `","password":"` + apptest.AdminPassword + `"}`
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/api/v1/auth/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+}
+
+// BenchmarkRefresh is a refresh-token rotation through the router.
+func BenchmarkRefresh(b *testing.B) {
+	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
+	rt := e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("refreshToken")
+	h := e.App.Server.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/api/v1/auth/token", strings.NewReader(`{"refreshToken":"`+rt+`","clientId":"`+apptest.AdminEmail+`"}`))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		rt = extract(rec.Body.String(), "refreshToken")
+	}
+}
+
+func extract(body, key string) string {
+	i := strings.Index(body, `"`+key+`":"`)
+	rest := body[i+len(key)+4:]
+	return rest[:strings.IndexByte(rest, '"')]
+}
