@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"chatauth/backend/apptest"
+	"chatauth/backend/sqlstore"
 	"chatauth/backend/sqlstore/sqlstoretest"
 
 	"github.com/labstack/echo/v4"
@@ -93,4 +94,32 @@ func extract(body, key string) string {
 	i := strings.Index(body, `"`+key+`":"`)
 	rest := body[i+len(key)+4:]
 	return rest[:strings.IndexByte(rest, '"')]
+}
+
+// BenchmarkListConversations walks 10,000 conversations on SQLite page by
+// page (100 per page) through the router; one op is one page.
+func BenchmarkListConversations(b *testing.B) {
+	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
+	ctx := context.Background()
+	tbl := sqlstore.Table{Name: "conversations", Columns: []sqlstore.Column{{Name: "status", Kind: sqlstore.ColText}}}
+	for range 10_000 {
+		if _, err := e.App.Store.InsertObject(ctx, tbl, 1, map[string]any{"status": "open"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tok := e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token")
+	h := e.App.Server.Handler()
+	cur := ""
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := httptest.NewRequest("GET", "/api/v1/conversations?limit=100&cursor="+cur, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		cur = extract(rec.Body.String(), "next_cursor")
+	}
 }

@@ -34,8 +34,9 @@ type Deps struct {
 // Server is the HTTP face of chatauth.
 type Server struct {
 	Deps
-	e   *echo.Echo
-	log *slog.Logger
+	e     *echo.Echo
+	log   *slog.Logger
+	table []Route
 }
 
 // New builds the router.
@@ -78,6 +79,7 @@ func (s *Server) routes() {
 	v1.GET("/profile", s.getProfile, s.RequireAgent)
 	v1.PATCH("/profile", s.patchProfile, s.RequireAgent)
 	v1.POST("/profile/reset_access_token", s.resetAccessToken, s.RequireAgent)
+	s.chatRoutes(v1)
 }
 
 // accessLog writes one structured line per request. It logs the path

@@ -1,0 +1,278 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"chatauth/backend/apierr"
+	"chatauth/backend/sqlstore"
+	"chatauth/shared"
+)
+
+// Page limits for every list.
+const (
+	defaultLimit = 25
+	maxLimit     = 100
+)
+
+// pathID reads the :id (or another) path parameter.
+func pathID(c echo.Context, name string) (int64, error) {
+	v := c.Param(name)
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, apierr.InvalidRequest(name + ": must be a positive integer, not " + quoteShort(v))
+	}
+	return id, nil
+}
+
+// page reads ?limit= and ?cursor=. Cursors are opaque to clients so the
+// encoding can change without breaking them.
+func page(c echo.Context) (after int64, limit int, err error) {
+	limit = defaultLimit
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			return 0, 0, apierr.InvalidRequest("limit: must be a number from 1 to " + strconv.Itoa(maxLimit))
+		}
+		limit = n
+	}
+	if v := c.QueryParam("cursor"); v != "" {
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err == nil {
+			after, err = strconv.ParseInt(string(b), 10, 64)
+		}
+		if err != nil || after < 0 {
+			return 0, 0, apierr.InvalidRequest("cursor: not one this server issued; pass next_cursor from the previous page unchanged")
+		}
+	}
+	return after, limit, nil
+}
+
+func cursor(lastID int64, more bool) string {
+	if !more {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(lastID, 10)))
+}
+
+type listPage struct {
+	Data       []any  `json:"data"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// decodeObject reads a JSON object body for the generic handlers.
+func decodeObject(c echo.Context) (map[string]json.RawMessage, error) {
+	var raw map[string]json.RawMessage
+	if err := decode(c, &raw); err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, apierr.InvalidRequest("body must be a JSON object, not null")
+	}
+	return raw, nil
+}
+
+func notFound(res shared.Resource, id int64) error {
+	return apierr.NotFound(res.String() + " " + strconv.FormatInt(id, 10) + " not found")
+}
+
+func storeErr(err error, res shared.Resource, id int64) error {
+	switch {
+	case errors.Is(err, sqlstore.ErrNotFound):
+		return notFound(res, id)
+	case errors.Is(err, sqlstore.ErrInUse):
+		return apierr.Conflict(res.String() + " " + strconv.FormatInt(id, 10) + " is still in use; remove what refers to it first")
+	case errors.Is(err, sqlstore.ErrConflict):
+		return apierr.Conflict(res.String() + " already exists")
+	}
+	return apierr.Internal(err)
+}
+
+func (s *Server) list(rs *resourceSpec) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		after, limit, err := page(c)
+		if err != nil {
+			return err
+		}
+		objs, more, err := s.Store.ListObjects(c.Request().Context(), rs.table, AgentFrom(c).Org, after, limit)
+		if err != nil {
+			return apierr.Internal(err)
+		}
+		return c.JSON(http.StatusOK, s.renderPage(rs, objs, more))
+	}
+}
+
+func (s *Server) renderPage(rs *resourceSpec, objs []sqlstore.Object, more bool) listPage {
+	out := listPage{Data: make([]any, len(objs))}
+	for i, o := range objs {
+		out.Data[i] = rs.render(o)
+	}
+	if len(objs) > 0 {
+		out.NextCursor = cursor(objs[len(objs)-1].ID, more)
+	}
+	return out
+}
+
+func (s *Server) fetch(rs *resourceSpec) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		o, err := s.Store.GetObject(c.Request().Context(), rs.table, AgentFrom(c).Org, id)
+		if err != nil {
+			return storeErr(err, rs.res, id)
+		}
+		return c.JSON(http.StatusOK, rs.render(o))
+	}
+}
+
+func (s *Server) create(rs *resourceSpec) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		raw, err := decodeObject(c)
+		if err != nil {
+			return err
+		}
+		values, err := rs.parse(raw, true)
+		if err != nil {
+			return err
+		}
+		a, ctx := AgentFrom(c), c.Request().Context()
+		if err := s.checkRefs(ctx, rs, a.Org, values); err != nil {
+			return err
+		}
+		o, err := s.Store.InsertObject(ctx, rs.table, a.Org, values)
+		if err != nil {
+			return apierr.Internal(err)
+		}
+		return c.JSON(http.StatusCreated, rs.render(o))
+	}
+}
+
+func (s *Server) update(rs *resourceSpec) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		raw, err := decodeObject(c)
+		if err != nil {
+			return err
+		}
+		values, err := rs.parse(raw, false)
+		if err != nil {
+			return err
+		}
+		a, ctx := AgentFrom(c), c.Request().Context()
+		if err := s.checkRefs(ctx, rs, a.Org, values); err != nil {
+			return err
+		}
+		o, err := s.Store.UpdateObject(ctx, rs.table, a.Org, id, values)
+		if err != nil {
+			return storeErr(err, rs.res, id)
+		}
+		return c.JSON(http.StatusOK, rs.render(o))
+	}
+}
+
+func (s *Server) remove(rs *resourceSpec) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		if err := s.Store.DeleteObject(c.Request().Context(), rs.table, AgentFrom(c).Org, id); err != nil {
+			return storeErr(err, rs.res, id)
+		}
+		return c.NoContent(http.StatusNoContent)
+	}
+}
+
+// conversationMessages is how many messages a conversation fetch embeds;
+// longer histories page through /conversations/{id}/messages.
+const conversationMessages = 200
+
+// fetchConversation answers the conversation with its messages: the
+// matrix lets agents fetch a conversation but not list messages, and a
+// conversation without its messages is of no use to them.
+func (s *Server) fetchConversation(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	a, ctx := AgentFrom(c), c.Request().Context()
+	o, err := s.Store.GetObject(ctx, convSpec.table, a.Org, id)
+	if err != nil {
+		return storeErr(err, shared.Conversation, id)
+	}
+	msgs, more, err := s.Store.ListObjects(ctx, messageSpec.table, a.Org, 0, conversationMessages, sqlstore.Filter{Column: "conversation_id", Value: id})
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	out := convSpec.render(o)
+	out["messages"] = s.renderPage(messageSpec, msgs, more).Data
+	out["messages_truncated"] = more
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) conversation(c echo.Context) (sqlstore.Object, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return sqlstore.Object{}, err
+	}
+	o, err := s.Store.GetObject(c.Request().Context(), convSpec.table, AgentFrom(c).Org, id)
+	if err != nil {
+		return o, storeErr(err, shared.Conversation, id)
+	}
+	return o, nil
+}
+
+func (s *Server) listMessages(c echo.Context) error {
+	conv, err := s.conversation(c)
+	if err != nil {
+		return err
+	}
+	after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	msgs, more, err := s.Store.ListObjects(c.Request().Context(), messageSpec.table, AgentFrom(c).Org, after, limit, sqlstore.Filter{Column: "conversation_id", Value: conv.ID})
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	return c.JSON(http.StatusOK, s.renderPage(messageSpec, msgs, more))
+}
+
+func (s *Server) createMessage(c echo.Context) error {
+	conv, err := s.conversation(c)
+	if err != nil {
+		return err
+	}
+	raw, err := decodeObject(c)
+	if err != nil {
+		return err
+	}
+	values, err := messageSpec.parse(raw, true)
+	if err != nil {
+		return err
+	}
+	a := AgentFrom(c)
+	values["conversation_id"] = &conv.ID
+	values["sender_type"] = "user"
+	if a.Scope.Role == shared.RoleBot {
+		values["sender_type"] = "bot"
+	}
+	values["sender_id"] = a.Subject
+	// The message lives in the conversation's organization, which may be a
+	// child of the caller's.
+	o, err := s.Store.InsertObject(c.Request().Context(), messageSpec.table, conv.OrgID, values)
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	return c.JSON(http.StatusCreated, messageSpec.render(o))
+}

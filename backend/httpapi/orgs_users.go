@@ -1,0 +1,344 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"chatauth/backend/agentauth"
+	"chatauth/backend/apierr"
+	"chatauth/backend/sqlstore"
+	"chatauth/shared"
+)
+
+func renderOrg(o sqlstore.Organization) map[string]any {
+	m := map[string]any{"id": o.ID, "name": o.Name, "parent_id": nil, "created_at": o.CreatedAt.UTC().Format(time.RFC3339Nano)}
+	if o.ParentID != 0 {
+		m["parent_id"] = o.ParentID
+	}
+	return m
+}
+
+func (s *Server) listOrganizations(c echo.Context) error {
+	after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	orgs, more, err := s.Store.ListOrganizations(c.Request().Context(), AgentFrom(c).Org, after, limit)
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	out := listPage{Data: make([]any, len(orgs))}
+	for i, o := range orgs {
+		out.Data[i] = renderOrg(o)
+	}
+	if len(orgs) > 0 {
+		out.NextCursor = cursor(orgs[len(orgs)-1].ID, more)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) orgInTree(c echo.Context) (sqlstore.Organization, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return sqlstore.Organization{}, err
+	}
+	o, err := s.Store.OrganizationInTree(c.Request().Context(), AgentFrom(c).Org, id)
+	if err != nil {
+		return o, storeErr(err, shared.Organization, id)
+	}
+	return o, nil
+}
+
+func (s *Server) fetchOrganization(c echo.Context) error {
+	o, err := s.orgInTree(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, renderOrg(o))
+}
+
+type orgBody struct {
+	Name     *string `json:"name"`
+	ParentID *int64  `json:"parent_id"`
+}
+
+// createOrganization makes a child organization; its creator, an admin of
+// an ancestor, is admin there through the tree.
+func (s *Server) createOrganization(c echo.Context) error {
+	var req orgBody
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Name == nil {
+		return apierr.InvalidRequest("name: required")
+	}
+	if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
+		return err
+	}
+	a, ctx := AgentFrom(c), c.Request().Context()
+	parent := a.Org
+	if req.ParentID != nil {
+		if _, err := s.Store.OrganizationInTree(ctx, a.Org, *req.ParentID); err != nil {
+			if errors.Is(err, sqlstore.ErrNotFound) {
+				return apierr.InvalidRequest("parent_id: no organization " + strconv.FormatInt(*req.ParentID, 10) + " in your tree")
+			}
+			return apierr.Internal(err)
+		}
+		parent = *req.ParentID
+	}
+	o := &sqlstore.Organization{Name: strings.TrimSpace(*req.Name), ParentID: parent}
+	if err := s.Store.CreateOrganization(ctx, o); err != nil {
+		return apierr.Internal(err)
+	}
+	return c.JSON(http.StatusCreated, renderOrg(*o))
+}
+
+func (s *Server) updateOrganization(c echo.Context) error {
+	var req orgBody
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.ParentID != nil {
+		return apierr.InvalidRequest("parent_id: cannot be changed; create the organization under its new parent instead")
+	}
+	o, err := s.orgInTree(c)
+	if err != nil {
+		return err
+	}
+	if req.Name != nil {
+		if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
+			return err
+		}
+		o.Name = strings.TrimSpace(*req.Name)
+		if err := s.Store.RenameOrganization(c.Request().Context(), o.ID, o.Name); err != nil {
+			return apierr.Internal(err)
+		}
+	}
+	return c.JSON(http.StatusOK, renderOrg(o))
+}
+
+func (s *Server) deleteOrganization(c echo.Context) error {
+	o, err := s.orgInTree(c)
+	if err != nil {
+		return err
+	}
+	if o.ID == AgentFrom(c).Org {
+		return apierr.InvalidRequest("id: you cannot delete your own organization")
+	}
+	if err := s.Store.DeleteOrganization(c.Request().Context(), o.ID); err != nil {
+		if errors.Is(err, sqlstore.ErrInUse) {
+			return apierr.Conflict("organization " + strconv.FormatInt(o.ID, 10) + " still has child organizations, users or data; delete them first so nothing is lost")
+		}
+		return storeErr(err, shared.Organization, o.ID)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func renderUser(u sqlstore.User) map[string]any {
+	p := agentauth.ProfileOf(u)
+	return map[string]any{"id": p.ID, "name": p.Name, "email": p.Email, "account_id": p.AccountID, "role": p.Role,
+		"created_at": u.CreatedAt.UTC().Format(time.RFC3339Nano), "updated_at": u.UpdatedAt.UTC().Format(time.RFC3339Nano)}
+}
+
+func (s *Server) listUsers(c echo.Context) error {
+	after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	users, more, err := s.Store.ListUsers(c.Request().Context(), AgentFrom(c).Org, after, limit)
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	out := listPage{Data: make([]any, len(users))}
+	for i, u := range users {
+		out.Data[i] = renderUser(u)
+	}
+	if len(users) > 0 {
+		out.NextCursor = cursor(users[len(users)-1].ID, more)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) userInTree(c echo.Context) (sqlstore.User, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return sqlstore.User{}, err
+	}
+	u, err := s.Store.UserInTree(c.Request().Context(), AgentFrom(c).Org, id)
+	if err != nil {
+		return u, storeErr(err, shared.User, id)
+	}
+	return u, nil
+}
+
+func (s *Server) fetchUser(c echo.Context) error {
+	u, err := s.userInTree(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, renderUser(u))
+}
+
+type userBody struct {
+	Name      *string `json:"name"`
+	Email     *string `json:"email"`
+	Password  *string `json:"password"`
+	Role      *string `json:"role"`
+	AccountID *int64  `json:"account_id"`
+}
+
+func checkEmail(v string) error {
+	if a, err := mail.ParseAddress(v); err != nil || a.Address != v {
+		return apierr.InvalidRequest("email: not an email address")
+	}
+	return maxLen("email", v, 254)
+}
+
+// userRole reads a role for a user account: guests are website visitors,
+// who get customer tokens, not accounts.
+func userRole(v string) (shared.Role, error) {
+	r, err := shared.ParseRole(v)
+	if err != nil || r == shared.RoleGuest {
+		return 0, apierr.InvalidRequest("role: must be one of agent, bot, admin")
+	}
+	return r, nil
+}
+
+func (s *Server) createUser(c echo.Context) error {
+	var req userBody
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	for name, v := range map[string]*string{"name": req.Name, "email": req.Email, "password": req.Password, "role": req.Role} {
+		if v == nil || strings.TrimSpace(*v) == "" {
+			return apierr.InvalidRequest(name + ": required")
+		}
+	}
+	if err := first(maxLen("name", *req.Name, 200), checkEmail(strings.TrimSpace(*req.Email)), checkPassword(*req.Password)); err != nil {
+		return err
+	}
+	role, err := userRole(*req.Role)
+	if err != nil {
+		return err
+	}
+	a, ctx := AgentFrom(c), c.Request().Context()
+	org := a.Org
+	if req.AccountID != nil {
+		ok, err := s.Store.InTree(ctx, a.Org, *req.AccountID)
+		if err != nil {
+			return apierr.Internal(err)
+		}
+		if !ok {
+			return apierr.InvalidRequest("account_id: no organization " + strconv.FormatInt(*req.AccountID, 10) + " in your tree")
+		}
+		org = *req.AccountID
+	}
+	hash, err := s.Auth.HashPassword(*req.Password)
+	if err != nil {
+		return err
+	}
+	u := &sqlstore.User{OrgID: org, Email: strings.TrimSpace(*req.Email), Name: strings.TrimSpace(*req.Name), Role: role, PasswordHash: hash}
+	if err := s.Store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, sqlstore.ErrConflict) {
+			return apierr.Conflict("email: already used by another user")
+		}
+		return apierr.Internal(err)
+	}
+	return c.JSON(http.StatusCreated, renderUser(*u))
+}
+
+func checkPassword(pw string) error {
+	if len(pw) < 8 || len(pw) > 72 {
+		return apierr.InvalidRequest("password: use 8 to 72 bytes")
+	}
+	return nil
+}
+
+// updateUser: an admin may change any field of a user in the tree; anyone
+// may rename themselves (the matrix's "update user (self)"). Passwords of
+// one's own account change through PATCH /api/v1/profile, which asks for
+// the current one.
+func (s *Server) updateUser(c echo.Context) error {
+	var req userBody
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	u, err := s.userInTree(c)
+	if err != nil {
+		return err
+	}
+	a, ctx := AgentFrom(c), c.Request().Context()
+	self := strconv.FormatInt(u.ID, 10) == a.Subject
+	if req.AccountID != nil {
+		return apierr.InvalidRequest("account_id: cannot be changed; create the user in the other organization instead")
+	}
+	if self && (req.Email != nil || req.Role != nil || req.Password != nil) && !a.Scope.Allows(shared.User, shared.Update) {
+		return apierr.InsufficientScope("role admin is needed to change email, role or password here; change your own password at PATCH /api/v1/profile")
+	}
+	if self && req.Password != nil {
+		return apierr.InvalidRequest("password: change your own password at PATCH /api/v1/profile, with current_password")
+	}
+	if req.Name != nil {
+		if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
+			return err
+		}
+		u.Name = strings.TrimSpace(*req.Name)
+	}
+	if req.Email != nil {
+		if err := checkEmail(strings.TrimSpace(*req.Email)); err != nil {
+			return err
+		}
+		u.Email = strings.TrimSpace(*req.Email)
+	}
+	if req.Role != nil {
+		if u.Role, err = userRole(*req.Role); err != nil {
+			return err
+		}
+	}
+	if req.Password != nil {
+		if err := checkPassword(*req.Password); err != nil {
+			return err
+		}
+		if u.PasswordHash, err = s.Auth.HashPassword(*req.Password); err != nil {
+			return err
+		}
+	}
+	if err := s.Store.UpdateUser(ctx, &u); err != nil {
+		if errors.Is(err, sqlstore.ErrConflict) {
+			return apierr.Conflict("email: already used by another user")
+		}
+		return storeErr(err, shared.User, u.ID)
+	}
+	if req.Password != nil || req.Role != nil {
+		// A new password or role ends the user's sessions, so no token keeps
+		// rights the user no longer has.
+		ids, err := s.Store.RevokeSubjectFamilies(ctx, agentauth.FamilyKind, strconv.FormatInt(u.ID, 10), "", "password or role changed by an admin")
+		if err != nil {
+			return apierr.Internal(err)
+		}
+		s.Auth.Revocations.Add(ids...)
+	}
+	return c.JSON(http.StatusOK, renderUser(u))
+}
+
+func (s *Server) deleteUser(c echo.Context) error {
+	u, err := s.userInTree(c)
+	if err != nil {
+		return err
+	}
+	if strconv.FormatInt(u.ID, 10) == AgentFrom(c).Subject {
+		return apierr.InvalidRequest("id: you cannot delete yourself")
+	}
+	ids, err := s.Store.DeleteUser(c.Request().Context(), u.ID)
+	s.Auth.Revocations.Add(ids...)
+	if err != nil {
+		return storeErr(err, shared.User, u.ID)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
