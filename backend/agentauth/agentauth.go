@@ -109,26 +109,37 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("chatauth timing equalizer
 
 var errBadLogin = apierr.New(apierr.CodeInvalidCredential, "email or password is wrong")
 
-// Login checks an email and password and starts a new refresh family.
-func (s *Service) Login(ctx context.Context, email, password, ip string) (Pair, error) {
+// CheckPassword checks an email and password under the failed-login
+// throttle. It is the one place a password is checked, for the API login
+// and the OAuth sign-in page alike.
+func (s *Service) CheckPassword(ctx context.Context, email, password, ip string) (sqlstore.User, error) {
 	acct, ipKey := "acct:"+sqlstore.NormalizeEmail(email), "ip:"+ip
 	if wait := max(s.Throttle.Blocked(acct, FailsPerAccount), s.Throttle.Blocked(ipKey, FailsPerIP)); wait > 0 {
-		return Pair{}, apierr.TooManyRequests("too many failed sign-ins; wait "+roundUp(wait)+" and try again, or reset the password", wait)
+		return sqlstore.User{}, apierr.TooManyRequests("too many failed sign-ins; wait "+roundUp(wait)+" and try again, or reset the password", wait)
 	}
 	u, err := s.Store.UserByEmail(ctx, email)
 	switch {
 	case errors.Is(err, sqlstore.ErrNotFound):
 		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		s.Throttle.Fail(acct, ipKey)
-		return Pair{}, errBadLogin
+		return u, errBadLogin
 	case err != nil:
-		return Pair{}, apierr.Internal(err)
+		return u, apierr.Internal(err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
 		s.Throttle.Fail(acct, ipKey)
-		return Pair{}, errBadLogin
+		return sqlstore.User{}, errBadLogin
 	}
 	s.Throttle.Reset(acct)
+	return u, nil
+}
+
+// Login checks an email and password and starts a new refresh family.
+func (s *Service) Login(ctx context.Context, email, password, ip string) (Pair, error) {
+	u, err := s.CheckPassword(ctx, email, password, ip)
+	if err != nil {
+		return Pair{}, err
+	}
 	return s.StartSession(ctx, u)
 }
 

@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"chatauth"
 	"chatauth/backend/agentauth"
 	"chatauth/backend/config"
 	"chatauth/backend/httpapi"
+	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 	"chatauth/shared"
@@ -29,6 +31,7 @@ type App struct {
 	Keys        *token.Keys
 	Revocations *token.Revocations
 	Auth        *agentauth.Service
+	OAuth       *oauth.Provider
 	Server      *httpapi.Server
 	Log         *slog.Logger
 
@@ -104,11 +107,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		db.Close()
 		return nil, err
 	}
+	agents := token.NewAgentVerifier(keys, cfg.Issuer, a.Revocations.Revoked)
+	customers := token.NewCustomerVerifier(keys, cfg.Issuer, a.Revocations.Revoked)
+	a.OAuth = &oauth.Provider{
+		Store: db, Issuer: issuer, Agents: agents, Customers: customers, Revocations: a.Revocations,
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, CodeTTL: cfg.CodeTTL, Grace: cfg.RefreshGrace, Now: o.now,
+	}
+	secret, _, err := Secret(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	a.Server = httpapi.New(httpapi.Deps{
 		Store: db, Keys: keys, Auth: a.Auth, Log: log, TrustProxyHeader: cfg.TrustProxyHeader,
-		IndexHTML: chatauth.IndexHTML,
-		Agents:    token.NewAgentVerifier(keys, cfg.Issuer, a.Revocations.Revoked),
-		Customers: token.NewCustomerVerifier(keys, cfg.Issuer, a.Revocations.Revoked),
+		IndexHTML: chatauth.IndexHTML, Agents: agents, Customers: customers, OAuth: a.OAuth, Issuer: cfg.Issuer,
+		Sessions: httpapi.NewSessionStore(secret.Derive("session cookie hmac", 32), secret.Derive("session cookie aes", 32), strings.HasPrefix(cfg.Issuer, "https://")),
 	})
 	bg, stop := context.WithCancel(context.Background())
 	a.stop = stop

@@ -76,9 +76,16 @@ func newWorld(t *testing.T, e *apptest.Env) *world {
 }
 
 // fixture creates, as admin, a fresh object that route's :id can name.
-func (w *world) fixture(t *testing.T, rt httpapi.Route) int64 {
+func (w *world) fixture(t *testing.T, rt httpapi.Route) string {
 	t.Helper()
 	admin := apptest.Bearer(w.tokens[shared.RoleAdmin])
+	if strings.Contains(rt.Path, "/oauth/clients") {
+		r := w.e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "App", "client_type": "confidential", "redirect_uris": []string{"https://app.example.com/cb"}}, admin)
+		if r.Status != 201 {
+			t.Fatalf("client fixture: %d %s", r.Status, r.Raw)
+		}
+		return r.Str("client_id")
+	}
 	path := "/api/v1/" + map[shared.Resource]string{
 		shared.Organization: "organizations", shared.Group: "groups", shared.User: "users", shared.Conversation: "conversations",
 		shared.Contact: "contacts", shared.KnowledgeItem: "knowledge_items", shared.Form: "forms", shared.Service: "services",
@@ -96,21 +103,31 @@ func (w *world) fixture(t *testing.T, rt httpapi.Route) int64 {
 	if r.Status != 201 {
 		t.Fatalf("fixture %s: %d %s", path, r.Status, r.Raw)
 	}
-	return int64(r.Body["id"].(float64))
+	return strconv.Itoa(int(r.Body["id"].(float64)))
 }
 
-func (w *world) request(t *testing.T, rt httpapi.Route, role shared.Role, id int64) apptest.Response {
+// body is a valid body for a route.
+func body(rt httpapi.Route) any {
+	switch {
+	case strings.HasSuffix(rt.Path, "/oauth/clients") && rt.Method == "POST":
+		return map[string]any{"name": "App", "client_type": "public", "redirect_uris": []string{"https://app.example.com/cb"}}
+	case strings.Contains(rt.Path, "/oauth/clients/:id") && (rt.Method == "PUT" || rt.Method == "PATCH"):
+		return map[string]any{"name": "Renamed"}
+	case strings.Contains(rt.Path, "/oauth/clients"):
+		return nil
+	case rt.Action == shared.Create:
+		return createBody(rt.Resource)
+	case rt.Action == shared.Update:
+		return updateBody(rt.Resource)
+	}
+	return nil
+}
+
+func (w *world) request(t *testing.T, rt httpapi.Route, role shared.Role, id string) apptest.Response {
 	t.Helper()
 	path := strings.ReplaceAll(rt.Path, ":account_id", strconv.FormatInt(w.org, 10))
-	path = strings.ReplaceAll(path, ":id", strconv.FormatInt(id, 10))
-	var body any
-	switch {
-	case rt.Action == shared.Create:
-		body = createBody(rt.Resource)
-	case rt.Action == shared.Update:
-		body = updateBody(rt.Resource)
-	}
-	return w.e.Do(rt.Method, path, body, apptest.Bearer(w.tokens[role]))
+	path = strings.ReplaceAll(path, ":id", id)
+	return w.e.Do(rt.Method, path, body(rt), apptest.Bearer(w.tokens[role]))
 }
 
 // TestMatrixOverRoutes walks every protected route of the agent API for
@@ -131,7 +148,7 @@ func TestMatrixOverRoutes(t *testing.T) {
 				t.Errorf("%s %s declares %s %s; its method and path say %s %s", rt.Method, rt.Path, rt.Action, rt.Resource, act, res)
 			}
 			for _, role := range []shared.Role{shared.RoleAgent, shared.RoleBot, shared.RoleAdmin} {
-				var id int64
+				var id string
 				if strings.Contains(rt.Path, ":id") {
 					id = w.fixture(t, rt)
 				}
@@ -165,6 +182,10 @@ func TestMatrixOverRoutes(t *testing.T) {
 // declared derives (resource, action) from a route's method and path, so
 // a route registered under the wrong matrix cell is caught.
 func declared(rt httpapi.Route) (shared.Resource, shared.Action) {
+	if strings.Contains(rt.Path, "/oauth/clients") {
+		// Managing an organization's OAuth clients is administering it.
+		return shared.Organization, shared.Update
+	}
 	segs := strings.Split(strings.TrimPrefix(rt.Path, "/"), "/")
 	last, withID := segs[len(segs)-1], false
 	if last == ":id" {
@@ -234,14 +255,8 @@ func TestOtherOrganizationsAreInvisible(t *testing.T) {
 				continue
 			}
 			id := w.fixture(t, rt)
-			path := strings.ReplaceAll(strings.ReplaceAll(rt.Path, ":account_id", strconv.FormatInt(w.org, 10)), ":id", strconv.FormatInt(id, 10))
-			var body any
-			if rt.Action == shared.Create {
-				body = createBody(rt.Resource)
-			} else if rt.Action == shared.Update {
-				body = updateBody(rt.Resource)
-			}
-			r := e.Do(rt.Method, path, body, rival)
+			path := strings.ReplaceAll(strings.ReplaceAll(rt.Path, ":account_id", strconv.FormatInt(w.org, 10)), ":id", id)
+			r := e.Do(rt.Method, path, body(rt), rival)
 			if r.Status != 404 || r.Str("error") != "not_found" {
 				t.Errorf("rival %s %s: %d %s, want 404", rt.Method, path, r.Status, r.Raw)
 			}

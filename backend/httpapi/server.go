@@ -13,7 +13,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/gorilla/sessions"
+
 	"chatauth/backend/agentauth"
+	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 )
@@ -29,6 +32,10 @@ type Deps struct {
 	TrustProxyHeader bool
 	// IndexHTML is served at "/".
 	IndexHTML []byte
+	OAuth     *oauth.Provider
+	Sessions  *sessions.CookieStore
+	// Issuer is CHATAUTH_ISSUER, the base of every absolute URL we publish.
+	Issuer string
 }
 
 // Server is the HTTP face of chatauth.
@@ -80,6 +87,8 @@ func (s *Server) routes() {
 	v1.PATCH("/profile", s.patchProfile, s.RequireAgent)
 	v1.POST("/profile/reset_access_token", s.resetAccessToken, s.RequireAgent)
 	s.chatRoutes(v1)
+	s.clientRoutes(v1)
+	s.oauthRoutes()
 }
 
 // accessLog writes one structured line per request. It logs the path

@@ -1,0 +1,235 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"chatauth/backend/apierr"
+	"chatauth/backend/oauth"
+	"chatauth/backend/sqlstore"
+	"chatauth/backend/token"
+	"chatauth/shared"
+)
+
+// The client registry is part of administering an organization, so it is
+// authorized as "update organization" (admin) by the matrix: SPEC §7 says
+// clients are managed by admins, and the matrix has no row of its own.
+func (s *Server) clientRoutes(v1 *echo.Group) {
+	const p = "/api/v1"
+	s.agentRoute(v1, p, "GET", "/oauth/clients", shared.Organization, shared.Update, s.listClients)
+	s.agentRoute(v1, p, "POST", "/oauth/clients", shared.Organization, shared.Update, s.createClient)
+	s.agentRoute(v1, p, "GET", "/oauth/clients/:id", shared.Organization, shared.Update, s.fetchClient)
+	s.agentRoute(v1, p, "PUT", "/oauth/clients/:id", shared.Organization, shared.Update, s.updateClient)
+	s.agentRoute(v1, p, "PATCH", "/oauth/clients/:id", shared.Organization, shared.Update, s.updateClient)
+	s.agentRoute(v1, p, "DELETE", "/oauth/clients/:id", shared.Organization, shared.Update, s.deleteClient)
+	s.agentRoute(v1, p, "POST", "/oauth/clients/:id/reset_secret", shared.Organization, shared.Update, s.resetClientSecret)
+}
+
+type clientBody struct {
+	Name           *string   `json:"name"`
+	Company        *string   `json:"company"`
+	RedirectURIs   *[]string `json:"redirect_uris"`
+	ClientType     *string   `json:"client_type"`
+	Scopes         *[]string `json:"scopes"`
+	AllowedOrigins *[]string `json:"allowed_origins"`
+}
+
+func renderClient(c sqlstore.Client, secret string) map[string]any {
+	m := map[string]any{
+		"client_id": c.ID, "id": c.ID, "account_id": c.OrgID, "name": c.Name, "company": c.Company, "client_type": c.Type,
+		"redirect_uris": nonNil(c.RedirectURIs), "scopes": strings.Fields(c.Scopes), "allowed_origins": nonNil(c.AllowedOrigins),
+		"created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano), "updated_at": c.UpdatedAt.UTC().Format(time.RFC3339Nano),
+	}
+	if secret != "" {
+		m["client_secret"] = secret
+	}
+	return m
+}
+
+func nonNil(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}
+
+// apply validates b onto c; create requires name and client_type.
+func (b clientBody) apply(c *sqlstore.Client, create bool) error {
+	if create {
+		if b.Name == nil {
+			return apierr.InvalidRequest("name: required")
+		}
+		if b.ClientType == nil {
+			return apierr.InvalidRequest("client_type: required; public (browser or mobile apps, no secret) or confidential (servers, with a secret)")
+		}
+	}
+	if b.Name != nil {
+		if err := first(required("name", *b.Name), maxLen("name", *b.Name, 200)); err != nil {
+			return err
+		}
+		c.Name = strings.TrimSpace(*b.Name)
+	}
+	if b.Company != nil {
+		if err := maxLen("company", *b.Company, 200); err != nil {
+			return err
+		}
+		c.Company = strings.TrimSpace(*b.Company)
+	}
+	if b.ClientType != nil {
+		if *b.ClientType != "public" && *b.ClientType != "confidential" {
+			return apierr.InvalidRequest("client_type: must be public or confidential")
+		}
+		c.Type = *b.ClientType
+	}
+	if b.RedirectURIs != nil {
+		if len(*b.RedirectURIs) > 20 {
+			return apierr.InvalidRequest("redirect_uris: at most 20")
+		}
+		for i, u := range *b.RedirectURIs {
+			if err := oauth.ValidateRedirectURI(u); err != nil {
+				return apierr.InvalidRequest("redirect_uris[" + strconv.Itoa(i) + "]: " + err.Error())
+			}
+		}
+		c.RedirectURIs = *b.RedirectURIs
+	}
+	if b.Scopes != nil {
+		api, err := oauth.ParseClientScopes(*b.Scopes)
+		if err != nil {
+			return apierr.InvalidRequest("scopes: " + err.Error())
+		}
+		if api == 0 {
+			return apierr.InvalidRequest("scopes: name at least one of read, write, chat")
+		}
+		c.Scopes = api.String()
+	} else if create {
+		c.Scopes = shared.FirstParty.String()
+	}
+	if b.AllowedOrigins != nil {
+		if len(*b.AllowedOrigins) > 50 {
+			return apierr.InvalidRequest("allowed_origins: at most 50")
+		}
+		for i, o := range *b.AllowedOrigins {
+			if err := oauth.ValidateOrigin(o); err != nil {
+				return apierr.InvalidRequest("allowed_origins[" + strconv.Itoa(i) + "]: " + err.Error())
+			}
+		}
+		c.AllowedOrigins = *b.AllowedOrigins
+	}
+	return nil
+}
+
+func (s *Server) listClients(c echo.Context) error {
+	clients, err := s.Store.ListClients(c.Request().Context(), AgentFrom(c).Org)
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	out := listPage{Data: make([]any, len(clients))}
+	for i, cl := range clients {
+		out.Data[i] = renderClient(cl, "")
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) createClient(c echo.Context) error {
+	var b clientBody
+	if err := decode(c, &b); err != nil {
+		return err
+	}
+	cl := sqlstore.Client{ID: token.NewID(), OrgID: AgentFrom(c).Org}
+	if err := b.apply(&cl, true); err != nil {
+		return err
+	}
+	var secret string
+	if cl.Type == "confidential" {
+		secret, cl.SecretHash = token.NewOpaque(token.PrefixClientSecret)
+	}
+	if err := s.Store.CreateClient(c.Request().Context(), &cl); err != nil {
+		return apierr.Internal(err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusCreated, renderClient(cl, secret))
+}
+
+func (s *Server) clientInTree(c echo.Context) (sqlstore.Client, error) {
+	id := c.Param("id")
+	cl, err := s.Store.ClientInTree(c.Request().Context(), AgentFrom(c).Org, id)
+	if errors.Is(err, sqlstore.ErrNotFound) {
+		return cl, apierr.NotFound("OAuth client " + quoteShort(id) + " not found")
+	}
+	if err != nil {
+		return cl, apierr.Internal(err)
+	}
+	return cl, nil
+}
+
+func (s *Server) fetchClient(c echo.Context) error {
+	cl, err := s.clientInTree(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, renderClient(cl, ""))
+}
+
+// updateClient changes a client. Becoming confidential issues a secret
+// (shown in this answer only); becoming public drops it.
+func (s *Server) updateClient(c echo.Context) error {
+	var b clientBody
+	if err := decode(c, &b); err != nil {
+		return err
+	}
+	cl, err := s.clientInTree(c)
+	if err != nil {
+		return err
+	}
+	was := cl.Type
+	if err := b.apply(&cl, false); err != nil {
+		return err
+	}
+	var secret string
+	switch {
+	case was != "confidential" && cl.Type == "confidential":
+		secret, cl.SecretHash = token.NewOpaque(token.PrefixClientSecret)
+	case cl.Type == "public":
+		cl.SecretHash = nil
+	}
+	if err := s.Store.UpdateClient(c.Request().Context(), &cl); err != nil {
+		return apierr.Internal(err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, renderClient(cl, secret))
+}
+
+func (s *Server) resetClientSecret(c echo.Context) error {
+	cl, err := s.clientInTree(c)
+	if err != nil {
+		return err
+	}
+	if cl.Type != "confidential" {
+		return apierr.InvalidRequest("client_type: a public client has no secret; switch it to confidential first")
+	}
+	var secret string
+	secret, cl.SecretHash = token.NewOpaque(token.PrefixClientSecret)
+	if err := s.Store.UpdateClient(c.Request().Context(), &cl); err != nil {
+		return apierr.Internal(err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, renderClient(cl, secret))
+}
+
+func (s *Server) deleteClient(c echo.Context) error {
+	cl, err := s.clientInTree(c)
+	if err != nil {
+		return err
+	}
+	ids, err := s.Store.DeleteClient(c.Request().Context(), cl.ID)
+	s.Auth.Revocations.Add(ids...)
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,258 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"chatauth/backend/apierr"
+	"chatauth/backend/oauth"
+	"chatauth/backend/sqlstore"
+	"chatauth/shared"
+)
+
+func (s *Server) oauthRoutes() {
+	e := s.e
+	e.GET("/oauth/authorize", s.oauthAuthorize)
+	e.POST("/oauth/authorize", s.oauthAuthorize)
+	e.POST("/oauth/token", s.oauthToken)
+	e.POST("/oauth/introspect", s.oauthIntrospect)
+	e.POST("/oauth/revoke", s.oauthRevoke)
+	e.GET("/.well-known/oauth-authorization-server", s.oauthMetadata)
+}
+
+// scopeWords says in plain words what a consent grants.
+func scopeWords(sc shared.Scope) []string {
+	out := []string{"act with your role: " + sc.Role.String()}
+	if sc.API.Has(shared.ScopeRead) {
+		out = append(out, "read your organization's data (contacts, knowledge items, …)")
+	}
+	if sc.API.Has(shared.ScopeWrite) {
+		out = append(out, "create, change and delete data")
+	}
+	if sc.API.Has(shared.ScopeChat) {
+		out = append(out, "read and answer conversations")
+	}
+	return out
+}
+
+// oauthAuthorize is /oauth/authorize: GET starts (or silently completes)
+// an authorization; POST carries the sign-in and consent forms, which
+// repeat the original request in a hidden field and are re-validated.
+func (s *Server) oauthAuthorize(c echo.Context) error {
+	r, ctx := c.Request(), c.Request().Context()
+	post := r.Method == http.MethodPost
+	q := c.QueryParams()
+	raw := r.URL.RawQuery
+	if post {
+		raw = c.FormValue("request")
+		var err error
+		if q, err = url.ParseQuery(raw); err != nil {
+			return s.errorPage(c, http.StatusBadRequest, "Invalid request", "The form was damaged. Go back to the application and start again.")
+		}
+	}
+	req, client, err := oauth.ParseAuthorize(q, func(id string) (sqlstore.Client, error) { return s.Store.Client(ctx, id) })
+	var pe *oauth.PageError
+	var oe *oauth.Error
+	switch {
+	case errors.As(err, &pe):
+		return s.errorPage(c, http.StatusBadRequest, pe.Title, pe.Message)
+	case errors.As(err, &oe):
+		return s.redirect(c, req.ErrorRedirect(oe))
+	case err != nil:
+		return err
+	}
+	sess := s.session(c)
+	action := ""
+	if post {
+		if !checkCSRF(c, sess) {
+			return s.errorPage(c, http.StatusForbidden, "This form has expired", "For your safety the form could not be accepted (its security token did not match). Go back to the application and start again.")
+		}
+		action = c.FormValue("action")
+	}
+	page := map[string]any{"Client": client, "Action": "/oauth/authorize", "Request": raw}
+
+	var user *sqlstore.User
+	switch action {
+	case "login":
+		u, err := s.Auth.CheckPassword(ctx, c.FormValue("email"), c.FormValue("password"), c.RealIP())
+		if err != nil {
+			ae, _ := apierr.As(err)
+			if ae == nil || ae.Code == apierr.CodeInternal {
+				return err
+			}
+			page["Error"], page["Email"], page["CSRF"] = ae.Message, c.FormValue("email"), csrfToken(sess)
+			return s.render(c, statusOf[ae.Code], "login", page)
+		}
+		// A new sign-in gets a new CSRF token.
+		delete(sess.Values, "csrf")
+		sess.Values["uid"] = u.ID
+		user = &u
+	case "deny":
+		return s.redirect(c, req.ErrorRedirect(oauth.ErrAccessDenied.WithDescription("the user denied the request")))
+	case "approve", "":
+	default:
+		return s.errorPage(c, http.StatusBadRequest, "Invalid request", "Unknown form action.")
+	}
+	if uid, ok := sess.Values["uid"].(int64); ok && user == nil && !(action == "" && req.Prompt == "login") {
+		if u, err := s.Store.UserByID(ctx, uid); err == nil {
+			user = &u
+		}
+	}
+	if user == nil {
+		if req.Prompt == "none" {
+			return s.redirect(c, req.ErrorRedirect(oauth.ErrLoginRequired.WithDescription("the user is not signed in")))
+		}
+		page["CSRF"] = csrfToken(sess)
+		if err := sess.Save(r, c.Response()); err != nil {
+			return err
+		}
+		return s.render(c, http.StatusOK, "login", page)
+	}
+	if ok, err := s.Store.InTree(ctx, client.OrgID, user.OrgID); err != nil {
+		return err
+	} else if !ok {
+		return s.errorPage(c, http.StatusForbidden, "Not available for your account", "This application belongs to another organization, so your account cannot authorize it.")
+	}
+	api, err := oauth.ParseClientScopes(strings.Fields(client.Scopes))
+	if err != nil {
+		return err
+	}
+	scope, err := oauth.ResolveScope(req.Scope, api, user.Role)
+	if errors.As(err, &oe) {
+		return s.redirect(c, req.ErrorRedirect(oe))
+	} else if err != nil {
+		return err
+	}
+	if action == "approve" {
+		if err := s.Store.RememberConsent(ctx, user.ID, client.ID, scope.String()); err != nil {
+			return err
+		}
+	} else {
+		consented, err := s.Store.HasConsent(ctx, user.ID, client.ID, scope.String())
+		if err != nil {
+			return err
+		}
+		if !consented || (action == "" && req.Prompt == "consent") {
+			if req.Prompt == "none" {
+				return s.redirect(c, req.ErrorRedirect(oauth.ErrConsentRequired.WithDescription("the user has not approved this client for scope \""+scope.String()+"\"")))
+			}
+			page["CSRF"], page["User"], page["Scopes"] = csrfToken(sess), user, scopeWords(scope)
+			if u, err := url.Parse(req.RedirectURI); err == nil {
+				page["RedirectHost"] = u.Host
+			}
+			if err := sess.Save(r, c.Response()); err != nil {
+				return err
+			}
+			return s.render(c, http.StatusOK, "consent", page)
+		}
+	}
+	if err := sess.Save(r, c.Response()); err != nil {
+		return err
+	}
+	if req.ResponseType == "token" {
+		params, err := s.OAuth.IssueImplicit(req, *user, scope)
+		if err != nil {
+			return err
+		}
+		return s.redirect(c, req.Redirect(params))
+	}
+	code, err := s.OAuth.IssueCode(ctx, req, *user, scope)
+	if err != nil {
+		return err
+	}
+	return s.redirect(c, req.Redirect(url.Values{"code": {code}}))
+}
+
+// redirect answers 302 to a GET and 303 to a form POST, so the browser
+// follows with a GET either way.
+func (s *Server) redirect(c echo.Context, to string) error {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	c.Response().Header().Set("Referrer-Policy", "no-referrer")
+	if c.Request().Method == http.MethodPost {
+		return c.Redirect(http.StatusSeeOther, to)
+	}
+	return c.Redirect(http.StatusFound, to)
+}
+
+// oauthForm reads an RFC 6749 form body; parameters in the query string
+// are not accepted at the token endpoints.
+func oauthForm(c echo.Context) (url.Values, error) {
+	r := c.Request()
+	ct := r.Header.Get("Content-Type")
+	if !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		return nil, oauth.ErrInvalidRequest.WithDescription("send the body form-encoded (Content-Type: application/x-www-form-urlencoded), as RFC 6749 requires; JSON is not accepted here")
+	}
+	if err := r.ParseForm(); err != nil {
+		return nil, oauth.ErrInvalidRequest.WithDescription("the form body could not be read")
+	}
+	return r.PostForm, nil
+}
+
+// oauthFail turns an error into an RFC 6749 answer; anything that is not
+// already an oauth.Error is logged and answered as server_error.
+func (s *Server) oauthFail(c echo.Context, err error) error {
+	var oe *oauth.Error
+	if !errors.As(err, &oe) {
+		id := c.Response().Header().Get(echo.HeaderXRequestID)
+		s.log.Error("oauth endpoint failed", "request_id", id, "path", c.Request().URL.Path, "err", err)
+		oe = oauth.ErrServerError.WithDescription("something went wrong on our side; try again (request id " + id + ")")
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if oe.Code == oauth.ErrInvalidClient.Code && c.Request().Header.Get("Authorization") != "" {
+		h.Set("WWW-Authenticate", `Basic realm="chatauth"`)
+	}
+	body := map[string]string{"error": oe.Code}
+	if oe.Description != "" {
+		body["error_description"] = oe.Description
+	}
+	return c.JSON(oe.Status, body)
+}
+
+func (s *Server) oauthToken(c echo.Context) error {
+	form, err := oauthForm(c)
+	if err != nil {
+		return s.oauthFail(c, err)
+	}
+	t, err := s.OAuth.Token(c.Request().Context(), c.Request().Header.Get("Authorization"), form)
+	if err != nil {
+		return s.oauthFail(c, err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	c.Response().Header().Set("Pragma", "no-cache")
+	return c.JSON(http.StatusOK, t)
+}
+
+func (s *Server) oauthIntrospect(c echo.Context) error {
+	form, err := oauthForm(c)
+	if err != nil {
+		return s.oauthFail(c, err)
+	}
+	info, err := s.OAuth.Introspect(c.Request().Context(), c.Request().Header.Get("Authorization"), form)
+	if err != nil {
+		return s.oauthFail(c, err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, info)
+}
+
+func (s *Server) oauthRevoke(c echo.Context) error {
+	form, err := oauthForm(c)
+	if err != nil {
+		return s.oauthFail(c, err)
+	}
+	if err := s.OAuth.Revoke(c.Request().Context(), c.Request().Header.Get("Authorization"), form); err != nil {
+		return s.oauthFail(c, err)
+	}
+	return c.NoContent(http.StatusOK)
+}
+
+func (s *Server) oauthMetadata(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.JSON(http.StatusOK, oauth.Metadata(s.Issuer))
+}

@@ -1,0 +1,173 @@
+package oauth
+
+import (
+	"net/url"
+	"strings"
+
+	"chatauth/backend/sqlstore"
+)
+
+// AuthorizeRequest is a validated /oauth/authorize or
+// /customer/authorize request.
+type AuthorizeRequest struct {
+	ResponseType  string // "code" or "token"
+	ClientID      string
+	RedirectURI   string // resolved: the registered URI to send the answer to
+	State         string
+	Scope         string // as requested, resolved against the user later
+	CodeChallenge string
+	Prompt        string // "", "none", "login", "consent"
+}
+
+// UseFragment reports whether answers go in the fragment (implicit).
+func (r AuthorizeRequest) UseFragment() bool { return r.ResponseType == "token" }
+
+// maxParam bounds every parameter so a hostile URL costs nothing.
+const maxParam = 2048
+
+// single returns the one value of a parameter; repeated parameters are an
+// error (RFC 6749 §3.1).
+func single(q url.Values, name string) (string, bool) {
+	v := q[name]
+	switch len(v) {
+	case 0:
+		return "", true
+	case 1:
+		return v[0], len(v[0]) <= maxParam
+	}
+	return "", false
+}
+
+// ParseAuthorize validates an authorize request in two stages. First the
+// client and the redirect URI: an error there is a *PageError, shown to the
+// person and never redirected. Then everything else: an error there is an
+// *Error to send back to the redirect URI (the returned request is usable
+// for that). lookup finds a client by id.
+func ParseAuthorize(q url.Values, lookup func(id string) (sqlstore.Client, error)) (AuthorizeRequest, sqlstore.Client, error) {
+	var r AuthorizeRequest
+	id, ok := single(q, "client_id")
+	if !ok {
+		return r, sqlstore.Client{}, &PageError{"Invalid request", "client_id is given more than once or is too long."}
+	}
+	if id == "" {
+		return r, sqlstore.Client{}, &PageError{"Invalid request", "client_id is missing. The link that brought you here is incomplete; tell the app's developer."}
+	}
+	client, err := lookup(id)
+	if err != nil {
+		return r, client, &PageError{"Unknown application", "No OAuth client with client_id \"" + clip(id) + "\" is registered on this server. Check the client_id in the app's settings."}
+	}
+	r.ClientID = client.ID
+	uri, ok := single(q, "redirect_uri")
+	if !ok {
+		return r, client, &PageError{"Invalid request", "redirect_uri is given more than once or is too long."}
+	}
+	switch {
+	case uri == "" && len(client.RedirectURIs) == 1:
+		r.RedirectURI = client.RedirectURIs[0]
+	case uri == "":
+		return r, client, &PageError{"Invalid request", "redirect_uri is missing, and the application registered more than one, so we cannot tell where to send you."}
+	default:
+		found := false
+		for _, reg := range client.RedirectURIs {
+			if reg == uri { // exact match, trailing slash included (RFC 9700 §2.1)
+				found = true
+			}
+		}
+		if !found {
+			return r, client, &PageError{"Redirect URI not registered", "The application asked to send you to \"" + clip(uri) + "\", which is not one of its registered redirect URIs (they must match exactly, trailing slash included). Nothing was sent there."}
+		}
+		r.RedirectURI = uri
+	}
+
+	// From here on, errors go back to the application.
+	var bad []string
+	get := func(name string) string {
+		v, ok := single(q, name)
+		if !ok {
+			bad = append(bad, name)
+		}
+		return v
+	}
+	r.State = get("state")
+	r.ResponseType = get("response_type")
+	r.Scope = get("scope")
+	r.CodeChallenge = get("code_challenge")
+	method := get("code_challenge_method")
+	r.Prompt = get("prompt")
+	if len(bad) > 0 {
+		return r, client, ErrInvalidRequest.WithDescription(strings.Join(bad, ", ") + " given more than once or too long")
+	}
+	switch r.ResponseType {
+	case "code":
+		if r.CodeChallenge == "" && client.Type == "public" {
+			return r, client, ErrInvalidRequest.WithDescription("public clients must use PKCE: send code_challenge and code_challenge_method=S256")
+		}
+	case "token":
+		if client.Type != "public" {
+			return r, client, ErrUnauthorizedClient.WithDescription("response_type=token (implicit) is only for public clients; a confidential client uses response_type=code")
+		}
+	case "":
+		return r, client, ErrInvalidRequest.WithDescription("response_type is missing; use code or token")
+	default:
+		return r, client, ErrUnsupportedResponseType.WithDescription("response_type \"" + clip(r.ResponseType) + "\" is not supported; use code or token")
+	}
+	if r.CodeChallenge != "" || method != "" {
+		if method != "S256" {
+			return r, client, ErrInvalidRequest.WithDescription("code_challenge_method must be S256")
+		}
+		if !validChallenge(r.CodeChallenge) {
+			return r, client, ErrInvalidRequest.WithDescription("code_challenge must be the base64url (no padding) SHA-256 of the code_verifier: 43 characters")
+		}
+		if r.ResponseType == "token" {
+			return r, client, ErrInvalidRequest.WithDescription("PKCE applies to response_type=code only")
+		}
+	}
+	switch r.Prompt {
+	case "", "none", "login", "consent":
+	default:
+		return r, client, ErrInvalidRequest.WithDescription("prompt must be none, login or consent")
+	}
+	return r, client, nil
+}
+
+func clip(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
+}
+
+// Redirect builds the URL that answers r: params in the query for code,
+// in the fragment for token. state is added when the request had one.
+func (r AuthorizeRequest) Redirect(params url.Values) string {
+	if r.State != "" {
+		params.Set("state", r.State)
+	}
+	if r.UseFragment() {
+		base := r.RedirectURI
+		if i := strings.IndexByte(base, '#'); i >= 0 {
+			base = base[:i]
+		}
+		return base + "#" + params.Encode()
+	}
+	u, err := url.Parse(r.RedirectURI)
+	if err != nil {
+		return r.RedirectURI
+	}
+	q := u.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	u.Fragment = ""
+	return u.String()
+}
+
+// ErrorRedirect is Redirect for an error.
+func (r AuthorizeRequest) ErrorRedirect(e *Error) string {
+	p := url.Values{"error": {e.Code}}
+	if e.Description != "" {
+		p.Set("error_description", e.Description)
+	}
+	return r.Redirect(p)
+}

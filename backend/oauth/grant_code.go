@@ -1,0 +1,76 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strconv"
+
+	"chatauth/backend/sqlstore"
+	"chatauth/backend/token"
+	"chatauth/shared"
+)
+
+// grantCode is RFC 6749 §4.1.3 with RFC 7636 §4.6: the code is valid,
+// unused, unexpired, issued to this client for this redirect_uri, and the
+// verifier matches the challenge. A code used twice revokes what its first
+// use produced (§4.1.2).
+func (p *Provider) grantCode(ctx context.Context, client sqlstore.Client, form url.Values) (TokenResponse, error) {
+	code := form.Get("code")
+	if code == "" {
+		return TokenResponse{}, ErrInvalidRequest.WithDescription("code is missing")
+	}
+	familyID := token.NewID()
+	c, err := p.Store.RedeemCode(ctx, token.Hash(code), familyID)
+	switch {
+	case notFound(err):
+		return TokenResponse{}, ErrInvalidGrant.WithDescription("code is not valid; start the authorization again")
+	case errors.Is(err, sqlstore.ErrCodeUsed):
+		if c.FamilyID != "" {
+			p.Revocations.Add(c.FamilyID)
+		}
+		return TokenResponse{}, ErrInvalidGrant.WithDescription("code was already used; for safety the tokens it produced are revoked. Codes work once")
+	case err != nil:
+		return TokenResponse{}, err
+	}
+	if c.ClientID != client.ID {
+		return TokenResponse{}, ErrInvalidGrant.WithDescription("code was issued to another client")
+	}
+	if !p.Now().Before(c.ExpiresAt) {
+		return TokenResponse{}, ErrInvalidGrant.WithDescription("code expired " + token.Ago(p.Now().Sub(c.ExpiresAt)) + "; codes live " + p.CodeTTL.String() + ", so exchange them right after the redirect")
+	}
+	if uri := form.Get("redirect_uri"); uri != c.RedirectURI {
+		if uri == "" {
+			return TokenResponse{}, ErrInvalidGrant.WithDescription("redirect_uri is missing; send the same redirect_uri as in the authorization request")
+		}
+		return TokenResponse{}, ErrInvalidGrant.WithDescription("redirect_uri does not match the authorization request exactly (trailing slash included)")
+	}
+	verifier := form.Get("code_verifier")
+	switch {
+	case c.CodeChallenge != "" && verifier == "":
+		return TokenResponse{}, ErrInvalidGrant.WithDescription("code_verifier is missing; the authorization request sent a code_challenge")
+	case c.CodeChallenge != "" && !VerifyPKCE(c.CodeChallenge, verifier):
+		return TokenResponse{}, ErrInvalidGrant.WithDescription("code_verifier does not match the code_challenge (S256)")
+	case c.CodeChallenge == "" && verifier != "":
+		return TokenResponse{}, ErrInvalidGrant.WithDescription("code_verifier sent, but the authorization request had no code_challenge")
+	}
+	u, err := p.Store.UserByID(ctx, c.UserID)
+	if notFound(err) {
+		return TokenResponse{}, ErrInvalidGrant.WithDescription("the user who approved this code no longer exists")
+	}
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	scope, err := shared.ParseScope(c.Scope)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	scope = capRole(scope, u)
+	refresh, err := p.newFamily(ctx, familyID, u, client.ID, scope)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, client.ID, scope, familyID)
+	t.RefreshToken = refresh
+	return t, err
+}

@@ -1,0 +1,136 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strconv"
+	"time"
+
+	"chatauth/backend/sqlstore"
+	"chatauth/backend/token"
+	"chatauth/shared"
+)
+
+// Store is what the authorization server needs of the database.
+type Store interface {
+	Client(ctx context.Context, id string) (sqlstore.Client, error)
+	UserByID(ctx context.Context, id int64) (sqlstore.User, error)
+	CreateCode(ctx context.Context, c sqlstore.Code) error
+	RedeemCode(ctx context.Context, hash []byte, familyID string) (sqlstore.Code, error)
+	CreateFamily(ctx context.Context, f *sqlstore.Family, first sqlstore.RefreshToken) error
+	LookupRefresh(ctx context.Context, hash []byte) (sqlstore.Family, sqlstore.RefreshToken, error)
+	Rotate(ctx context.Context, hash []byte, grace time.Duration, next sqlstore.RefreshToken) (sqlstore.Family, error)
+	RevokeFamily(ctx context.Context, id, reason string) error
+	RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) error
+	Family(ctx context.Context, id string) (sqlstore.Family, error)
+	InTree(ctx context.Context, root, org int64) (bool, error)
+}
+
+var _ Store = (*sqlstore.DB)(nil)
+
+// FamilyKind marks refresh families made through OAuth.
+const FamilyKind = "oauth"
+
+// Provider is the authorization server.
+type Provider struct {
+	Store       Store
+	Issuer      *token.Issuer
+	Agents      *token.AgentVerifier
+	Customers   *token.CustomerVerifier
+	Revocations *token.Revocations
+	AccessTTL   time.Duration
+	RefreshTTL  time.Duration
+	CodeTTL     time.Duration
+	Grace       time.Duration
+	Now         func() time.Time
+}
+
+// TokenResponse is RFC 6749 §5.1's answer.
+type TokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
+}
+
+func (p *Provider) access(sub string, org int64, clientID string, scope shared.Scope, sid string) (TokenResponse, error) {
+	tok, _, err := p.Issuer.Agent(shared.AgentClaims{Subject: sub, Org: org, Scope: scope, ClientID: clientID, Session: sid}, p.AccessTTL)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	// token_type is always "Bearer", capitalized, whatever the grant: the
+	// Zendesk forum's clients broke on a lowercase one.
+	return TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(p.AccessTTL / time.Second), Scope: scope.String()}, nil
+}
+
+// withRefresh adds a refresh token in a new or given family.
+func (p *Provider) newFamily(ctx context.Context, id string, u sqlstore.User, clientID string, scope shared.Scope) (string, error) {
+	refresh, hash := token.NewOpaque(token.PrefixRefresh)
+	now := p.Now()
+	f := &sqlstore.Family{ID: id, Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: clientID, Scope: scope.String()}
+	if err := p.Store.CreateFamily(ctx, f, sqlstore.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: now.Add(p.RefreshTTL)}); err != nil {
+		return "", err
+	}
+	return refresh, nil
+}
+
+// IssueCode stores an authorization code for an approved request.
+func (p *Provider) IssueCode(ctx context.Context, r AuthorizeRequest, u sqlstore.User, scope shared.Scope) (string, error) {
+	code, hash := token.NewOpaque(token.PrefixCode)
+	now := p.Now()
+	err := p.Store.CreateCode(ctx, sqlstore.Code{Hash: hash, ClientID: r.ClientID, UserID: u.ID, OrgID: u.OrgID, RedirectURI: r.RedirectURI,
+		Scope: scope.String(), CodeChallenge: r.CodeChallenge, CreatedAt: now, ExpiresAt: now.Add(p.CodeTTL)})
+	return code, err
+}
+
+// IssueImplicit makes the fragment parameters of an implicit grant. The
+// token gets a session id of its own so it can be revoked.
+func (p *Provider) IssueImplicit(r AuthorizeRequest, u sqlstore.User, scope shared.Scope) (url.Values, error) {
+	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, r.ClientID, scope, "imp_"+token.NewID())
+	if err != nil {
+		return nil, err
+	}
+	return url.Values{"access_token": {t.AccessToken}, "token_type": {t.TokenType}, "expires_in": {strconv.FormatInt(t.ExpiresIn, 10)}, "scope": {t.Scope}}, nil
+}
+
+// Token is the token endpoint (RFC 6749 §3.2): it authenticates the
+// client and runs the grant.
+func (p *Provider) Token(ctx context.Context, authorization string, form url.Values) (TokenResponse, error) {
+	grant := form.Get("grant_type")
+	if len(form["grant_type"]) > 1 {
+		return TokenResponse{}, ErrInvalidRequest.WithDescription("grant_type given more than once")
+	}
+	ca, oerr := ReadClientAuth(authorization, form)
+	if oerr != nil {
+		return TokenResponse{}, oerr
+	}
+	client, err := p.AuthenticateClient(ctx, ca)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	switch grant {
+	case "authorization_code":
+		return p.grantCode(ctx, client, form)
+	case "refresh_token":
+		return p.grantRefresh(ctx, client, form)
+	case "client_credentials":
+		return p.grantClientCredentials(client, form)
+	case "":
+		return TokenResponse{}, ErrInvalidRequest.WithDescription("grant_type is missing; use authorization_code, refresh_token or client_credentials")
+	default:
+		return TokenResponse{}, ErrUnsupportedGrantType.WithDescription("grant_type \"" + clip(grant) + "\" is not supported; use authorization_code, refresh_token or client_credentials")
+	}
+}
+
+// currentRole is the user's role now, so a demoted user's old grant
+// cannot mint tokens with the old rights.
+func capRole(granted shared.Scope, u sqlstore.User) shared.Scope {
+	if !u.Role.Includes(granted.Role) {
+		granted.Role = u.Role
+	}
+	return granted
+}
+
+func notFound(err error) bool { return errors.Is(err, sqlstore.ErrNotFound) }

@@ -1,0 +1,274 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Client is a registered OAuth client. SecretHash is nil for public
+// clients.
+type Client struct {
+	ID             string
+	OrgID          int64
+	Name           string
+	Company        string
+	Type           string // "public" or "confidential"
+	SecretHash     []byte
+	RedirectURIs   []string
+	Scopes         string
+	AllowedOrigins []string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+const clientCols = "id, org_id, name, company, client_type, secret_hash, redirect_uris, scopes, allowed_origins, created_at, updated_at"
+
+func scanClient(row interface{ Scan(...any) error }) (Client, error) {
+	var c Client
+	var uris, origins string
+	var created, updated int64
+	if err := row.Scan(&c.ID, &c.OrgID, &c.Name, &c.Company, &c.Type, &c.SecretHash, &uris, &c.Scopes, &origins, &created, &updated); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return c, ErrNotFound
+		}
+		return c, err
+	}
+	if err := json.Unmarshal([]byte(uris), &c.RedirectURIs); err != nil {
+		return c, fmt.Errorf("client %s: redirect_uris: %w", c.ID, err)
+	}
+	if err := json.Unmarshal([]byte(origins), &c.AllowedOrigins); err != nil {
+		return c, fmt.Errorf("client %s: allowed_origins: %w", c.ID, err)
+	}
+	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+	return c, nil
+}
+
+func jsonList(v []string) string {
+	if v == nil {
+		v = []string{}
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// CreateClient stores a new client.
+func (s *DB) CreateClient(ctx context.Context, c *Client) error {
+	now := s.now()
+	c.CreatedAt, c.UpdatedAt = fromMS(now), fromMS(now)
+	_, err := s.exec(ctx, "INSERT INTO oauth_clients ("+clientCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		c.ID, c.OrgID, c.Name, c.Company, c.Type, c.SecretHash, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), now, now)
+	if isUnique(err) {
+		return ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	return nil
+}
+
+// Client fetches a client by id (for the OAuth endpoints, which are not
+// tenant-scoped: the client_id names the tenant).
+func (s *DB) Client(ctx context.Context, id string) (Client, error) {
+	c, err := scanClient(s.queryRow(ctx, "SELECT "+clientCols+" FROM oauth_clients WHERE id = ?", id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return c, fmt.Errorf("client: %w", err)
+	}
+	return c, err
+}
+
+// ClientInTree fetches a client visible from organization root.
+func (s *DB) ClientInTree(ctx context.Context, root int64, id string) (Client, error) {
+	c, err := scanClient(s.queryRow(ctx, "SELECT "+clientCols+" FROM oauth_clients WHERE id = ? AND "+inTree, id, root))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return c, fmt.Errorf("client: %w", err)
+	}
+	return c, err
+}
+
+// ListClients lists the clients of root's tree.
+func (s *DB) ListClients(ctx context.Context, root int64) ([]Client, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+clientCols+" FROM oauth_clients WHERE "+inTree+" ORDER BY created_at, id"), root)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	defer rows.Close()
+	var out []Client
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list clients: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// UpdateClient writes every mutable field of c.
+func (s *DB) UpdateClient(ctx context.Context, c *Client) error {
+	c.UpdatedAt = fromMS(s.now())
+	res, err := s.exec(ctx, "UPDATE oauth_clients SET name = ?, company = ?, client_type = ?, secret_hash = ?, redirect_uris = ?, scopes = ?, allowed_origins = ?, updated_at = ? WHERE id = ?",
+		c.Name, c.Company, c.Type, c.SecretHash, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), s.ms(c.UpdatedAt), c.ID)
+	if err != nil {
+		return fmt.Errorf("update client: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteClient removes a client, its codes and consents, and revokes every
+// token family it holds; it returns the revoked family ids.
+func (s *DB) DeleteClient(ctx context.Context, id string) ([]string, error) {
+	var ids []string
+	err := s.tx(ctx, func(t *Tx) error {
+		rows, err := t.tx.QueryContext(ctx, s.q("UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'client deleted' WHERE client_id = ? AND revoked_at IS NULL RETURNING id"), s.now(), id)
+		if err != nil {
+			return fmt.Errorf("delete client: %w", err)
+		}
+		for rows.Next() {
+			var fid string
+			if err := rows.Scan(&fid); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, fid)
+		}
+		rows.Close()
+		res, err := t.exec(ctx, "DELETE FROM oauth_clients WHERE id = ?", id)
+		if err != nil {
+			return fmt.Errorf("delete client: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// Code is a stored authorization code (only its hash).
+type Code struct {
+	Hash          []byte
+	ClientID      string
+	UserID        int64
+	OrgID         int64
+	RedirectURI   string
+	Scope         string
+	CodeChallenge string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	UsedAt        time.Time
+	FamilyID      string
+}
+
+// CreateCode stores a code.
+func (s *DB) CreateCode(ctx context.Context, c Code) error {
+	_, err := s.exec(ctx, "INSERT INTO oauth_codes (hash, client_id, user_id, org_id, redirect_uri, scope, code_challenge, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		c.Hash, c.ClientID, c.UserID, c.OrgID, c.RedirectURI, c.Scope, c.CodeChallenge, s.ms(c.CreatedAt), s.ms(c.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("create code: %w", err)
+	}
+	return nil
+}
+
+// ErrCodeUsed is returned by RedeemCode for a code that was redeemed
+// before; the Code returned names the family its first use produced.
+var ErrCodeUsed = errors.New("code already used")
+
+// RedeemCode marks a code used, once, and binds it to the family its
+// tokens will belong to. A second redemption is ErrCodeUsed and revokes
+// that family (RFC 6749 §4.1.2: a code used twice may have been stolen).
+func (s *DB) RedeemCode(ctx context.Context, hash []byte, familyID string) (Code, error) {
+	var c Code
+	var reused bool
+	err := s.tx(ctx, func(t *Tx) error {
+		var created, expires int64
+		var used sql.NullInt64
+		err := t.queryRow(ctx, "SELECT hash, client_id, user_id, org_id, redirect_uri, scope, code_challenge, created_at, expires_at, used_at, family_id FROM oauth_codes WHERE hash = ?", hash).
+			Scan(&c.Hash, &c.ClientID, &c.UserID, &c.OrgID, &c.RedirectURI, &c.Scope, &c.CodeChallenge, &created, &expires, &used, &c.FamilyID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("redeem code: %w", err)
+		}
+		if subtle.ConstantTimeCompare(c.Hash, hash) != 1 {
+			return ErrNotFound
+		}
+		c.CreatedAt, c.ExpiresAt, c.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+		if used.Valid {
+			reused = true
+			if c.FamilyID != "" {
+				return revokeFamily(ctx, t, c.FamilyID, "authorization code reused", s.now())
+			}
+			return nil
+		}
+		res, err := t.exec(ctx, "UPDATE oauth_codes SET used_at = ?, family_id = ? WHERE hash = ? AND used_at IS NULL", s.now(), familyID, hash)
+		if err != nil {
+			return fmt.Errorf("redeem code: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			reused = true
+		}
+		return nil
+	})
+	if err == nil && reused {
+		return c, ErrCodeUsed
+	}
+	return c, err
+}
+
+// HasConsent reports whether the user approved exactly this scope for the
+// client before.
+func (s *DB) HasConsent(ctx context.Context, userID int64, clientID, scope string) (bool, error) {
+	var n int
+	if err := s.queryRow(ctx, "SELECT COUNT(*) FROM oauth_consents WHERE user_id = ? AND client_id = ? AND scope = ?", userID, clientID, scope).Scan(&n); err != nil {
+		return false, fmt.Errorf("consent: %w", err)
+	}
+	return n > 0, nil
+}
+
+// RememberConsent records an approval.
+func (s *DB) RememberConsent(ctx context.Context, userID int64, clientID, scope string) error {
+	_, err := s.exec(ctx, "INSERT INTO oauth_consents (user_id, client_id, scope, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", userID, clientID, scope, s.now())
+	if err != nil {
+		return fmt.Errorf("remember consent: %w", err)
+	}
+	return nil
+}
+
+// RevokeSession records a revocation of a session that has no refresh
+// family (a client-credentials token), so every process's verifier learns
+// of it through RevokedSince.
+func (s *DB) RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) error {
+	now := s.now()
+	_, err := s.exec(ctx, "INSERT INTO refresh_families (id, kind, subject, org_id, scope, created_at, revoked_at, revoke_reason) VALUES (?, ?, ?, ?, '', ?, ?, ?) ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at",
+		sid, kind, subject, orgID, now, now, reason)
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	return nil
+}
+
+// Family fetches a refresh family by id.
+func (s *DB) Family(ctx context.Context, id string) (Family, error) {
+	var f Family
+	var created int64
+	var revoked sql.NullInt64
+	err := s.queryRow(ctx, "SELECT id, kind, subject, org_id, client_id, scope, created_at, revoked_at, revoke_reason FROM refresh_families WHERE id = ?", id).
+		Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &created, &revoked, &f.Reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, ErrNotFound
+	}
+	if err != nil {
+		return f, fmt.Errorf("family: %w", err)
+	}
+	f.CreatedAt, f.RevokedAt = fromMS(created), fromNullMS(revoked)
+	return f, nil
+}
