@@ -123,3 +123,25 @@ func BenchmarkListConversations(b *testing.B) {
 		cur = extract(rec.Body.String(), "next_cursor")
 	}
 }
+
+// BenchmarkClientCredentials is POST /oauth/token with grant_type
+// client_credentials through the router: client lookup, secret check,
+// scope resolution, signing.
+func BenchmarkClientCredentials(b *testing.B) {
+	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
+	admin := e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token")
+	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "bench", "client_type": "confidential"}, apptest.Bearer(admin))
+	id, secret := cl.Str("client_id"), cl.Str("client_secret")
+	h := e.App.Server.Handler()
+	body := "grant_type=client_credentials&client_id=" + id + "&client_secret=" + secret
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+}

@@ -136,7 +136,7 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if !consented || (action == "" && req.Prompt == "consent") {
+		if !consented || req.Prompt == "consent" {
 			if req.Prompt == "none" {
 				return s.redirect(c, req.ErrorRedirect(oauth.ErrConsentRequired.WithDescription("the user has not approved this client for scope \""+scope.String()+"\"")))
 			}
