@@ -4,7 +4,7 @@
 #   ./build.sh run      build and start the server (embedded SQLite by default)
 #   ./build.sh test     every test: Go unit + integration on SQLite and on a
 #                       throwaway PostgreSQL this script starts and stops
-#   ./build.sh bench    the Go benchmarks
+#   ./build.sh bench    the Go benchmarks and the HTTP load run (bench/results.json)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -56,9 +56,12 @@ case "${1:-build}" in
     ;;
   test) run_tests ;;
   bench)
-    need_go
+    build
     log "Go benchmarks"
     go test -run '^$' -bench . -benchmem -count=1 ./...
+    log "HTTP load on loopback (writes bench/results.json)"
+    go build -o bin/chatauth-load ./backend/cmd/chatauth-load
+    ./bin/chatauth-load -bin bin/chatauth -duration "${BENCH_DURATION:-5s}" -concurrency "${BENCH_CONCURRENCY:-16}"
     ;;
   *) echo "usage: ./build.sh [build|run|test|bench]" >&2; exit 2 ;;
 esac

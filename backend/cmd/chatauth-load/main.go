@@ -1,0 +1,323 @@
+// Command chatauth-load measures chatauth over HTTP on loopback: it starts
+// the real server binary on a temporary SQLite database, sets up an admin
+// and an OAuth client, then drives each endpoint with concurrent
+// keep-alive clients for a fixed time and prints req/s, p50 and p99 beside
+// baselines measured in the same run (a bare Echo JSON handler, and a bare
+// Echo handler that signs the same EdDSA JWT with no storage). Results go
+// to bench/results.json.
+//
+//	chatauth-load -bin bin/chatauth -duration 5s -concurrency 16
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/labstack/echo/v4"
+)
+
+type result struct {
+	Name        string  `json:"name"`
+	Requests    int     `json:"requests"`
+	Errors      int     `json:"errors"`
+	RPS         float64 `json:"rps"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	VsBare      float64 `json:"vs_bare"`
+	Concurrency int     `json:"concurrency"`
+}
+
+type scenario struct {
+	name        string
+	concurrency int
+	// next builds one request; worker is the worker's index.
+	next func(worker int) (*http.Request, error)
+	// after sees each response body (refresh chains its tokens).
+	after func(worker int, body []byte)
+}
+
+func main() {
+	bin := flag.String("bin", "bin/chatauth", "server binary")
+	dur := flag.Duration("duration", 5*time.Second, "time per scenario")
+	conc := flag.Int("concurrency", 16, "concurrent clients")
+	out := flag.String("out", "bench/results.json", "results file")
+	flag.Parse()
+	if err := run(*bin, *dur, *conc, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "chatauth-load:", err)
+		os.Exit(1)
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func run(bin string, dur time.Duration, conc int, out string) error {
+	dir, err := os.MkdirTemp("", "chatauth-load")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	addr := freeAddr()
+	base := "http://" + addr
+	srv := exec.Command(bin, "serve")
+	srv.Env = append(os.Environ(), "CHATAUTH_ADDR="+addr, "CHATAUTH_ISSUER="+base, "CHATAUTH_DB=sqlite:"+filepath.Join(dir, "db", "chatauth.db"),
+		"CHATAUTH_ADMIN_EMAIL=load@example.com", "CHATAUTH_ADMIN_PASSWORD=load-password", "CHATAUTH_LOG_FORMAT=json")
+	logf, _ := os.Create(filepath.Join(dir, "server.log"))
+	srv.Stdout, srv.Stderr = logf, logf
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("start %s: %w (build it with ./build.sh)", bin, err)
+	}
+	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 30 * time.Second}
+	if err := waitHealthy(client, base); err != nil {
+		return err
+	}
+	bareAddr := startBare()
+	sp := setup{c: client, base: base}
+	if err := sp.run(); err != nil {
+		return err
+	}
+	form := func(path, body string) func(int) (*http.Request, error) {
+		return func(int) (*http.Request, error) {
+			r, err := http.NewRequest("POST", base+path, strings.NewReader(body))
+			if err == nil {
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			return r, err
+		}
+	}
+	get := func(u, auth string) func(int) (*http.Request, error) {
+		return func(int) (*http.Request, error) {
+			r, err := http.NewRequest("GET", u, nil)
+			if err == nil && auth != "" {
+				r.Header.Set("Authorization", "Bearer "+auth)
+			}
+			return r, err
+		}
+	}
+	cc := "grant_type=client_credentials&client_id=" + url.QueryEscape(sp.clientID) + "&client_secret=" + url.QueryEscape(sp.secret)
+	refresh := make([]string, max(conc, 4))
+	for i := range refresh {
+		p, err := sp.login()
+		if err != nil {
+			return err
+		}
+		refresh[i] = p.RefreshToken
+	}
+	scenarios := []scenario{
+		{name: "bare echo JSON GET (baseline)", next: get("http://"+bareAddr+"/bare", "")},
+		{name: "GET /healthz", next: get(base+"/healthz", "")},
+		{name: "GET /api/v1/profile (bearer + DB read)", next: get(base+"/api/v1/profile", sp.token)},
+		{name: "GET /api/v1/conversations (bearer + list)", next: get(base+"/api/v1/conversations?limit=10", sp.token)},
+		{name: "bare echo EdDSA sign (baseline)", next: get("http://"+bareAddr+"/sign", "")},
+		{name: "POST /oauth/token client_credentials", next: form("/oauth/token", cc)},
+		{name: "POST /oauth/introspect", next: form("/oauth/introspect", cc+"&token="+url.QueryEscape(sp.token))},
+		{name: "POST /api/v1/auth/token refresh", concurrency: len(refresh),
+			next: func(w int) (*http.Request, error) {
+				r, err := http.NewRequest("POST", base+"/api/v1/auth/token", strings.NewReader(`{"refreshToken":"`+refresh[w]+`","clientId":"load@example.com"}`))
+				return r, err
+			},
+			after: func(w int, body []byte) {
+				var p struct{ RefreshToken string }
+				if json.Unmarshal(body, &p) == nil && p.RefreshToken != "" {
+					refresh[w] = p.RefreshToken
+				}
+			}},
+		{name: "POST /api/v1/auth/token login (bcrypt)", concurrency: 4, next: func(int) (*http.Request, error) {
+			return http.NewRequest("POST", base+"/api/v1/auth/token", strings.NewReader(`{"email":"load@example.com","password":"load-password"}`))
+		}},
+	}
+	var results []result
+	fmt.Printf("chatauth HTTP load: %d cores, %s per scenario, %d clients (loopback, SQLite)\n\n", runtime.NumCPU(), dur, conc)
+	fmt.Printf("%-46s %10s %9s %9s %8s\n", "endpoint", "req/s", "p50 ms", "p99 ms", "vs bare")
+	var bare float64
+	for _, s := range scenarios {
+		c := conc
+		if s.concurrency > 0 {
+			c = s.concurrency
+		}
+		r := drive(client, s, c, dur)
+		if bare == 0 {
+			bare = r.RPS
+		}
+		r.VsBare = r.RPS / bare
+		results = append(results, r)
+		fmt.Printf("%-46s %10.0f %9.2f %9.2f %7.0f%%", r.Name, r.RPS, r.P50ms, r.P99ms, 100*r.VsBare)
+		if r.Errors > 0 {
+			fmt.Printf("  (%d errors)", r.Errors)
+		}
+		fmt.Println()
+	}
+	doc := map[string]any{"cores": runtime.NumCPU(), "duration": dur.String(), "concurrency": conc, "database": "sqlite", "at": time.Now().UTC().Format(time.RFC3339), "results": results}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(out, b, 0o644)
+}
+
+func waitHealthy(c *http.Client, base string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := c.Get(base + "/healthz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("server at %s did not become healthy", base)
+}
+
+// startBare serves the baselines: a JSON handler with no auth, and one
+// that signs the same kind of EdDSA JWT with no storage and no checks.
+func startBare() string {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	_, priv, _ := ed25519.GenerateKey(nil)
+	e.GET("/bare", func(c echo.Context) error { return c.JSON(200, map[string]string{"status": "ok"}) })
+	e.GET("/sign", func(c echo.Context) error {
+		now := time.Now()
+		t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": "bare", "sub": "client:x", "aud": "chatauth:agent", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "scope": "bot read", "org": 1})
+		t.Header["kid"], t.Header["typ"] = "k", "at+jwt"
+		s, err := t.SignedString(priv)
+		if err != nil {
+			return err
+		}
+		return c.JSON(200, map[string]any{"access_token": s, "token_type": "Bearer", "expires_in": 3600, "scope": "bot read"})
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go http.Serve(l, e)
+	return l.Addr().String()
+}
+
+func drive(c *http.Client, s scenario, conc int, dur time.Duration) result {
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			bad := 0
+			for ctx.Err() == nil {
+				req, err := s.next(w)
+				if err != nil {
+					bad++
+					continue
+				}
+				t0 := time.Now()
+				res, err := c.Do(req)
+				if err != nil {
+					bad++
+					continue
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				d := time.Since(t0)
+				if res.StatusCode != 200 {
+					bad++
+					continue
+				}
+				if s.after != nil {
+					s.after(w, body)
+				}
+				mine = append(mine, d)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += bad
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
+	}
+	return result{Name: s.name, Requests: len(lat), Errors: errs, RPS: float64(len(lat)) / elapsed.Seconds(), P50ms: pct(0.5), P99ms: pct(0.99), Concurrency: conc}
+}
+
+type setup struct {
+	c                *http.Client
+	base, token      string
+	clientID, secret string
+}
+
+type pair struct {
+	Token        string `json:"token"`
+	RefreshToken string `json:"refreshToken"`
+}
+
+func (s *setup) login() (pair, error) {
+	var p pair
+	res, err := s.c.Post(s.base+"/api/v1/auth/token", "application/json", strings.NewReader(`{"email":"load@example.com","password":"load-password"}`))
+	if err != nil {
+		return p, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		return p, fmt.Errorf("login: %s", res.Status)
+	}
+	return p, json.NewDecoder(res.Body).Decode(&p)
+}
+
+func (s *setup) run() error {
+	p, err := s.login()
+	if err != nil {
+		return err
+	}
+	s.token = p.Token
+	req, _ := http.NewRequest("POST", s.base+"/api/v1/oauth/clients", strings.NewReader(`{"name":"load","client_type":"confidential","scopes":["read","chat"]}`))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	res, err := s.c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	var cl struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&cl); err != nil || cl.ClientSecret == "" {
+		return fmt.Errorf("create client: %s %v", res.Status, err)
+	}
+	s.clientID, s.secret = cl.ClientID, cl.ClientSecret
+	return nil
+}
