@@ -162,3 +162,22 @@ func Required(res Resource, act Action) APIScope {
 	}
 	return s
 }
+
+// CustomerActions are what a customer (guest) token may do beyond the
+// matrix's guest column: a visitor starts a chat, so the conversation is
+// created on the visitor's behalf (SPEC §8).
+var CustomerActions = []Rule{{Conversation, Create, RoleGuest}}
+
+// CustomerAllowed reports whether a customer token may do act on res: the
+// guest column of the matrix plus CustomerActions.
+func CustomerAllowed(res Resource, act Action) bool {
+	if Allowed(RoleGuest, res, act) {
+		return true
+	}
+	for _, r := range CustomerActions {
+		if r.Resource == res && r.Action == act {
+			return true
+		}
+	}
+	return false
+}

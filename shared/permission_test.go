@@ -151,3 +151,15 @@ func TestRoleCascade(t *testing.T) {
 		}
 	}
 }
+
+func TestCustomerAllowedIsGuestColumnPlusStartingAChat(t *testing.T) {
+	t.Parallel()
+	for _, res := range Resources {
+		for _, act := range Actions {
+			want := Allowed(RoleGuest, res, act) || (res == Conversation && act == Create)
+			if got := CustomerAllowed(res, act); got != want {
+				t.Errorf("CustomerAllowed(%v, %v) = %v", res, act, got)
+			}
+		}
+	}
+}

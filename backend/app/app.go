@@ -17,6 +17,7 @@ import (
 	"chatauth"
 	"chatauth/backend/agentauth"
 	"chatauth/backend/config"
+	"chatauth/backend/customerauth"
 	"chatauth/backend/httpapi"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
@@ -122,6 +123,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Store: db, Keys: keys, Auth: a.Auth, Log: log, TrustProxyHeader: cfg.TrustProxyHeader,
 		IndexHTML: chatauth.IndexHTML, Agents: agents, Customers: customers, OAuth: a.OAuth, Issuer: cfg.Issuer,
 		Sessions: httpapi.NewSessionStore(secret.Derive("session cookie hmac", 32), secret.Derive("session cookie aes", 32), strings.HasPrefix(cfg.Issuer, "https://")),
+		CustomerSessions: httpapi.NewCustomerSessionStore(secret.Derive("customer cookie hmac", 32), secret.Derive("customer cookie aes", 32),
+			strings.HasPrefix(cfg.Issuer, "https://"), cfg.RefreshTTL),
+		CustomerAuth: &customerauth.Service{Store: db, Issuer: issuer, Revocations: a.Revocations,
+			TTL: cfg.CustomerTTL, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace, Now: o.now},
+		Creations: agentauth.NewThrottle(time.Minute),
 	})
 	bg, stop := context.WithCancel(context.Background())
 	a.stop = stop

@@ -145,3 +145,27 @@ func BenchmarkClientCredentials(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReturningVisitor is POST /customer/token with the visitor's
+// cookie: the widget's silent refresh (cookie decode, customer lookup, a
+// refresh token added to the family, a customer token signed).
+func BenchmarkReturningVisitor(b *testing.B) {
+	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
+	admin := e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token")
+	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "w", "client_type": "public", "allowed_origins": []string{"https://shop.example.com"}}, apptest.Bearer(admin))
+	body := `{"client_id":"` + cl.Str("client_id") + `","response_type":"token"}`
+	first := e.Do("POST", "/customer/token", body)
+	cookie, _, _ := strings.Cut(first.Header.Get("Set-Cookie"), ";")
+	h := e.App.Server.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/customer/token", strings.NewReader(body))
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("Origin", "https://shop.example.com")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+}

@@ -274,5 +274,6 @@ func (s *Server) createMessage(c echo.Context) error {
 	if err != nil {
 		return apierr.Internal(err)
 	}
+	s.events.notify(conv.ID)
 	return c.JSON(http.StatusCreated, messageSpec.render(o))
 }

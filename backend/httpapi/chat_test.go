@@ -251,7 +251,7 @@ func TestOtherOrganizationsAreInvisible(t *testing.T) {
 		w := newWorld(t, e)
 		rival := apptest.Bearer(otherTenant(t, e))
 		for _, rt := range e.App.Server.Routes() {
-			if !strings.Contains(rt.Path, ":id") {
+			if !strings.Contains(rt.Path, ":id") || rt.Family != "agent" {
 				continue
 			}
 			id := w.fixture(t, rt)

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"chatauth/backend/agentauth"
+	"chatauth/backend/customerauth"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
@@ -35,22 +36,27 @@ type Deps struct {
 	OAuth     *oauth.Provider
 	Sessions  *sessions.CookieStore
 	// Issuer is CHATAUTH_ISSUER, the base of every absolute URL we publish.
-	Issuer string
+	Issuer           string
+	CustomerAuth     *customerauth.Service
+	CustomerSessions *sessions.CookieStore
+	// Creations rate-limits new visitors per client IP.
+	Creations *agentauth.Throttle
 }
 
 // Server is the HTTP face of chatauth.
 type Server struct {
 	Deps
-	e     *echo.Echo
-	log   *slog.Logger
-	table []Route
+	e      *echo.Echo
+	log    *slog.Logger
+	table  []Route
+	events *broker
 }
 
 // New builds the router.
 func New(d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{Deps: d, e: e, log: d.Log}
+	s := &Server{Deps: d, e: e, log: d.Log, events: newBroker()}
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 	// Without a trusted proxy, X-Forwarded-For is attacker-controlled and
@@ -89,6 +95,7 @@ func (s *Server) routes() {
 	s.chatRoutes(v1)
 	s.clientRoutes(v1)
 	s.oauthRoutes()
+	s.customerRoutes()
 }
 
 // accessLog writes one structured line per request. It logs the path

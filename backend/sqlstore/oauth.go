@@ -272,3 +272,29 @@ func (s *DB) Family(ctx context.Context, id string) (Family, error) {
 	f.CreatedAt, f.RevokedAt = fromMS(created), fromNullMS(revoked)
 	return f, nil
 }
+
+// OriginAllowed reports whether any client lists origin in its
+// allowed_origins (for CORS preflights, which name no client).
+func (s *DB) OriginAllowed(ctx context.Context, origin string) (bool, error) {
+	b, _ := json.Marshal(origin)
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT allowed_origins FROM oauth_clients WHERE allowed_origins LIKE ?"), "%"+string(b)+"%")
+	if err != nil {
+		return false, fmt.Errorf("origin allowed: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var raw string
+		var list []string
+		if err := rows.Scan(&raw); err != nil {
+			return false, err
+		}
+		if json.Unmarshal([]byte(raw), &list) == nil {
+			for _, o := range list {
+				if o == origin {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, rows.Err()
+}

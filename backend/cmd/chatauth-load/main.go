@@ -146,6 +146,14 @@ func run(bin string, dur time.Duration, conc int, out string) error {
 					refresh[w] = p.RefreshToken
 				}
 			}},
+		{name: "POST /customer/token returning visitor", next: func(int) (*http.Request, error) {
+			r, err := http.NewRequest("POST", base+"/customer/token", strings.NewReader(`{"client_id":"`+sp.widget+`","response_type":"token"}`))
+			if err == nil {
+				r.Header.Set("Cookie", sp.visitorCookie)
+				r.Header.Set("Origin", "https://shop.example.com")
+			}
+			return r, err
+		}},
 		{name: "POST /api/v1/auth/token login (bcrypt)", concurrency: 4, next: func(int) (*http.Request, error) {
 			return http.NewRequest("POST", base+"/api/v1/auth/token", strings.NewReader(`{"email":"load@example.com","password":"load-password"}`))
 		}},
@@ -275,9 +283,10 @@ func drive(c *http.Client, s scenario, conc int, dur time.Duration) result {
 }
 
 type setup struct {
-	c                *http.Client
-	base, token      string
-	clientID, secret string
+	c                     *http.Client
+	base, token           string
+	clientID, secret      string
+	widget, visitorCookie string
 }
 
 type pair struct {
@@ -319,5 +328,25 @@ func (s *setup) run() error {
 		return fmt.Errorf("create client: %s %v", res.Status, err)
 	}
 	s.clientID, s.secret = cl.ClientID, cl.ClientSecret
+	req, _ = http.NewRequest("POST", s.base+"/api/v1/oauth/clients", strings.NewReader(`{"name":"widget","client_type":"public","allowed_origins":["https://shop.example.com"]}`))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	res2, err := s.c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res2.Body.Close()
+	if err := json.NewDecoder(res2.Body).Decode(&cl); err != nil {
+		return err
+	}
+	s.widget = cl.ClientID
+	res3, err := s.c.Post(s.base+"/customer/token", "application/json", strings.NewReader(`{"client_id":"`+s.widget+`","response_type":"token"}`))
+	if err != nil {
+		return err
+	}
+	res3.Body.Close()
+	s.visitorCookie, _, _ = strings.Cut(res3.Header.Get("Set-Cookie"), ";")
+	if s.visitorCookie == "" {
+		return fmt.Errorf("customer token: no cookie (%s)", res3.Status)
+	}
 	return nil
 }

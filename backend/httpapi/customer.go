@@ -1,0 +1,513 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+
+	"chatauth/backend/apierr"
+	"chatauth/backend/customerauth"
+	"chatauth/backend/oauth"
+	"chatauth/backend/sqlstore"
+	"chatauth/shared"
+)
+
+// customerCookie is the visitor's session on the issuer's domain. It is
+// a third-party cookie on the host site, hence SameSite=None; Secure on
+// https; on plain-http development setups browsers refuse that pair, so
+// it is SameSite=Lax there.
+const customerCookie = "chatauth_customer"
+
+// NewCustomerSessionStore makes the customer cookie store.
+func NewCustomerSessionStore(hashKey, blockKey []byte, secure bool, maxAge time.Duration) *sessions.CookieStore {
+	st := sessions.NewCookieStore(hashKey, blockKey)
+	opts := &sessions.Options{Path: "/customer", MaxAge: int(maxAge / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	if secure {
+		opts.Secure, opts.SameSite = true, http.SameSiteNoneMode
+	}
+	st.Options = opts
+	st.MaxAge(opts.MaxAge)
+	return st
+}
+
+// Visitors created per client IP per minute: enough for an office behind
+// one NAT, too few to fill the database.
+const creationsPerMinute = 60
+
+func (s *Server) customerRoutes() {
+	e := s.e
+	e.OPTIONS("/customer/*", s.customerPreflight)
+	e.POST("/customer/token", s.customerToken)
+	e.GET("/customer/authorize", s.customerAuthorize)
+	g := e.Group("/customer/api/v1")
+	const p = "/customer/api/v1"
+	s.customerRoute(g, p, "GET", "/me", shared.Self, shared.Fetch, s.customerMe)
+	s.customerRoute(g, p, "PATCH", "/me", shared.Self, shared.Update, s.customerPatchMe)
+	s.customerRoute(g, p, "POST", "/conversations", shared.Conversation, shared.Create, s.customerStartChat)
+	s.customerRoute(g, p, "GET", "/conversations/:id", shared.Conversation, shared.Fetch, s.customerConversation)
+	s.customerRoute(g, p, "POST", "/conversations/:id/messages", shared.Message, shared.Create, s.customerSend)
+	s.customerRoute(g, p, "GET", "/conversations/:id/events", shared.Conversation, shared.Fetch, s.customerEvents)
+}
+
+func (s *Server) customerRoute(g *echo.Group, prefix, method, path string, res shared.Resource, act shared.Action, h echo.HandlerFunc) {
+	s.table = append(s.table, Route{Method: method, Path: prefix + path, Resource: res, Action: act, Family: "customer"})
+	if !shared.CustomerAllowed(res, act) {
+		panic("customer route " + path + " is not allowed for customers by the matrix")
+	}
+	g.Add(method, path, h, s.RequireCustomer)
+}
+
+const ctxCustomer = "chatauth.customer"
+
+// CustomerFrom returns the authenticated visitor.
+func CustomerFrom(c echo.Context) *shared.CustomerClaims {
+	v, _ := c.Get(ctxCustomer).(*shared.CustomerClaims)
+	return v
+}
+
+// RequireCustomer authenticates a customer token (Authorization: Bearer;
+// on the events stream also ?access_token=, since EventSource cannot send
+// headers) and applies the token's client's allowed origins.
+func (s *Server) RequireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok, sent, err := bearer(c)
+		if err != nil {
+			return err
+		}
+		if !sent && strings.HasSuffix(c.Path(), "/events") {
+			tok, sent = c.QueryParam("access_token"), c.QueryParam("access_token") != ""
+		}
+		if !sent {
+			if c.Request().Header.Get("api_access_token") != "" {
+				return apierr.InvalidToken("api_access_token is an agent credential; the customer API needs a customer token (POST /customer/token)")
+			}
+			return apierr.InvalidToken("no credentials; send Authorization: Bearer <customer token> (from POST /customer/token)")
+		}
+		claims, err := s.Customers.Verify(tok)
+		if err != nil {
+			return verifyErr(err)
+		}
+		if origin := c.Request().Header.Get("Origin"); origin != "" {
+			client, err := s.Store.Client(c.Request().Context(), claims.ClientID)
+			if err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+				return apierr.Internal(err)
+			}
+			if err := allowOrigin(c, client); err != nil {
+				return err
+			}
+		}
+		c.Set(ctxCustomer, &claims)
+		return next(c)
+	}
+}
+
+// allowOrigin answers CORS for client: the request's Origin must be one
+// of its allowed_origins exactly; then (and only then) the CORS headers
+// name that origin and allow credentials. Never "*".
+func allowOrigin(c echo.Context, client sqlstore.Client) error {
+	origin := c.Request().Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	for _, o := range client.AllowedOrigins {
+		if o == origin {
+			h := c.Response().Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Allow-Credentials", "true")
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")
+			return nil
+		}
+	}
+	return apierr.New(apierr.CodeForbidden, "origin "+quoteShort(origin)+" is not in the allowed_origins of client_id "+quoteShort(client.ID)+"; add it to the client in the console (or PUT /api/v1/oauth/clients/{id})")
+}
+
+// customerPreflight answers CORS preflights for the customer endpoints. A
+// preflight names no client, so an origin is accepted when some client
+// allows it; the real request is then checked against its own client.
+func (s *Server) customerPreflight(c echo.Context) error {
+	origin := c.Request().Header.Get("Origin")
+	ok, err := s.Store.OriginAllowed(c.Request().Context(), origin)
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	if origin == "" || !ok {
+		return apierr.New(apierr.CodeForbidden, "origin "+quoteShort(origin)+" is not in the allowed_origins of any client")
+	}
+	h := c.Response().Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+	h.Set("Access-Control-Max-Age", "600")
+	h.Add("Vary", "Origin")
+	return c.NoContent(http.StatusNoContent)
+}
+
+type customerTokenRequest struct {
+	ClientID     string `json:"client_id"`
+	ResponseType string `json:"response_type"`
+	GrantType    string `json:"grant_type"`
+	RefreshToken string `json:"refresh_token"`
+	EntityID     string `json:"entity_id"`
+}
+
+func (s *Server) customerClient(c echo.Context, id string) (sqlstore.Client, error) {
+	if id == "" {
+		return sqlstore.Client{}, apierr.InvalidRequest("client_id: required; use the client_id of your widget (console → OAuth clients)")
+	}
+	client, err := s.Store.Client(c.Request().Context(), id)
+	if errors.Is(err, sqlstore.ErrNotFound) {
+		return client, apierr.InvalidRequest("client_id: no client " + quoteShort(id) + " is registered on this server")
+	}
+	if err != nil {
+		return client, apierr.Internal(err)
+	}
+	return client, nil
+}
+
+// customerToken is POST /customer/token, SPEC §8's four cases.
+func (s *Server) customerToken(c echo.Context) error {
+	var req customerTokenRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	client, err := s.customerClient(c, req.ClientID)
+	if err != nil {
+		return err
+	}
+	if err := allowOrigin(c, client); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	sess, _ := s.CustomerSessions.Get(c.Request(), customerCookie)
+	cookieEntity, _ := sess.Values["entity_id"].(string)
+	cookieSID, _ := sess.Values["sid"].(string)
+	if cid, _ := sess.Values["client_id"].(string); cid != client.ID {
+		cookieEntity, cookieSID = "", ""
+	}
+	var ans customerauth.Answer
+	switch {
+	case req.GrantType == "refresh_token":
+		if req.RefreshToken == "" {
+			return apierr.InvalidRequest("refresh_token: required with grant_type refresh_token")
+		}
+		ans, err = s.CustomerAuth.Refresh(ctx, client, req.RefreshToken)
+	case req.GrantType != "":
+		return apierr.InvalidRequest("grant_type: use refresh_token, or leave it out and send response_type token")
+	case req.ResponseType != "token":
+		return apierr.InvalidRequest("response_type: must be token")
+	case req.EntityID != "" && req.EntityID == cookieEntity:
+		ans, err = s.CustomerAuth.Continue(ctx, client, cookieEntity, cookieSID)
+	case req.EntityID != "":
+		tok, sent, berr := bearer(c)
+		if berr != nil {
+			return berr
+		}
+		if !sent {
+			return apierr.New(apierr.CodeForbidden, "entity_id without this visitor's cookie needs Authorization: Bearer <agent token> of the client's organization (a backend vouching for its visitor)")
+		}
+		agent, verr := s.Agents.Verify(tok)
+		if verr != nil {
+			return verifyErr(verr)
+		}
+		ans, err = s.CustomerAuth.Vouch(ctx, client, req.EntityID, agent)
+	case cookieEntity != "":
+		ans, err = s.CustomerAuth.Continue(ctx, client, cookieEntity, cookieSID)
+		if errors.Is(err, customerauth.ErrUnknownVisitor) {
+			ans, err = s.newVisitor(c, client)
+		}
+	default:
+		ans, err = s.newVisitor(c, client)
+	}
+	if err != nil {
+		return err
+	}
+	sess.Values["entity_id"], sess.Values["sid"], sess.Values["client_id"] = ans.EntityID, ans.Session, client.ID
+	if err := sess.Save(c.Request(), c.Response()); err != nil {
+		return apierr.Internal(err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, ans)
+}
+
+func (s *Server) newVisitor(c echo.Context, client sqlstore.Client) (customerauth.Answer, error) {
+	key := "new-visitor:" + c.RealIP()
+	if wait := s.Creations.Blocked(key, creationsPerMinute); wait > 0 {
+		return customerauth.Answer{}, apierr.TooManyRequests("too many new visitors from this address; try again in a minute", wait)
+	}
+	s.Creations.Fail(key)
+	return s.CustomerAuth.New(c.Request().Context(), client)
+}
+
+// customerAuthorize is the implicit redirect for visitors, under the
+// redirect rules of /oauth/authorize.
+func (s *Server) customerAuthorize(c echo.Context) error {
+	ctx := c.Request().Context()
+	req, client, err := oauth.ParseAuthorize(c.QueryParams(), func(id string) (sqlstore.Client, error) { return s.Store.Client(ctx, id) })
+	var pe *oauth.PageError
+	var oe *oauth.Error
+	switch {
+	case errors.As(err, &pe):
+		return s.errorPage(c, http.StatusBadRequest, pe.Title, pe.Message)
+	case c.QueryParam("response_type") != "token":
+		// Checked before the other rules, which are about the code flow.
+		return s.redirect(c, req.ErrorRedirect(oauth.ErrUnsupportedResponseType.WithDescription("the customer flow uses response_type=token")))
+	case errors.As(err, &oe):
+		return s.redirect(c, req.ErrorRedirect(oe))
+	case err != nil:
+		return err
+	}
+	sess, _ := s.CustomerSessions.Get(c.Request(), customerCookie)
+	entity, _ := sess.Values["entity_id"].(string)
+	sid, _ := sess.Values["sid"].(string)
+	if cid, _ := sess.Values["client_id"].(string); cid != client.ID {
+		entity = ""
+	}
+	var ans customerauth.Answer
+	if entity != "" {
+		ans, err = s.CustomerAuth.Continue(ctx, client, entity, sid)
+	}
+	if entity == "" || errors.Is(err, customerauth.ErrUnknownVisitor) {
+		ans, err = s.newVisitor(c, client)
+	}
+	if err != nil {
+		ae, _ := apierr.As(err)
+		if ae != nil && ae.Code == apierr.CodeTooManyRequests {
+			return s.redirect(c, req.ErrorRedirect(oauth.ErrServerError.WithDescription(ae.Message)))
+		}
+		return err
+	}
+	sess.Values["entity_id"], sess.Values["sid"], sess.Values["client_id"] = ans.EntityID, ans.Session, client.ID
+	if err := sess.Save(c.Request(), c.Response()); err != nil {
+		return err
+	}
+	return s.redirect(c, req.Redirect(url.Values{"access_token": {ans.AccessToken}, "token_type": {"Bearer"},
+		"expires_in": {strconv.FormatInt(ans.ExpiresIn, 10)}, "entity_id": {ans.EntityID}}))
+}
+
+func (s *Server) customerMe(c echo.Context) error {
+	cust, err := s.Store.Customer(c.Request().Context(), CustomerFrom(c).Subject)
+	if err != nil {
+		return storeErrCustomer(err)
+	}
+	return c.JSON(http.StatusOK, cust)
+}
+
+func storeErrCustomer(err error) error {
+	if errors.Is(err, sqlstore.ErrNotFound) {
+		return apierr.InvalidToken("this visitor no longer exists; get a new token with POST /customer/token")
+	}
+	return apierr.Internal(err)
+}
+
+func (s *Server) customerPatchMe(c echo.Context) error {
+	var req struct {
+		Name  *string `json:"name"`
+		Email *string `json:"email"`
+	}
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	cust, err := s.Store.Customer(c.Request().Context(), CustomerFrom(c).Subject)
+	if err != nil {
+		return storeErrCustomer(err)
+	}
+	if req.Name != nil {
+		if err := maxLen("name", *req.Name, 200); err != nil {
+			return err
+		}
+		cust.Name = strings.TrimSpace(*req.Name)
+	}
+	if req.Email != nil {
+		v := strings.TrimSpace(*req.Email)
+		if v != "" {
+			if err := checkEmail(v); err != nil {
+				return err
+			}
+		}
+		cust.Email = v
+	}
+	if err := s.Store.UpdateCustomer(c.Request().Context(), &cust); err != nil {
+		return apierr.Internal(err)
+	}
+	return c.JSON(http.StatusOK, cust)
+}
+
+func (s *Server) customerStartChat(c echo.Context) error {
+	var req struct {
+		Subject string `json:"subject"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := decode(c, &req); err != nil {
+			return err
+		}
+	}
+	if err := maxLen("subject", req.Subject, 500); err != nil {
+		return err
+	}
+	cl := CustomerFrom(c)
+	o, err := s.Store.InsertObject(c.Request().Context(), convSpec.table, cl.Org, map[string]any{"customer_id": cl.Subject, "status": "open", "subject": strings.TrimSpace(req.Subject)})
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	out := convSpec.render(o)
+	out["messages"] = []any{}
+	return c.JSON(http.StatusCreated, out)
+}
+
+// ownConversation finds a conversation of the calling visitor; anyone
+// else's is 404, like a missing one.
+func (s *Server) ownConversation(c echo.Context) (sqlstore.Object, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return sqlstore.Object{}, err
+	}
+	cl := CustomerFrom(c)
+	o, err := s.Store.GetObject(c.Request().Context(), convSpec.table, cl.Org, id)
+	if err == nil && o.Values["customer_id"] != cl.Subject {
+		err = sqlstore.ErrNotFound
+	}
+	if err != nil {
+		return o, storeErr(err, shared.Conversation, id)
+	}
+	return o, nil
+}
+
+// visibleMessages lists a conversation's messages after id `after` as a
+// visitor sees them: private notes left out.
+func (s *Server) visibleMessages(c echo.Context, conv sqlstore.Object, after int64, limit int) ([]any, error) {
+	msgs, _, err := s.Store.ListObjects(c.Request().Context(), messageSpec.table, conv.OrgID, after, limit, sqlstore.Filter{Column: "conversation_id", Value: conv.ID})
+	if err != nil {
+		return nil, apierr.Internal(err)
+	}
+	out := []any{}
+	for _, m := range msgs {
+		if m.Values["private"] == int64(1) {
+			continue
+		}
+		out = append(out, messageSpec.render(m))
+	}
+	return out, nil
+}
+
+func (s *Server) customerConversation(c echo.Context) error {
+	conv, err := s.ownConversation(c)
+	if err != nil {
+		return err
+	}
+	msgs, err := s.visibleMessages(c, conv, 0, conversationMessages)
+	if err != nil {
+		return err
+	}
+	out := convSpec.render(conv)
+	out["messages"] = msgs
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) customerSend(c echo.Context) error {
+	conv, err := s.ownConversation(c)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Content string `json:"content"`
+	}
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	req.Content = strings.TrimSpace(req.Content)
+	if err := first(required("content", req.Content), maxLen("content", req.Content, 10000)); err != nil {
+		return err
+	}
+	cl := CustomerFrom(c)
+	o, err := s.Store.InsertObject(c.Request().Context(), messageSpec.table, conv.OrgID, map[string]any{
+		"conversation_id": &conv.ID, "content": req.Content, "message_type": "incoming", "private": int64(0),
+		"sender_type": "customer", "sender_id": cl.Subject,
+	})
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	s.events.notify(conv.ID)
+	return c.JSON(http.StatusCreated, messageSpec.render(o))
+}
+
+// SSE timing: a heartbeat keeps proxies from closing an idle stream; the
+// poll catches messages written by other server processes.
+var (
+	sseHeartbeat = 15 * time.Second
+	ssePoll      = time.Second
+)
+
+// customerEvents streams new messages of the visitor's conversation as
+// server-sent events. Each event's id is the message id, so a reconnect
+// with Last-Event-ID (or ?last_event_id=) resumes exactly after the last
+// message received; without one the stream starts after the newest.
+func (s *Server) customerEvents(c echo.Context) error {
+	conv, err := s.ownConversation(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	last := c.Request().Header.Get("Last-Event-ID")
+	if last == "" {
+		last = c.QueryParam("last_event_id")
+	}
+	var after int64
+	if last != "" {
+		if after, err = strconv.ParseInt(last, 10, 64); err != nil || after < 0 {
+			return apierr.InvalidRequest("Last-Event-ID: must be the id of the last event received")
+		}
+	} else if after, err = s.Store.MaxMessageID(ctx, conv.ID); err != nil {
+		return apierr.Internal(err)
+	}
+	wake, stop := s.events.subscribe(conv.ID)
+	defer stop()
+	w := c.Response()
+	// The stream outlives the server's write timeout on purpose.
+	http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 2000\n\n")
+	w.Flush()
+	heartbeat := time.NewTicker(sseHeartbeat)
+	defer heartbeat.Stop()
+	poll := time.NewTicker(ssePoll)
+	defer poll.Stop()
+	for {
+		msgs, err := s.visibleMessages(c, conv, after, 100)
+		if err != nil {
+			return nil // the stream is open; the client reconnects
+		}
+		for _, m := range msgs {
+			mm := m.(map[string]any)
+			id := mm["id"].(int64)
+			b, _ := json.Marshal(mm)
+			fmt.Fprintf(w, "id: %d\nevent: message\ndata: %s\n\n", id, b)
+			after = id
+		}
+		if len(msgs) > 0 {
+			w.Flush()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-poll.C:
+		case <-heartbeat.C:
+			fmt.Fprint(w, ": heartbeat\n\n")
+			w.Flush()
+		}
+	}
+}

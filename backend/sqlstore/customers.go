@@ -1,0 +1,95 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Customer is a website visitor, known by entity_id.
+type Customer struct {
+	EntityID  string    `json:"entity_id"`
+	OrgID     int64     `json:"account_id"`
+	ClientID  string    `json:"client_id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// CreateCustomer stores a new visitor.
+func (s *DB) CreateCustomer(ctx context.Context, c *Customer) error {
+	now := s.now()
+	c.CreatedAt, c.UpdatedAt = fromMS(now), fromMS(now)
+	_, err := s.exec(ctx, "INSERT INTO customers (entity_id, org_id, client_id, name, email, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		c.EntityID, c.OrgID, c.ClientID, c.Name, c.Email, now, now)
+	if isUnique(err) {
+		return ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("create customer: %w", err)
+	}
+	return nil
+}
+
+// Customer fetches a visitor.
+func (s *DB) Customer(ctx context.Context, entityID string) (Customer, error) {
+	var c Customer
+	var created, updated int64
+	err := s.queryRow(ctx, "SELECT entity_id, org_id, client_id, name, email, created_at, updated_at FROM customers WHERE entity_id = ?", entityID).
+		Scan(&c.EntityID, &c.OrgID, &c.ClientID, &c.Name, &c.Email, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	if err != nil {
+		return c, fmt.Errorf("customer: %w", err)
+	}
+	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+	return c, nil
+}
+
+// UpdateCustomer writes name and email.
+func (s *DB) UpdateCustomer(ctx context.Context, c *Customer) error {
+	c.UpdatedAt = fromMS(s.now())
+	if _, err := s.exec(ctx, "UPDATE customers SET name = ?, email = ?, updated_at = ? WHERE entity_id = ?", c.Name, c.Email, s.ms(c.UpdatedAt), c.EntityID); err != nil {
+		return fmt.Errorf("update customer: %w", err)
+	}
+	return nil
+}
+
+// AddRefreshToken adds a token to a live family and retires the family's
+// other live tokens, so a family keeps one live refresh token (the cookie
+// path of customer silent refresh, which proves possession by the cookie
+// rather than by the previous token). Retired tokens count as rotated: the
+// grace window covers a tab racing with the old one. A revoked family is
+// ErrRevoked.
+func (s *DB) AddRefreshToken(ctx context.Context, familyID string, rt RefreshToken) error {
+	return s.tx(ctx, func(t *Tx) error {
+		var revoked sql.NullInt64
+		err := t.queryRow(ctx, "SELECT revoked_at FROM refresh_families WHERE id = ?", familyID).Scan(&revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("add refresh token: %w", err)
+		}
+		if revoked.Valid {
+			return ErrRevoked
+		}
+		if _, err := t.exec(ctx, "UPDATE refresh_tokens SET rotated_at = ? WHERE family_id = ? AND rotated_at IS NULL", s.now(), familyID); err != nil {
+			return fmt.Errorf("add refresh token: %w", err)
+		}
+		return insertToken(ctx, t, familyID, rt)
+	})
+}
+
+// MaxMessageID is the newest message of a conversation, or 0.
+func (s *DB) MaxMessageID(ctx context.Context, conversationID int64) (int64, error) {
+	var id sql.NullInt64
+	if err := s.queryRow(ctx, "SELECT MAX(id) FROM messages WHERE conversation_id = ?", conversationID).Scan(&id); err != nil {
+		return 0, fmt.Errorf("max message id: %w", err)
+	}
+	return id.Int64, nil
+}
