@@ -1,0 +1,343 @@
+package sdk
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Token is the SDK's token record. ExpiresAt is local: the moment the
+// token was received plus the server's expires_in.
+type Token struct {
+	AccessToken string
+	TokenType   string
+	EntityID    string
+	Scope       string
+	ExpiresAt   time.Time
+	ReceivedAt  time.Time
+}
+
+// Valid reports whether the token can be used at now.
+func (t Token) Valid(now time.Time) bool { return t.AccessToken != "" && now.Before(t.ExpiresAt) }
+
+// Answer is a token answer of POST /customer/token, as the bridge reads it.
+type Answer struct {
+	AccessToken  string
+	TokenType    string
+	ExpiresIn    int
+	EntityID     string
+	Scope        string
+	RefreshToken string
+}
+
+// Backend asks the server for a token: with a refresh token, or with
+// none (the cookie path).
+type Backend interface {
+	RequestToken(ctx context.Context, refreshToken string) (Answer, error)
+}
+
+// RefreshStore keeps the customer refresh token (IndexedDB in browsers).
+type RefreshStore interface {
+	Load(ctx context.Context) (string, error)
+	Save(ctx context.Context, token string) error
+}
+
+// Peers are the other tabs of the site (BroadcastChannel and Web Locks).
+type Peers interface {
+	// Publish tells the other tabs about a new token.
+	Publish(t Token)
+	// Exclusive runs fn while no other tab runs its own Exclusive fn, so
+	// one tab refreshes and the others wait and then see its result.
+	Exclusive(ctx context.Context, fn func() error) error
+}
+
+// Options tune the SDK; zero values take the defaults.
+type Options struct {
+	RefreshMargin time.Duration // default 300 s
+	MaxAttempts   int           // default 5
+	BaseBackoff   time.Duration // default 500 ms
+	MaxBackoff    time.Duration // default 30 s
+	Now           func() time.Time
+	Random        func() float64
+	// AfterFunc schedules the refresh timer; tests replace it.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+	Sleep     func(ctx context.Context, d time.Duration) error
+}
+
+// Auth owns the visitor's token.
+type Auth struct {
+	opt     Options
+	backend Backend
+	store   RefreshStore
+	peers   Peers
+	flight  flight
+
+	mu        sync.Mutex
+	tok       Token
+	refreshAt time.Time
+	stopTimer func() bool
+	listeners []func(Token)
+	refreshes int
+}
+
+// New makes an Auth. peers may be nil (a single tab).
+func New(b Backend, store RefreshStore, peers Peers, opt Options) *Auth {
+	if opt.RefreshMargin == 0 {
+		opt.RefreshMargin = 300 * time.Second
+	}
+	if opt.MaxAttempts == 0 {
+		opt.MaxAttempts = 5
+	}
+	if opt.BaseBackoff == 0 {
+		opt.BaseBackoff = 500 * time.Millisecond
+	}
+	if opt.MaxBackoff == 0 {
+		opt.MaxBackoff = 30 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Random == nil {
+		opt.Random = func() float64 { return 0.5 }
+	}
+	if opt.AfterFunc == nil {
+		opt.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
+	if opt.Sleep == nil {
+		opt.Sleep = func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		}
+	}
+	return &Auth{opt: opt, backend: b, store: store, peers: peers}
+}
+
+// Current returns the token held now, valid or not.
+func (a *Auth) Current() Token {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tok
+}
+
+// HasToken reports whether a usable token is held, without the network.
+func (a *Auth) HasToken() bool { return a.Current().Valid(a.opt.Now()) }
+
+// Refreshes counts the tokens this tab obtained from the server.
+func (a *Auth) Refreshes() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.refreshes
+}
+
+// OnChange registers cb for every new token and every invalidation (an
+// empty Token).
+func (a *Auth) OnChange(cb func(Token)) {
+	a.mu.Lock()
+	a.listeners = append(a.listeners, cb)
+	a.mu.Unlock()
+}
+
+func (a *Auth) due(now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.tok.Valid(now) || !now.Before(a.refreshAt)
+}
+
+// GetToken returns a valid token, fetching one when none is held.
+// Concurrent calls share one request.
+func (a *Auth) GetToken(ctx context.Context) (Token, error) {
+	if t := a.Current(); t.Valid(a.opt.Now()) {
+		return t, nil
+	}
+	return a.flight.do(func() (Token, error) { return a.obtain(ctx) })
+}
+
+// Check refreshes when the schedule says so. The bridge calls it from
+// the timer and again on visibilitychange and online, because background
+// tabs throttle timers and a laptop may sleep past a token's whole life.
+func (a *Auth) Check(ctx context.Context) {
+	if !a.due(a.opt.Now()) {
+		return
+	}
+	a.flight.do(func() (Token, error) { return a.obtain(ctx) })
+}
+
+// obtain gets a token under the cross-tab lock: if another tab refreshed
+// while we waited for the lock, its token (received through Receive) is
+// used and no request is made.
+func (a *Auth) obtain(ctx context.Context) (Token, error) {
+	var out Token
+	run := func() error {
+		if now := a.opt.Now(); !a.due(now) {
+			out = a.Current()
+			return nil
+		}
+		t, err := a.request(ctx)
+		if err != nil {
+			return err
+		}
+		out = t
+		return nil
+	}
+	var err error
+	if a.peers != nil {
+		err = a.peers.Exclusive(ctx, run)
+	} else {
+		err = run()
+	}
+	return out, err
+}
+
+// request asks the server, retrying what may succeed later with capped
+// exponential backoff. A stored refresh token is tried first: it works
+// whether or not third-party cookies reach the server, and it keeps the
+// same visitor where the cookie path would create a new one.
+func (a *Auth) request(ctx context.Context) (Token, error) {
+	var last error
+	for attempt := 1; attempt <= a.opt.MaxAttempts; attempt++ {
+		if attempt > 1 {
+			if err := a.opt.Sleep(ctx, Backoff(attempt-1, a.opt.BaseBackoff, a.opt.MaxBackoff, a.opt.Random())); err != nil {
+				return Token{}, errorf(CodeNetwork, "gave up waiting to retry: "+err.Error())
+			}
+		}
+		refresh := ""
+		if a.store != nil {
+			refresh, _ = a.store.Load(ctx)
+		}
+		ans, err := a.backend.RequestToken(ctx, refresh)
+		if err != nil && refresh != "" {
+			if e, ok := err.(*Error); ok && e.Code == CodeInvalidToken {
+				// The refresh token is spent or revoked; the cookie may
+				// still know the visitor.
+				ans, err = a.backend.RequestToken(ctx, "")
+			}
+		}
+		if err == nil {
+			return a.accept(ctx, ans), nil
+		}
+		last = err
+		if !Retryable(err) {
+			return Token{}, err
+		}
+	}
+	return Token{}, last
+}
+
+func (a *Auth) accept(ctx context.Context, ans Answer) Token {
+	now := a.opt.Now()
+	t := Token{AccessToken: ans.AccessToken, TokenType: ans.TokenType, EntityID: ans.EntityID, Scope: ans.Scope,
+		ReceivedAt: now, ExpiresAt: now.Add(time.Duration(ans.ExpiresIn) * time.Second)}
+	if t.TokenType == "" {
+		t.TokenType = "Bearer"
+	}
+	if ans.RefreshToken != "" && a.store != nil {
+		a.store.Save(ctx, ans.RefreshToken)
+	}
+	a.mu.Lock()
+	a.refreshes++
+	a.mu.Unlock()
+	a.set(t)
+	if a.peers != nil {
+		a.peers.Publish(t)
+	}
+	return t
+}
+
+// Receive adopts a token another tab obtained, when it outlives ours.
+func (a *Auth) Receive(t Token) {
+	if !t.Valid(a.opt.Now()) {
+		return
+	}
+	a.mu.Lock()
+	newer := t.ExpiresAt.After(a.tok.ExpiresAt)
+	a.mu.Unlock()
+	if newer {
+		a.set(t)
+	}
+}
+
+// Adopt sets a token from a redirect.
+func (a *Auth) Adopt(r Redirect) Token {
+	now := a.opt.Now()
+	t := Token{AccessToken: r.AccessToken, TokenType: "Bearer", EntityID: r.EntityID, Scope: r.Scope, ReceivedAt: now, ExpiresAt: now.Add(time.Duration(r.ExpiresIn) * time.Second)}
+	a.set(t)
+	if a.peers != nil {
+		a.peers.Publish(t)
+	}
+	return t
+}
+
+// set installs t, schedules its refresh and tells the listeners.
+func (a *Auth) set(t Token) {
+	life := t.ExpiresAt.Sub(t.ReceivedAt)
+	a.mu.Lock()
+	a.tok = t
+	a.refreshAt = t.ReceivedAt.Add(RefreshDelay(life, a.opt.RefreshMargin, a.opt.Random()))
+	if a.stopTimer != nil {
+		a.stopTimer()
+	}
+	delay := a.refreshAt.Sub(a.opt.Now())
+	a.stopTimer = a.opt.AfterFunc(max(delay, 0), func() { a.Check(context.Background()) })
+	ls := append([]func(Token){}, a.listeners...)
+	a.mu.Unlock()
+	for _, cb := range ls {
+		cb(t)
+	}
+}
+
+// RefreshAt is when the held token is due for refresh.
+func (a *Auth) RefreshAt() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.refreshAt
+}
+
+// Invalidate drops the token; the next GetToken fetches anew.
+func (a *Auth) Invalidate() {
+	a.mu.Lock()
+	a.tok, a.refreshAt = Token{}, time.Time{}
+	if a.stopTimer != nil {
+		a.stopTimer()
+		a.stopTimer = nil
+	}
+	ls := append([]func(Token){}, a.listeners...)
+	a.mu.Unlock()
+	for _, cb := range ls {
+		cb(Token{})
+	}
+}
+
+// HandleRedirect parses a redirect URL, checks its state against
+// expected, and adopts the token. Error answers become *Error with the
+// server's code mapped to a stable one.
+func (a *Auth) HandleRedirect(url, expected string) (Token, error) {
+	r, err := ParseRedirect(url)
+	if err != nil {
+		return Token{}, err
+	}
+	if !CheckState(expected, r.State) {
+		return Token{}, errorf(CodeStateMismatch, "the redirect's state does not match the one this page sent; start the sign-in again")
+	}
+	if r.Error != "" {
+		msg := r.ErrorDescription
+		if msg == "" {
+			msg = r.Error
+		}
+		switch r.Error {
+		case "access_denied":
+			return Token{}, errorf(CodeAccessDenied, msg)
+		case "unauthorized_client", "invalid_client":
+			return Token{}, errorf(CodeInvalidClient, msg)
+		case "server_error", "temporarily_unavailable":
+			return Token{}, errorf(CodeServer, msg)
+		}
+		return Token{}, errorf(CodeInvalidRequest, r.Error+": "+msg)
+	}
+	return a.Adopt(r), nil
+}

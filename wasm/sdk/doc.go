@@ -1,0 +1,22 @@
+// Package sdk is the pure-Go core of chatauth's WebAssembly SDK: parsing
+// implicit-grant redirect fragments, generating and checking state, the
+// token record, the refresh schedule, single flight, backoff, and the
+// state machine that ties them together. It has no syscall/js and no
+// build tags, so all of it is tested with plain `go test`; the browser is
+// reached through the small interfaces in auth.go, implemented by
+// wasm/jsbridge.
+//
+// The JavaScript face (web/dist/chatauth.js) is:
+//
+//	const auth = await init({ serverUrl, clientId, flow: "cookie" | "redirect", redirectUri, refreshMargin: 300 });
+//	await auth.getToken();        // {accessToken, tokenType, expiresAt, entityId, scope}
+//	auth.hasToken();              // boolean, no network
+//	await auth.fetch(path, opts); // adds the bearer; on 401 refreshes once and retries
+//	auth.handleRedirect(url);     // parses #access_token=… or #error=…, checks state
+//	auth.onTokenChange(cb);       // called after every refresh or invalidation
+//	auth.invalidate();            // drop the token; next getToken fetches anew
+//
+// The package imports neither fmt nor encoding/json, net/http or net/url:
+// the browser has fetch and JSON already, and every kilobyte here is
+// downloaded by every visitor of every site that embeds the widget.
+package sdk

@@ -1,0 +1,75 @@
+package sdk
+
+// Stable error codes, as JavaScript sees them in Error.code.
+const (
+	CodeStateMismatch  = "state_mismatch"  // the redirect's state is not the one we sent
+	CodeAccessDenied   = "access_denied"   // the server or the user refused
+	CodeNetwork        = "network"         // no answer from the server (offline, DNS, CORS)
+	CodeInvalidClient  = "invalid_client"  // client_id unknown or origin not allowed
+	CodeInvalidToken   = "invalid_token"   // the server refused the credential
+	CodeInvalidRequest = "invalid_request" // a bad option or a malformed redirect
+	CodeServer         = "server_error"    // the server failed (5xx)
+	CodeRateLimited    = "rate_limited"    // 429: too many new visitors from this address
+	CodeNoToken        = "no_token"        // nothing in the redirect, or no way to get a token
+)
+
+// Error is an SDK error with a stable code and a message for a developer.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(code, msg string) *Error { return &Error{Code: code, Message: msg} }
+
+// ServerError maps a failed HTTP answer (status, and the "error" and
+// "message" fields of its JSON body) to an SDK error.
+func ServerError(status int, code, message string) *Error {
+	if message == "" {
+		message = "the server answered " + itoa(status)
+	}
+	switch {
+	case status == 429:
+		return errorf(CodeRateLimited, message)
+	case status >= 500:
+		return errorf(CodeServer, message)
+	case status == 401:
+		return errorf(CodeInvalidToken, message)
+	case status == 403:
+		return errorf(CodeInvalidClient, message)
+	case status == 400 && len(message) >= 10 && message[:10] == "client_id:":
+		return errorf(CodeInvalidClient, message)
+	case code == "access_denied":
+		return errorf(CodeAccessDenied, message)
+	}
+	return errorf(CodeInvalidRequest, message)
+}
+
+// Retryable reports whether trying again later may succeed.
+func Retryable(err error) bool {
+	e, ok := err.(*Error)
+	return ok && (e.Code == CodeNetwork || e.Code == CodeServer || e.Code == CodeRateLimited)
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}

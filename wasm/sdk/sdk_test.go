@@ -1,0 +1,403 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestParseRedirect(t *testing.T) {
+	t.Parallel()
+	ok := "https://shop.example.com/chat#access_token=eyJ.a.b&token_type=Bearer&expires_in=86400&entity_id=e1&state=s1"
+	tests := []struct {
+		name, url string
+		code      string // "" for success
+		check     func(Redirect) bool
+	}{
+		{"token", ok, "", func(r Redirect) bool { return r.AccessToken == "eyJ.a.b" && r.ExpiresIn == 86400 && r.EntityID == "e1" && r.State == "s1" }},
+		{"bare fragment", "#access_token=x&token_type=bearer&expires_in=5", "", nil},
+		{"scope with +", "#access_token=x&token_type=Bearer&expires_in=5&scope=agent+read", "", func(r Redirect) bool { return r.Scope == "agent read" }},
+		{"scope with %20", "#access_token=x&token_type=Bearer&expires_in=5&scope=agent%20read", "", func(r Redirect) bool { return r.Scope == "agent read" }},
+		{"literal plus", "#access_token=x&token_type=Bearer&expires_in=5&state=a%2Bb", "", func(r Redirect) bool { return r.State == "a+b" }},
+		{"error", "#error=access_denied&error_description=the+user+denied&state=s", "", func(r Redirect) bool { return r.Error == "access_denied" && r.ErrorDescription == "the user denied" }},
+		{"unknown fields ignored", "#access_token=x&token_type=Bearer&expires_in=5&foo=bar", "", nil},
+		{"both token and error", "#access_token=x&token_type=Bearer&expires_in=5&error=access_denied", CodeInvalidRequest, nil},
+		{"double #", "https://x/#access_token=x#token_type=Bearer", CodeInvalidRequest, nil},
+		{"repeated field", "#access_token=x&access_token=y&token_type=Bearer&expires_in=5", CodeInvalidRequest, nil},
+		{"repeated expires_in", "#access_token=x&token_type=Bearer&expires_in=5&expires_in=6", CodeInvalidRequest, nil},
+		{"missing token_type", "#access_token=x&expires_in=5", CodeInvalidRequest, nil},
+		{"missing expires_in", "#access_token=x&token_type=Bearer", CodeInvalidRequest, nil},
+		{"bad expires_in", "#access_token=x&token_type=Bearer&expires_in=-3", CodeInvalidRequest, nil},
+		{"bad percent", "#access_token=%zz&token_type=Bearer&expires_in=5", CodeInvalidRequest, nil},
+		{"truncated percent", "#access_token=x%2", CodeInvalidRequest, nil},
+		{"no fragment", "https://shop.example.com/chat", CodeNoToken, nil},
+		{"empty fragment", "https://shop.example.com/chat#", CodeNoToken, nil},
+		{"neither", "#state=s", CodeNoToken, nil},
+		{"huge", "#access_token=" + strings.Repeat("a", 20000), CodeInvalidRequest, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := ParseRedirect(tt.url)
+			if tt.code == "" {
+				if err != nil {
+					t.Fatalf("err %v", err)
+				}
+				if tt.check != nil && !tt.check(r) {
+					t.Fatalf("parsed %+v", r)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Code != tt.code {
+				t.Fatalf("err %v, want code %s", err, tt.code)
+			}
+		})
+	}
+	if StripFragment(ok) != "https://shop.example.com/chat" {
+		t.Fatal("StripFragment")
+	}
+}
+
+// FuzzParseRedirect: never panics; a success always has a token or an
+// error, never both, and a bounded size.
+func FuzzParseRedirect(f *testing.F) {
+	for _, s := range []string{
+		"#access_token=eyJ.a.b&token_type=Bearer&expires_in=86400&entity_id=e1&state=s1",
+		"#error=access_denied&error_description=no&state=s",
+		"https://x/#a=b#c=d", "#%", "#+&&&=", "#access_token=%41&token_type=Bearer&expires_in=1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		r, err := ParseRedirect(in)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Code == "" {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if (r.AccessToken == "") == (r.Error == "") {
+			t.Fatalf("token xor error violated: %+v", r)
+		}
+		if len(r.AccessToken) > len(in) {
+			t.Fatal("decoded longer than input")
+		}
+	})
+}
+
+func TestState(t *testing.T) {
+	t.Parallel()
+	n := byte(0)
+	s := NewState(func(b []byte) {
+		for i := range b {
+			b[i] = n
+			n += 37
+		}
+	})
+	if len(s) != 24 || !CheckState(s, s) || CheckState(s, s+"x") || CheckState("", "") {
+		t.Fatalf("state %q", s)
+	}
+}
+
+func TestRefreshDelay(t *testing.T) {
+	t.Parallel()
+	day := 24 * time.Hour
+	if d := RefreshDelay(day, 300*time.Second, 0); d != day-300*time.Second {
+		t.Fatalf("plain: %v", d)
+	}
+	// Short tokens: the margin is clamped to half the lifetime.
+	if d := RefreshDelay(6*time.Second, 300*time.Second, 0); d != 3*time.Second {
+		t.Fatalf("clamped: %v", d)
+	}
+	// Jitter moves the refresh earlier by at most 10% of the margin.
+	d := RefreshDelay(day, 300*time.Second, 0.999)
+	if d >= day-300*time.Second || d < day-330*time.Second {
+		t.Fatalf("jitter: %v", d)
+	}
+	if b := Backoff(10, 500*time.Millisecond, 30*time.Second, 0.999); b > 30*time.Second {
+		t.Fatalf("backoff not capped: %v", b)
+	}
+	if b := Backoff(1, 500*time.Millisecond, 30*time.Second, 0); b != 100*time.Millisecond {
+		t.Fatalf("backoff floor: %v", b)
+	}
+}
+
+// fakeClock drives time and timers by hand.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at      time.Time
+	f       func()
+	stopped bool
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return func() bool { c.mu.Lock(); defer c.mu.Unlock(); t.stopped = true; return true }
+}
+
+// advance moves time by d, firing due timers in order; fire=false
+// models a sleeping laptop or a throttled background tab.
+func (c *fakeClock) advance(d time.Duration, fire bool) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []*fakeTimer
+	rest := c.timers[:0]
+	for _, t := range c.timers {
+		if !t.stopped && !t.at.After(c.now) && fire {
+			due = append(due, t)
+		} else if !t.stopped {
+			rest = append(rest, t)
+		}
+	}
+	c.timers = rest
+	c.mu.Unlock()
+	for _, t := range due {
+		t.f()
+	}
+}
+
+// fakeServer issues tokens of a fixed life and counts requests.
+type fakeServer struct {
+	mu       sync.Mutex
+	calls    int
+	failures int // fail this many requests with a network error first
+	life     int
+	refresh  int
+	lastRT   string
+	withRT   int
+	badRT    bool
+}
+
+func (s *fakeServer) RequestToken(ctx context.Context, rt string) (Answer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.failures > 0 {
+		s.failures--
+		return Answer{}, errorf(CodeNetwork, "offline")
+	}
+	if rt != "" {
+		s.withRT++
+		if s.badRT {
+			s.badRT = false
+			return Answer{}, errorf(CodeInvalidToken, "refresh token revoked")
+		}
+	}
+	s.refresh++
+	s.lastRT = "ccr_" + itoa(s.refresh)
+	return Answer{AccessToken: "tok" + itoa(s.refresh), TokenType: "Bearer", ExpiresIn: s.life, EntityID: "e1", RefreshToken: s.lastRT}, nil
+}
+
+type memStore struct {
+	mu sync.Mutex
+	v  string
+}
+
+func (m *memStore) Load(context.Context) (string, error) { m.mu.Lock(); defer m.mu.Unlock(); return m.v, nil }
+func (m *memStore) Save(_ context.Context, v string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.v = v
+	return nil
+}
+
+func newAuth(srv *fakeServer, clk *fakeClock, store RefreshStore, peers Peers) *Auth {
+	return New(srv, store, peers, Options{RefreshMargin: 300 * time.Second, Now: clk.Now, AfterFunc: clk.AfterFunc,
+		Random: func() float64 { return 0 }, Sleep: func(context.Context, time.Duration) error { return nil }})
+}
+
+func TestSingleFlight(t *testing.T) {
+	t.Parallel()
+	srv := &fakeServer{life: 3600}
+	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	a := newAuth(srv, clk, &memStore{}, nil)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.GetToken(context.Background()) }()
+	}
+	wg.Wait()
+	if srv.calls != 1 {
+		t.Fatalf("%d requests for 20 concurrent getToken", srv.calls)
+	}
+}
+
+func TestRefreshAcrossExpiryBoundary(t *testing.T) {
+	t.Parallel()
+	srv := &fakeServer{life: 3600}
+	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	a := newAuth(srv, clk, &memStore{}, nil)
+	changes := 0
+	a.OnChange(func(Token) { changes++ })
+	tok, _ := a.GetToken(context.Background())
+	clk.advance(3600*time.Second-300*time.Second-time.Millisecond, true)
+	if srv.refresh != 1 {
+		t.Fatal("refreshed before the margin")
+	}
+	clk.advance(time.Millisecond, true)
+	if srv.refresh != 2 || a.Current().AccessToken == tok.AccessToken || changes != 2 {
+		t.Fatalf("refresh at the margin: %d refreshes, %d changes", srv.refresh, changes)
+	}
+	// Always a valid token across the old token's expiry.
+	clk.advance(301*time.Second, true)
+	if !a.HasToken() {
+		t.Fatal("no token after the old one expired")
+	}
+	// The refresh token was used (and rotated) for the refreshes.
+	if srv.withRT < 1 {
+		t.Fatal("refresh token not used")
+	}
+}
+
+// A skewed wall clock does not matter: expiry comes from expires_in on
+// the local clock, never from the JWT's exp.
+func TestClockSkewIsIrrelevant(t *testing.T) {
+	t.Parallel()
+	srv := &fakeServer{life: 600}
+	clk := &fakeClock{now: time.Unix(1e9, 0).Add(-48 * time.Hour)} // two days behind the server
+	a := newAuth(srv, clk, &memStore{}, nil)
+	tok, _ := a.GetToken(context.Background())
+	if got := tok.ExpiresAt.Sub(clk.Now()); got != 600*time.Second {
+		t.Fatalf("expires in %v", got)
+	}
+	if a.RefreshAt().Sub(clk.Now()) != 300*time.Second {
+		t.Fatalf("refresh at %v", a.RefreshAt().Sub(clk.Now()))
+	}
+}
+
+// A laptop that sleeps past the token's whole life: the timer never fired;
+// the visibility check refreshes at once.
+func TestSleepLongerThanLifetime(t *testing.T) {
+	t.Parallel()
+	srv := &fakeServer{life: 600}
+	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	a := newAuth(srv, clk, &memStore{}, nil)
+	a.GetToken(context.Background())
+	clk.advance(3*time.Hour, false)
+	if a.HasToken() {
+		t.Fatal("an expired token counts as held")
+	}
+	a.Check(context.Background())
+	if !a.HasToken() || srv.refresh != 2 {
+		t.Fatalf("after wake: has=%v refreshes=%d", a.HasToken(), srv.refresh)
+	}
+}
+
+func TestRetryWithBackoffAndFallback(t *testing.T) {
+	t.Parallel()
+	srv := &fakeServer{life: 600, failures: 3}
+	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	var waits []time.Duration
+	a := New(srv, &memStore{}, nil, Options{Now: clk.Now, AfterFunc: clk.AfterFunc, Random: func() float64 { return 0.99 },
+		Sleep: func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }})
+	if _, err := a.GetToken(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(waits) != 3 || !(waits[0] < waits[1] && waits[1] < waits[2]) {
+		t.Fatalf("backoff waits %v", waits)
+	}
+	// Too many failures: the error reaches the caller with its code.
+	srv.failures = 100
+	a.Invalidate()
+	_, err := a.GetToken(context.Background())
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeNetwork {
+		t.Fatalf("err %v", err)
+	}
+	// A revoked refresh token falls back to the cookie path.
+	srv.failures, srv.badRT = 0, true
+	if _, err := a.GetToken(context.Background()); err != nil {
+		t.Fatalf("fallback: %v", err)
+	}
+}
+
+// tabs share one lock and one broadcast channel.
+type tabs struct {
+	mu   sync.Mutex
+	all  []*Auth
+	lock sync.Mutex
+}
+
+type tabPeer struct {
+	t    *tabs
+	self func() *Auth
+}
+
+func (p tabPeer) Publish(tok Token) {
+	p.t.mu.Lock()
+	others := append([]*Auth{}, p.t.all...)
+	p.t.mu.Unlock()
+	for _, a := range others {
+		if a != p.self() {
+			a.Receive(tok)
+		}
+	}
+}
+
+func (p tabPeer) Exclusive(_ context.Context, fn func() error) error {
+	p.t.lock.Lock()
+	defer p.t.lock.Unlock()
+	return fn()
+}
+
+// Three tabs make about one refresh per token lifetime, not three.
+func TestTabsShareOneRefresh(t *testing.T) {
+	t.Parallel()
+	srv := &fakeServer{life: 600}
+	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	store := &memStore{}
+	ts := &tabs{}
+	var jit atomic.Int64
+	for range 3 {
+		var a *Auth
+		a = New(srv, store, tabPeer{ts, func() *Auth { return a }}, Options{RefreshMargin: 300 * time.Second, Now: clk.Now, AfterFunc: clk.AfterFunc,
+			Random: func() float64 { return float64(jit.Add(1)%10) / 10 }, Sleep: func(context.Context, time.Duration) error { return nil }})
+		ts.all = append(ts.all, a)
+	}
+	for _, a := range ts.all {
+		a.GetToken(context.Background())
+	}
+	for range 10 * 60 {
+		clk.advance(10*time.Second, true)
+	}
+	// 6000 s at 600 s per token, refreshed every ~300 s: about 20.
+	if srv.refresh > 24 {
+		t.Fatalf("%d refreshes for 3 tabs over 20 half-lives", srv.refresh)
+	}
+	for i, a := range ts.all {
+		if !a.HasToken() {
+			t.Fatalf("tab %d has no token", i)
+		}
+	}
+}
+
+func TestHandleRedirect(t *testing.T) {
+	t.Parallel()
+	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	a := newAuth(&fakeServer{life: 60}, clk, nil, nil)
+	if _, err := a.HandleRedirect("#access_token=x&token_type=Bearer&expires_in=60&state=other", "mine"); err == nil || err.(*Error).Code != CodeStateMismatch {
+		t.Fatalf("state mismatch: %v", err)
+	}
+	if _, err := a.HandleRedirect("#error=access_denied&state=mine", "mine"); err == nil || err.(*Error).Code != CodeAccessDenied {
+		t.Fatalf("denied: %v", err)
+	}
+	tok, err := a.HandleRedirect("#access_token=x&token_type=Bearer&expires_in=60&entity_id=e&state=mine", "mine")
+	if err != nil || tok.EntityID != "e" || !a.HasToken() {
+		t.Fatalf("%+v %v", tok, err)
+	}
+}
