@@ -20,13 +20,15 @@ build() {
   need_go
   log "building bin/chatauth"
   mkdir -p bin
-  CGO_ENABLED=0 go build -trimpath -o bin/chatauth ./backend/cmd/chatauth
+  # The wasm bundle first: the server binary embeds web/dist.
   if [ -d wasm/cmd/chatauth ]; then
     log "building the wasm bundle into web/dist/"
     mkdir -p web/dist
     GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o web/dist/chatauth.wasm ./wasm/cmd/chatauth
     cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" web/dist/wasm_exec.js 2>/dev/null || cp "$(go env GOROOT)/misc/wasm/wasm_exec.js" web/dist/wasm_exec.js
+    go run ./backend/cmd/chatauth-bundle -src web/sdk -dist web/dist >/dev/null
   fi
+  CGO_ENABLED=0 go build -trimpath -o bin/chatauth ./backend/cmd/chatauth
 }
 
 run_tests() {
@@ -36,6 +38,17 @@ run_tests() {
   unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
   if [ -n "$unformatted" ]; then echo "gofmt needed:" $unformatted >&2; exit 1; fi
   go vet ./...
+  GOOS=js GOARCH=wasm go vet ./wasm/...
+
+  # shellcheck source=scripts/browser.sh
+  source scripts/browser.sh
+  ensure_node
+  log "wasm tests under Node (GOOS=js GOARCH=wasm)"
+  PATH="$(go env GOROOT)/lib/wasm:$PATH" GOOS=js GOARCH=wasm go test -count=1 ./wasm/...
+  if [ "${CHATAUTH_SKIP_BROWSER:-}" != 1 ]; then
+    CHATAUTH_CHROMIUM=$(ensure_chromium)
+    export CHATAUTH_CHROMIUM CHATAUTH_REQUIRE_BROWSER=1
+  fi
 
   # shellcheck source=scripts/postgres.sh
   source scripts/postgres.sh
@@ -59,6 +72,18 @@ case "${1:-build}" in
     build
     log "Go benchmarks"
     go test -run '^$' -bench . -benchmem -count=1 ./...
+    log "SDK bundle size against a bare syscall/js program, same toolchain"
+    bare=$(mktemp -d)
+    printf 'package main\n\nimport "syscall/js"\n\nfunc main() {\n\tjs.Global().Set("bare", js.FuncOf(func(js.Value, []js.Value) any { return nil }))\n\tselect {}\n}\n' > "$bare/main.go"
+    printf 'module bare\n\ngo 1.24\n' > "$bare/go.mod"
+    (cd "$bare" && GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o bare.wasm .)
+    go run ./backend/cmd/chatauth-bundle -report web/dist/chatauth.wasm "$bare/bare.wasm"
+    rm -rf "$bare"
+    source scripts/browser.sh
+    if CHATAUTH_CHROMIUM=$(ensure_chromium); then
+      log "page load to first token in headless Chromium (median of 5)"
+      CHATAUTH_CHROMIUM=$CHATAUTH_CHROMIUM CHATAUTH_BENCH=1 go test -count=1 -run TestSDKFirstTokenTiming -v ./web/ | grep -E 'first token|ok|FAIL'
+    fi
     log "HTTP load on loopback (writes bench/results.json)"
     go build -o bin/chatauth-load ./backend/cmd/chatauth-load
     ./bin/chatauth-load -bin bin/chatauth -duration "${BENCH_DURATION:-5s}" -concurrency "${BENCH_CONCURRENCY:-16}"

@@ -84,6 +84,7 @@ func (s *Server) routes() {
 	e := s.e
 	e.GET("/", s.index)
 	e.GET("/healthz", s.healthz)
+	e.GET("/web/dist/*", s.serveDist)
 	e.GET("/.well-known/jwks.json", s.jwks)
 
 	v1 := e.Group("/api/v1")

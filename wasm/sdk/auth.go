@@ -155,7 +155,7 @@ func (a *Auth) GetToken(ctx context.Context) (Token, error) {
 	if t := a.Current(); t.Valid(a.opt.Now()) {
 		return t, nil
 	}
-	return a.flight.do(func() (Token, error) { return a.obtain(ctx) })
+	return a.flight.do(func() (Token, error) { return a.obtain(ctx, a.opt.MaxAttempts) })
 }
 
 // Check refreshes when the schedule says so. The bridge calls it from
@@ -165,20 +165,20 @@ func (a *Auth) Check(ctx context.Context) {
 	if !a.due(a.opt.Now()) {
 		return
 	}
-	a.flight.do(func() (Token, error) { return a.obtain(ctx) })
+	a.flight.do(func() (Token, error) { return a.obtain(ctx, a.opt.MaxAttempts) })
 }
 
 // obtain gets a token under the cross-tab lock: if another tab refreshed
 // while we waited for the lock, its token (received through Receive) is
 // used and no request is made.
-func (a *Auth) obtain(ctx context.Context) (Token, error) {
+func (a *Auth) obtain(ctx context.Context, attempts int) (Token, error) {
 	var out Token
 	run := func() error {
 		if now := a.opt.Now(); !a.due(now) {
 			out = a.Current()
 			return nil
 		}
-		t, err := a.request(ctx)
+		t, err := a.request(ctx, attempts)
 		if err != nil {
 			return err
 		}
@@ -198,9 +198,9 @@ func (a *Auth) obtain(ctx context.Context) (Token, error) {
 // exponential backoff. A stored refresh token is tried first: it works
 // whether or not third-party cookies reach the server, and it keeps the
 // same visitor where the cookie path would create a new one.
-func (a *Auth) request(ctx context.Context) (Token, error) {
+func (a *Auth) request(ctx context.Context, attempts int) (Token, error) {
 	var last error
-	for attempt := 1; attempt <= a.opt.MaxAttempts; attempt++ {
+	for attempt := 1; attempt <= attempts; attempt++ {
 		if attempt > 1 {
 			if err := a.opt.Sleep(ctx, Backoff(attempt-1, a.opt.BaseBackoff, a.opt.MaxBackoff, a.opt.Random())); err != nil {
 				return Token{}, errorf(CodeNetwork, "gave up waiting to retry: "+err.Error())
@@ -340,4 +340,15 @@ func (a *Auth) HandleRedirect(url, expected string) (Token, error) {
 		return Token{}, errorf(CodeInvalidRequest, r.Error+": "+msg)
 	}
 	return a.Adopt(r), nil
+}
+
+// CheckSilently tries to get a token without any user-visible step (the
+// cookie or a stored refresh token), once, without retries. The redirect
+// flow uses it before sending the page away.
+func (a *Auth) CheckSilently(ctx context.Context) error {
+	if a.HasToken() {
+		return nil
+	}
+	_, err := a.flight.do(func() (Token, error) { return a.obtain(ctx, 1) })
+	return err
 }

@@ -1,0 +1,59 @@
+//go:build js && wasm
+
+package jsbridge
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"chatauth/wasm/sdk"
+)
+
+// These run under Node through the Go toolchain's go_js_wasm_exec.
+
+func TestPromiseRoundTrip(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := Await(ctx, NewPromise(func() (any, error) { return "ok", nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := v.String(); s != "ok" {
+		t.Fatalf("resolved %q", s)
+	}
+	_, err = Await(ctx, NewPromise(func() (any, error) { return nil, &sdk.Error{Code: sdk.CodeNetwork, Message: "offline"} }))
+	if err == nil {
+		t.Fatal("rejection lost")
+	}
+	// A panic inside the work rejects instead of killing the runtime.
+	_, err = Await(ctx, NewPromise(func() (any, error) { var m map[string]int; m["x"] = 1; return nil, nil }))
+	if err == nil {
+		t.Fatal("panic did not reject")
+	}
+}
+
+func TestJSErrorCarriesCode(t *testing.T) {
+	v := jsError(&sdk.Error{Code: sdk.CodeStateMismatch, Message: "nope"})
+	if got := str(v, "code"); got != sdk.CodeStateMismatch {
+		t.Fatalf("code %q", got)
+	}
+	if got := str(jsError(errors.New("x")), "code"); got != sdk.CodeInvalidRequest {
+		t.Fatalf("default code %q", got)
+	}
+}
+
+func TestEncoders(t *testing.T) {
+	if got := jsonString("a\"b\\c\n"); got != `"a\"b\\c\u000a"` {
+		t.Fatalf("jsonString %s", got)
+	}
+	if got := queryEscape("a b/c"); got != "a%20b%2Fc" {
+		t.Fatalf("queryEscape %s", got)
+	}
+	b := make([]byte, 16)
+	randomBytes(b)
+	if string(b) == string(make([]byte, 16)) {
+		t.Fatal("no randomness")
+	}
+}
