@@ -114,6 +114,10 @@ func (e *Env) Do(method, path string, body any, headers ...string) Response {
 		e.T.Fatal(err)
 	}
 	defer res.Body.Close()
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		// A stream never ends; that it opened is the answer.
+		return Response{Status: res.StatusCode, Header: res.Header}
+	}
 	raw, _ := io.ReadAll(res.Body)
 	out := Response{Status: res.StatusCode, Header: res.Header, Raw: raw}
 	json.Unmarshal(raw, &out.Body)

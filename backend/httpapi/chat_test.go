@@ -186,6 +186,10 @@ func declared(rt httpapi.Route) (shared.Resource, shared.Action) {
 		// Managing an organization's OAuth clients is administering it.
 		return shared.Organization, shared.Update
 	}
+	if strings.HasSuffix(rt.Path, "/conversations/:id/events") {
+		// Watching a conversation is reading it.
+		return shared.Conversation, shared.Fetch
+	}
 	segs := strings.Split(strings.TrimPrefix(rt.Path, "/"), "/")
 	last, withID := segs[len(segs)-1], false
 	if last == ":id" {

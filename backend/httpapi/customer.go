@@ -447,21 +447,39 @@ var (
 	ssePoll      = time.Second
 )
 
-// customerEvents streams new messages of the visitor's conversation as
-// server-sent events. Each event's id is the message id, so a reconnect
-// with Last-Event-ID (or ?last_event_id=) resumes exactly after the last
-// message received; without one the stream starts after the newest.
+// customerEvents streams the visitor's conversation (private notes left
+// out) as server-sent events.
 func (s *Server) customerEvents(c echo.Context) error {
 	conv, err := s.ownConversation(c)
 	if err != nil {
 		return err
 	}
+	return s.streamMessages(c, conv, false)
+}
+
+// agentEvents streams a conversation to the console, private notes
+// included. The bearer comes in the Authorization header (the console reads
+// the stream with fetch), never in the URL.
+func (s *Server) agentEvents(c echo.Context) error {
+	conv, err := s.conversation(c)
+	if err != nil {
+		return err
+	}
+	return s.streamMessages(c, conv, true)
+}
+
+// streamMessages sends new messages of conv as server-sent events. Each
+// event's id is the message id, so a reconnect with Last-Event-ID (or
+// ?last_event_id=) resumes exactly after the last message received;
+// without one the stream starts after the newest.
+func (s *Server) streamMessages(c echo.Context, conv sqlstore.Object, withPrivate bool) error {
 	ctx := c.Request().Context()
 	last := c.Request().Header.Get("Last-Event-ID")
 	if last == "" {
 		last = c.QueryParam("last_event_id")
 	}
 	var after int64
+	var err error
 	if last != "" {
 		if after, err = strconv.ParseInt(last, 10, 64); err != nil || after < 0 {
 			return apierr.InvalidRequest("Last-Event-ID: must be the id of the last event received")
@@ -486,16 +504,17 @@ func (s *Server) customerEvents(c echo.Context) error {
 	poll := time.NewTicker(ssePoll)
 	defer poll.Stop()
 	for {
-		msgs, err := s.visibleMessages(c, conv, after, 100)
+		msgs, _, err := s.Store.ListObjects(ctx, messageSpec.table, conv.OrgID, after, 100, sqlstore.Filter{Column: "conversation_id", Value: conv.ID})
 		if err != nil {
 			return nil // the stream is open; the client reconnects
 		}
 		for _, m := range msgs {
-			mm := m.(map[string]any)
-			id := mm["id"].(int64)
-			b, _ := json.Marshal(mm)
-			fmt.Fprintf(w, "id: %d\nevent: message\ndata: %s\n\n", id, b)
-			after = id
+			after = m.ID
+			if !withPrivate && m.Values["private"] == int64(1) {
+				continue
+			}
+			b, _ := json.Marshal(messageSpec.render(m))
+			fmt.Fprintf(w, "id: %d\nevent: message\ndata: %s\n\n", m.ID, b)
 		}
 		if len(msgs) > 0 {
 			w.Flush()

@@ -91,6 +91,7 @@ func (s *Server) chatRoutes(v1 *echo.Group) {
 		s.agentRoute(g, prefix, "POST", "/conversations/:id/messages", shared.Message, shared.Create, s.createMessage, extra...)
 	}
 	messages(v1, p)
+	s.agentRoute(v1, p, "GET", "/conversations/:id/events", shared.Conversation, shared.Fetch, s.agentEvents)
 	s.agentRoute(v1, p, "GET", "/messages/:id", shared.Message, shared.Fetch, s.fetch(messageSpec))
 	s.agentRoute(v1, p, "PATCH", "/messages/:id", shared.Message, shared.Update, s.update(messageSpec))
 	s.agentRoute(v1, p, "PUT", "/messages/:id", shared.Message, shared.Update, s.update(messageSpec))

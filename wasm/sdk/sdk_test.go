@@ -18,7 +18,9 @@ func TestParseRedirect(t *testing.T) {
 		code      string // "" for success
 		check     func(Redirect) bool
 	}{
-		{"token", ok, "", func(r Redirect) bool { return r.AccessToken == "eyJ.a.b" && r.ExpiresIn == 86400 && r.EntityID == "e1" && r.State == "s1" }},
+		{"token", ok, "", func(r Redirect) bool {
+			return r.AccessToken == "eyJ.a.b" && r.ExpiresIn == 86400 && r.EntityID == "e1" && r.State == "s1"
+		}},
 		{"bare fragment", "#access_token=x&token_type=bearer&expires_in=5", "", nil},
 		{"scope with +", "#access_token=x&token_type=Bearer&expires_in=5&scope=agent+read", "", func(r Redirect) bool { return r.Scope == "agent read" }},
 		{"scope with %20", "#access_token=x&token_type=Bearer&expires_in=5&scope=agent%20read", "", func(r Redirect) bool { return r.Scope == "agent read" }},
@@ -208,7 +210,11 @@ type memStore struct {
 	v  string
 }
 
-func (m *memStore) Load(context.Context) (string, error) { m.mu.Lock(); defer m.mu.Unlock(); return m.v, nil }
+func (m *memStore) Load(context.Context) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.v, nil
+}
 func (m *memStore) Save(_ context.Context, v string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
