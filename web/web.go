@@ -11,3 +11,9 @@ import "embed"
 //
 //go:embed all:dist
 var Dist embed.FS
+
+// Assets are the committed browser files: the widget loader and the
+// developer console.
+//
+//go:embed widget.js console
+var Assets embed.FS

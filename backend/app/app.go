@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -108,6 +109,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		db.Close()
 		return nil, err
 	}
+	demo, err := a.demoClient(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	agents := token.NewAgentVerifier(keys, cfg.Issuer, a.Revocations.Revoked)
 	customers := token.NewCustomerVerifier(keys, cfg.Issuer, a.Revocations.Revoked)
 	a.OAuth = &oauth.Provider{
@@ -127,7 +133,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 			strings.HasPrefix(cfg.Issuer, "https://"), cfg.RefreshTTL),
 		CustomerAuth: &customerauth.Service{Store: db, Issuer: issuer, Revocations: a.Revocations,
 			TTL: cfg.CustomerTTL, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace, Now: o.now},
-		Creations: agentauth.NewThrottle(time.Minute),
+		Creations:    agentauth.NewThrottle(time.Minute),
+		DemoClientID: demo,
 	})
 	bg, stop := context.WithCancel(context.Background())
 	a.stop = stop
@@ -159,6 +166,56 @@ func (a *App) bootstrap(ctx context.Context) error {
 		a.Log.Info("created organization and admin on the empty database", "organization", admin.OrgID, "admin", admin.Email)
 	}
 	return nil
+}
+
+// demoClientName names the public client the demo page at "/" uses.
+const demoClientName = "Demo widget"
+
+// demoClient makes sure the first organization exists and has the demo
+// page's public client, allowed on the issuer's origin (and its loopback
+// twin: localhost and 127.0.0.1 are different origins to a browser), so
+// the widget on "/" works on a fresh install.
+func (a *App) demoClient(ctx context.Context) (string, error) {
+	org, err := a.Store.FirstOrganization(ctx)
+	if errors.Is(err, sqlstore.ErrNotFound) {
+		o := &sqlstore.Organization{Name: "Default organization"}
+		if err := a.Store.CreateOrganization(ctx, o); err != nil {
+			return "", err
+		}
+		org = *o
+	} else if err != nil {
+		return "", err
+	}
+	clients, err := a.Store.ListClients(ctx, org.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range clients {
+		if c.Name == demoClientName && c.OrgID == org.ID {
+			return c.ID, nil
+		}
+	}
+	u, err := url.Parse(a.Cfg.Issuer)
+	if err != nil {
+		return "", err
+	}
+	origins := []string{u.Scheme + "://" + u.Host}
+	for from, to := range map[string]string{"localhost": "127.0.0.1", "127.0.0.1": "localhost"} {
+		if u.Hostname() == from {
+			twin := u.Scheme + "://" + to
+			if u.Port() != "" {
+				twin += ":" + u.Port()
+			}
+			origins = append(origins, twin)
+		}
+	}
+	c := &sqlstore.Client{ID: token.NewID(), OrgID: org.ID, Name: demoClientName, Company: "chatauth", Type: "public",
+		Scopes: shared.FirstParty.String(), AllowedOrigins: origins, RedirectURIs: []string{a.Cfg.Issuer + "/"}}
+	if err := a.Store.CreateClient(ctx, c); err != nil {
+		return "", err
+	}
+	a.Log.Info("created the demo page's OAuth client", "client_id", c.ID, "allowed_origins", strings.Join(origins, " "))
+	return c.ID, nil
 }
 
 // reloadKeys picks up keys rotated by the CLI or another process, and lets

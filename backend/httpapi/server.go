@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -41,6 +42,8 @@ type Deps struct {
 	CustomerSessions *sessions.CookieStore
 	// Creations rate-limits new visitors per client IP.
 	Creations *agentauth.Throttle
+	// DemoClientID is the public client of the demo page at "/".
+	DemoClientID string
 }
 
 // Server is the HTTP face of chatauth.
@@ -85,6 +88,10 @@ func (s *Server) routes() {
 	e.GET("/", s.index)
 	e.GET("/healthz", s.healthz)
 	e.GET("/web/dist/*", s.serveDist)
+	e.GET("/web/widget.js", s.serveAsset("widget.js"))
+	e.GET("/console", s.serveAsset("console/index.html"))
+	e.GET("/console/", s.serveAsset("console/index.html"))
+	e.GET("/console/:file", s.serveConsoleFile)
 	e.GET("/.well-known/jwks.json", s.jwks)
 
 	v1 := e.Group("/api/v1")
@@ -137,8 +144,11 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "database": s.Store.Kind()})
 }
 
+// index serves the demo site with the demo client's id filled in.
 func (s *Server) index(c echo.Context) error {
-	return c.HTMLBlob(http.StatusOK, s.IndexHTML)
+	page := bytes.ReplaceAll(s.IndexHTML, []byte("__DEMO_CLIENT_ID__"), []byte(s.DemoClientID))
+	c.Response().Header().Set("Cache-Control", "no-cache")
+	return c.HTMLBlob(http.StatusOK, page)
 }
 
 func (s *Server) jwks(c echo.Context) error {

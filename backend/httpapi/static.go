@@ -79,3 +79,40 @@ func acceptsEncoding(header, token string) bool {
 	}
 	return false
 }
+
+// serveAsset serves one embedded file of web/ (the widget loader, the
+// console). They are small and change with releases: revalidated, not
+// cached forever.
+func (s *Server) serveAsset(name string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		raw, err := fs.ReadFile(web.Assets, name)
+		if err != nil {
+			return apierr.NotFound("no such asset: " + name)
+		}
+		h := c.Response().Header()
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Content-Type-Options", "nosniff")
+		ctype := mime.TypeByExtension(path.Ext(name))
+		switch path.Ext(name) {
+		case ".js":
+			ctype = "text/javascript; charset=utf-8"
+			// The widget loader is embedded by other sites.
+			h.Set("Access-Control-Allow-Origin", "*")
+		case ".html":
+			ctype = "text/html; charset=utf-8"
+			// The console: our own scripts only, never framed.
+			h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+			h.Set("X-Frame-Options", "DENY")
+			h.Set("Referrer-Policy", "no-referrer")
+		}
+		return c.Blob(http.StatusOK, ctype, raw)
+	}
+}
+
+func (s *Server) serveConsoleFile(c echo.Context) error {
+	name := path.Base(c.Param("file"))
+	if name == "index.html" || strings.HasPrefix(name, ".") {
+		return apierr.NotFound("no such file in /console/")
+	}
+	return s.serveAsset("console/" + name)(c)
+}

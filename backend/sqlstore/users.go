@@ -218,3 +218,19 @@ func (s *DB) TouchAPIToken(ctx context.Context, userID int64, t time.Time) error
 	}
 	return nil
 }
+
+// FirstOrganization is the oldest root organization (organization 1 on a
+// fresh install).
+func (s *DB) FirstOrganization(ctx context.Context) (Organization, error) {
+	var o Organization
+	var created int64
+	err := s.queryRow(ctx, "SELECT id, name, created_at FROM organizations WHERE parent_id IS NULL ORDER BY id LIMIT 1").Scan(&o.ID, &o.Name, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, ErrNotFound
+	}
+	if err != nil {
+		return o, fmt.Errorf("first organization: %w", err)
+	}
+	o.CreatedAt = fromMS(created)
+	return o, nil
+}

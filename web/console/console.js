@@ -1,0 +1,246 @@
+// chatauth console: a small static app over the same JSON API everyone
+// else uses. The access token lives in memory; the refresh token in
+// sessionStorage (this tab only), so a reload keeps you signed in.
+"use strict";
+const $ = (s) => document.querySelector(s);
+let session = null; // {token, refreshToken, user, expiresAt}
+let current = null, stream = null, pollTimer = null;
+
+function flash(text, bad) {
+  const f = $("#flash");
+  f.textContent = text; f.className = bad ? "bad" : ""; f.hidden = false;
+  clearTimeout(flash.t); flash.t = setTimeout(() => (f.hidden = true), 6000);
+}
+
+async function api(path, opts = {}) {
+  if (session && Date.now() > session.expiresAt - 60000) await refresh();
+  const headers = { "Content-Type": "application/json", ...(opts.headers || {}) };
+  if (session) headers.Authorization = "Bearer " + session.token;
+  const res = await fetch(path, { ...opts, headers });
+  const body = res.status === 204 ? null : await res.json().catch(() => null);
+  if (res.status === 401 && session && !opts.retried) {
+    if (await refresh()) return api(path, { ...opts, retried: true });
+    signOut();
+  }
+  if (!res.ok) throw new Error((body && body.message) || res.statusText);
+  return body;
+}
+
+function adopt(pair) {
+  session = { token: pair.token, refreshToken: pair.refreshToken, user: pair.user, expiresAt: Date.now() + pair.expiresIn * 1000 };
+  sessionStorage.setItem("chatauth.console", JSON.stringify({ refreshToken: pair.refreshToken, email: pair.user.email }));
+}
+
+async function refresh() {
+  const saved = JSON.parse(sessionStorage.getItem("chatauth.console") || "null");
+  if (!saved) return false;
+  const res = await fetch("/api/v1/auth/token", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ refreshToken: saved.refreshToken, clientId: saved.email }) });
+  if (!res.ok) { sessionStorage.removeItem("chatauth.console"); return false; }
+  adopt(await res.json());
+  return true;
+}
+
+function signOut() {
+  session = null;
+  sessionStorage.removeItem("chatauth.console");
+  stream?.abort(); clearInterval(pollTimer);
+  $("#app").hidden = true; $("#signin").hidden = false;
+}
+
+async function signIn(e) {
+  e.preventDefault();
+  const err = $("#signin-error");
+  err.hidden = true;
+  const res = await fetch("/api/v1/auth/token", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email: $("#email").value, password: $("#password").value }) });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) { err.textContent = body.message || "Sign-in failed"; err.hidden = false; return; }
+  adopt(body);
+  start();
+}
+
+function show(view) {
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
+  if (view === "profile") loadProfile();
+  if (view === "clients") loadClients();
+}
+
+function start() {
+  $("#signin").hidden = true; $("#app").hidden = false;
+  $("#who").textContent = `${session.user.email} (${session.user.role})`;
+  show((location.hash || "#inbox").slice(1));
+  loadConversations();
+  clearInterval(pollTimer);
+  pollTimer = setInterval(loadConversations, 3000); // the list updates live; the open thread streams
+}
+
+// Inbox
+async function loadConversations() {
+  if (!session) return;
+  try {
+    const page = await api("/api/v1/conversations?limit=100");
+    const ul = $("#conv-list");
+    const items = page.data.slice().reverse();
+    ul.replaceChildren(...items.map((c) => {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = `#${c.id} ${c.subject || (c.customer_id ? "Visitor " + c.customer_id.slice(0, 6) : "Conversation")} · ${c.status}`;
+      b.setAttribute("aria-current", String(current === c.id));
+      b.addEventListener("click", () => openConversation(c.id));
+      li.append(b);
+      return li;
+    }));
+    if (!items.length) ul.innerHTML = '<li class="muted">No conversations yet.</li>';
+  } catch (e) { flash(e.message, true); }
+}
+
+function renderMessage(m) {
+  if (document.getElementById("m" + m.id)) return;
+  const li = document.createElement("li");
+  li.id = "m" + m.id;
+  li.className = m.message_type + (m.private ? " private" : "");
+  li.textContent = m.content;
+  $("#messages").append(li);
+  $("#messages").scrollTop = $("#messages").scrollHeight;
+}
+
+async function openConversation(id) {
+  current = id;
+  const c = await api(`/api/v1/conversations/${id}`);
+  $("#thread-empty").hidden = true; $("#thread").hidden = false;
+  $("#thread-title").textContent = `Conversation #${c.id}`;
+  $("#thread-status").textContent = c.status + (c.assignee_id ? " · assigned" : "");
+  $("#messages").replaceChildren();
+  c.messages.forEach(renderMessage);
+  const last = c.messages.length ? c.messages[c.messages.length - 1].id : 0;
+  follow(id, last);
+  loadConversations();
+  $("#reply").focus();
+}
+
+// follow reads the agent event stream with fetch, so the bearer travels in
+// the Authorization header, never in a URL.
+async function follow(id, lastId) {
+  stream?.abort();
+  const ctl = new AbortController();
+  stream = ctl;
+  try {
+    const res = await fetch(`/api/v1/conversations/${id}/events?last_event_id=${lastId}`, { headers: { Authorization: "Bearer " + session.token }, signal: ctl.signal });
+    if (!res.ok) throw new Error("stream: " + res.status);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, i); buf = buf.slice(i + 2);
+        const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        if (data) { const m = JSON.parse(data); lastId = m.id; renderMessage(m); }
+      }
+    }
+  } catch (e) {
+    if (ctl.signal.aborted) return;
+  }
+  if (!ctl.signal.aborted && current === id) setTimeout(() => follow(id, lastId), 2000);
+}
+
+async function reply(e) {
+  e.preventDefault();
+  const text = $("#reply").value.trim();
+  if (!text || !current) return;
+  try {
+    renderMessage(await api(`/api/v1/conversations/${current}/messages`, { method: "POST", body: JSON.stringify({ content: text, message_type: "outgoing" }) }));
+    $("#reply").value = "";
+  } catch (err) { flash(err.message, true); }
+}
+
+async function updateConversation(patch, done) {
+  try {
+    await api(`/api/v1/conversations/${current}`, { method: "PATCH", body: JSON.stringify(patch) });
+    flash(done);
+    openConversation(current);
+  } catch (e) { flash(e.message, true); } // e.g. the matrix lets only admins update conversations
+}
+
+// Profile
+async function loadProfile() {
+  const p = await api("/api/v1/profile");
+  $("#profile-data").innerHTML = "";
+  for (const [k, v] of Object.entries({ Name: p.name, Email: p.email, Role: p.role, Account: p.account_id, "User id": p.id })) {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = v;
+    $("#profile-data").append(dt, dd);
+  }
+}
+
+async function resetToken() {
+  if (!confirm("Reset your API token? Integrations using the current one stop working at once.")) return;
+  const r = await api("/api/v1/profile/reset_access_token", { method: "POST" });
+  $("#api-token").textContent = r.access_token;
+  $("#token-box").hidden = false;
+  flash("New API token created. Copy it now: it is not shown again.");
+}
+
+async function copy(sel) {
+  try { await navigator.clipboard.writeText($(sel).textContent); flash("Copied."); } catch { flash("Select the text and copy it by hand.", true); }
+}
+
+// OAuth clients
+const lines = (s) => s.split("\n").map((l) => l.trim()).filter(Boolean);
+async function loadClients() {
+  try {
+    const page = await api("/api/v1/oauth/clients");
+    $("#client-rows").replaceChildren(...page.data.map((c) => {
+      const tr = document.createElement("tr");
+      for (const v of [c.name, c.client_id, c.client_type, c.redirect_uris.join("\n"), c.allowed_origins.join("\n")]) {
+        const td = document.createElement("td"); td.textContent = v; td.style.whiteSpace = "pre-line"; tr.append(td);
+      }
+      const td = document.createElement("td");
+      const edit = document.createElement("button"); edit.type = "button"; edit.className = "secondary"; edit.textContent = "Edit";
+      edit.addEventListener("click", () => editClient(c));
+      td.append(edit); tr.append(td);
+      return tr;
+    }));
+  } catch (e) { flash(e.message, true); }
+}
+
+function editClient(c) {
+  $("#client-form-title").textContent = c ? `Edit ${c.name}` : "New client";
+  $("#client-id").value = c ? c.client_id : "";
+  $("#client-name").value = c ? c.name : "";
+  $("#client-type").value = c ? c.client_type : "public";
+  $("#client-redirects").value = c ? c.redirect_uris.join("\n") : "";
+  $("#client-origins").value = c ? c.allowed_origins.join("\n") : "";
+}
+
+async function saveClient(e) {
+  e.preventDefault();
+  const id = $("#client-id").value;
+  const body = { name: $("#client-name").value, client_type: $("#client-type").value, redirect_uris: lines($("#client-redirects").value), allowed_origins: lines($("#client-origins").value) };
+  try {
+    const c = await api(id ? `/api/v1/oauth/clients/${id}` : "/api/v1/oauth/clients", { method: id ? "PUT" : "POST", body: JSON.stringify(body) });
+    if (c.client_secret) { $("#client-secret").textContent = c.client_secret; $("#secret-box").hidden = false; }
+    flash(id ? "Client saved." : `Client created: ${c.client_id}`);
+    editClient(null);
+    loadClients();
+  } catch (err) { flash(err.message, true); }
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  $("#signin-form").addEventListener("submit", signIn);
+  $("#signout").addEventListener("click", signOut);
+  $("#reply-form").addEventListener("submit", reply);
+  $("#reply").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#reply-form").requestSubmit(); } });
+  $("#assign").addEventListener("click", () => updateConversation({ assignee_id: session.user.id }, "Assigned to you."));
+  $("#resolve").addEventListener("click", () => updateConversation({ status: "resolved" }, "Resolved."));
+  $("#reset-token").addEventListener("click", resetToken);
+  $("#copy-token").addEventListener("click", () => copy("#api-token"));
+  $("#copy-secret").addEventListener("click", () => copy("#client-secret"));
+  $("#client-form").addEventListener("submit", saveClient);
+  $("#client-cancel").addEventListener("click", () => editClient(null));
+  for (const a of document.querySelectorAll("nav a")) a.addEventListener("click", () => show(a.dataset.view));
+  if (await refresh()) start(); else $("#signin").hidden = false;
+});

@@ -1,0 +1,230 @@
+// chatauth chat widget. Embed with one tag:
+//   <script src="https://chat.example.com/web/widget.js" data-client-id="…" async></script>
+// Optional: data-server="https://chat.example.com" (default: where this file came from),
+// data-title="Chat with us".
+// Everything renders inside a shadow root, so the host page's CSS cannot
+// break the widget and the widget cannot break the page.
+(() => {
+  "use strict";
+  const script = document.currentScript;
+  if (!script) return;
+  const clientId = script.dataset.clientId;
+  const server = (script.dataset.server || new URL(script.src).origin).replace(/\/+$/, "");
+  const title = script.dataset.title || "Chat with us";
+  if (!clientId) {
+    console.error("chatauth widget: add data-client-id=\"…\" to the script tag (console → OAuth clients)");
+    return;
+  }
+  const convKey = "chatauth:conversation:" + clientId;
+
+  const CSS = `
+:host { all: initial; }
+.w { all: initial; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #111827; }
+.w *, .w *::before, .w *::after { box-sizing: border-box; }
+.bubble { position: fixed; right: 20px; bottom: 20px; width: 60px; height: 60px; border-radius: 50%; border: 0; cursor: pointer;
+  background: #2563eb; color: #fff; box-shadow: 0 6px 20px rgba(0,0,0,.25); display: flex; align-items: center; justify-content: center; }
+.bubble:focus-visible, button:focus-visible, textarea:focus-visible { outline: 3px solid #f59e0b; outline-offset: 2px; }
+.bubble svg { width: 28px; height: 28px; fill: currentColor; }
+.badge { position: absolute; top: -4px; right: -4px; min-width: 22px; height: 22px; padding: 0 6px; border-radius: 11px;
+  background: #dc2626; color: #fff; font: 700 12px/22px system-ui, sans-serif; text-align: center; }
+.panel { position: fixed; right: 20px; bottom: 92px; width: 360px; max-width: calc(100vw - 24px); height: 520px; max-height: calc(100vh - 120px);
+  background: #fff; border-radius: 14px; box-shadow: 0 12px 40px rgba(0,0,0,.25); display: flex; flex-direction: column; overflow: hidden; }
+.panel[hidden], .badge[hidden] { display: none; }
+header { background: #2563eb; color: #fff; padding: 12px 14px; display: flex; align-items: center; gap: 8px; }
+header h2 { margin: 0; font: 600 16px/1.2 system-ui, sans-serif; flex: 1; }
+.status { font-size: 12px; opacity: .9; }
+.status::before { content: ""; display: inline-block; width: 8px; height: 8px; border-radius: 50%; background: #fbbf24; margin-right: 5px; vertical-align: middle; }
+.status[data-state="online"]::before { background: #34d399; }
+.status[data-state="offline"]::before { background: #f87171; }
+.close { background: transparent; border: 0; color: #fff; font-size: 22px; line-height: 1; cursor: pointer; padding: 2px 6px; border-radius: 6px; }
+ol { list-style: none; margin: 0; padding: 12px; flex: 1; overflow-y: auto; display: flex; flex-direction: column; gap: 8px; background: #f9fafb; }
+li { max-width: 80%; padding: 8px 11px; border-radius: 12px; white-space: pre-wrap; word-wrap: break-word; }
+li.incoming { align-self: flex-end; background: #2563eb; color: #fff; border-bottom-right-radius: 4px; }
+li.outgoing { align-self: flex-start; background: #fff; border: 1px solid #e5e7eb; border-bottom-left-radius: 4px; }
+li.hint { align-self: center; background: transparent; color: #6b7280; font-size: 13px; text-align: center; }
+form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #e5e7eb; background: #fff; }
+textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px; padding: 8px 10px; font: inherit; color: inherit; min-height: 40px; max-height: 120px; }
+.send { border: 0; border-radius: 10px; background: #2563eb; color: #fff; font: 600 14px system-ui, sans-serif; padding: 0 14px; cursor: pointer; }
+.send:disabled { opacity: .5; cursor: default; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+@media (max-width: 420px) { .panel { right: 12px; bottom: 84px; width: calc(100vw - 24px); } .bubble { right: 12px; bottom: 12px; } }
+`;
+
+  const host = document.createElement("chatauth-widget");
+  // The host element itself is in the page's light DOM: pin what a
+  // hostile stylesheet could change, with !important.
+  for (const [k, v] of Object.entries({ all: "initial", display: "block", position: "fixed", "z-index": "2147483647", right: "0", bottom: "0", width: "0", height: "0", visibility: "visible", opacity: "1" })) {
+    host.style.setProperty(k, v, "important");
+  }
+  const root = host.attachShadow({ mode: "open" });
+  root.innerHTML = `<style>${CSS}</style>
+<div class="w">
+  <button class="bubble" type="button" aria-label="Open chat" aria-expanded="false" aria-controls="chatauth-panel">
+    <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z"/></svg>
+    <span class="badge" hidden aria-label="unread messages"></span>
+  </button>
+  <section class="panel" id="chatauth-panel" role="dialog" aria-modal="false" aria-labelledby="chatauth-title" hidden>
+    <header>
+      <h2 id="chatauth-title"></h2>
+      <span class="status" role="status" data-state="connecting">Connecting…</span>
+      <button class="close" type="button" aria-label="Close chat">×</button>
+    </header>
+    <ol class="messages" aria-live="polite" aria-label="Messages"></ol>
+    <form class="composer">
+      <label class="sr" for="chatauth-input">Message</label>
+      <textarea id="chatauth-input" rows="1" placeholder="Write a message…" maxlength="10000"></textarea>
+      <button class="send" type="submit" aria-label="Send message">Send</button>
+    </form>
+  </section>
+</div>`;
+  const $ = (s) => root.querySelector(s);
+  const bubble = $(".bubble"), badge = $(".badge"), panel = $(".panel"), list = $(".messages");
+  const input = $("textarea"), form = $("form"), status = $(".status"), sendBtn = $(".send");
+  $("#chatauth-title").textContent = title;
+
+  let auth, conversation = localStorage.getItem(convKey), lastId = 0, unread = 0, stream, retry = 1000;
+  const seen = new Set();
+
+  function setStatus(state, text) { status.dataset.state = state; status.textContent = text; }
+  function hint(text) {
+    if (list.children.length) return;
+    const li = document.createElement("li");
+    li.className = "hint";
+    li.textContent = text;
+    list.append(li);
+  }
+  function render(m) {
+    if (seen.has(m.id)) return;
+    seen.add(m.id);
+    lastId = Math.max(lastId, m.id);
+    list.querySelector(".hint")?.remove();
+    const li = document.createElement("li");
+    li.className = m.message_type === "incoming" ? "incoming" : "outgoing";
+    li.textContent = m.content;
+    li.setAttribute("aria-label", (m.message_type === "incoming" ? "You: " : "Agent: ") + m.content);
+    list.append(li);
+    list.scrollTop = list.scrollHeight;
+    if (m.message_type === "outgoing" && panel.hidden) {
+      unread++;
+      badge.textContent = String(unread);
+      badge.hidden = false;
+      bubble.setAttribute("aria-label", `Open chat (${unread} unread)`);
+    }
+  }
+
+  // The SDK (WebAssembly) loads after the page, never blocking it.
+  let loading;
+  function sdk() {
+    if (!loading) {
+      loading = import(server + "/web/dist/chatauth.js")
+        .then(({ init }) => init({ serverUrl: server, clientId }))
+        .then((a) => (auth = a));
+      loading.catch((e) => { loading = undefined; setStatus("offline", "Offline"); console.error("chatauth widget:", e); });
+    }
+    return loading;
+  }
+  async function api(path, opts = {}) {
+    await sdk();
+    const res = await auth.fetch(path, { ...opts, headers: { "Content-Type": "application/json", ...(opts.headers || {}) } });
+    const body = res.status === 204 ? null : await res.json().catch(() => null);
+    if (!res.ok) {
+      const err = new Error((body && body.message) || "request failed: " + res.status);
+      err.status = res.status;
+      throw err;
+    }
+    return body;
+  }
+
+  async function restore() {
+    if (!conversation) { setStatus("online", "Online"); return; }
+    try {
+      const conv = await api(`/customer/api/v1/conversations/${conversation}`);
+      conv.messages.forEach(render);
+      connect();
+    } catch (e) {
+      if (e.status === 404) { localStorage.removeItem(convKey); conversation = null; setStatus("online", "Online"); }
+      else setStatus("offline", "Offline");
+    }
+  }
+
+  // Agent replies arrive as server-sent events; a reconnect resumes after
+  // the last message seen, so nothing is missed.
+  async function connect() {
+    if (!conversation) return;
+    stream?.close();
+    try {
+      const t = await (await sdk(), auth.getToken());
+      const url = `${server}/customer/api/v1/conversations/${conversation}/events?access_token=${encodeURIComponent(t.accessToken)}&last_event_id=${lastId}`;
+      stream = new EventSource(url);
+      stream.onopen = () => { setStatus("online", "Online"); retry = 1000; };
+      stream.addEventListener("message", (ev) => { try { render(JSON.parse(ev.data)); } catch {} });
+      stream.onerror = () => {
+        stream.close();
+        setStatus("connecting", "Reconnecting…");
+        setTimeout(connect, retry);
+        retry = Math.min(retry * 2, 30000);
+      };
+    } catch {
+      setStatus("offline", "Offline");
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 30000);
+    }
+  }
+
+  async function send(text) {
+    sendBtn.disabled = true;
+    try {
+      if (!conversation) {
+        const conv = await api("/customer/api/v1/conversations", { method: "POST", body: "{}" });
+        conversation = String(conv.id);
+        localStorage.setItem(convKey, conversation);
+        connect();
+      }
+      render(await api(`/customer/api/v1/conversations/${conversation}/messages`, { method: "POST", body: JSON.stringify({ content: text }) }));
+      input.value = "";
+    } catch (e) {
+      setStatus("offline", "Not sent — try again");
+    } finally {
+      sendBtn.disabled = false;
+      input.focus();
+    }
+  }
+
+  function open() {
+    panel.hidden = false;
+    bubble.setAttribute("aria-expanded", "true");
+    bubble.setAttribute("aria-label", "Close chat");
+    unread = 0;
+    badge.hidden = true;
+    hint("Ask us anything. We usually answer within minutes.");
+    input.focus();
+    sdk();
+  }
+  function close() {
+    panel.hidden = true;
+    bubble.setAttribute("aria-expanded", "false");
+    bubble.setAttribute("aria-label", "Open chat");
+    bubble.focus();
+  }
+  bubble.addEventListener("click", () => (panel.hidden ? open() : close()));
+  $(".close").addEventListener("click", close);
+  root.addEventListener("keydown", (e) => { if (e.key === "Escape" && !panel.hidden) { e.preventDefault(); close(); } });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+  });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (text) send(text);
+  });
+
+  function mount() {
+    document.body.append(host);
+    // Start after the page has finished loading: the widget never competes
+    // with the host page's own resources.
+    const start = () => restore();
+    if ("requestIdleCallback" in window) requestIdleCallback(start, { timeout: 2000 }); else setTimeout(start, 200);
+  }
+  if (document.readyState === "complete") mount(); else window.addEventListener("load", mount, { once: true });
+  window.chatauthWidget = { open, close, element: host };
+})();
