@@ -135,6 +135,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 			TTL: cfg.CustomerTTL, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace, Now: o.now},
 		Creations:    agentauth.NewThrottle(time.Minute),
 		DemoClientID: demo,
+		Platform:     cfg.Platform,
 	})
 	bg, stop := context.WithCancel(context.Background())
 	a.stop = stop

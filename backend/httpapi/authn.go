@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"errors"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/agentauth"
 	"chatauth/backend/apierr"
+	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 	"chatauth/shared"
 )
@@ -28,7 +31,8 @@ func AgentFrom(c echo.Context) *Agent {
 }
 
 // bearer extracts an RFC 6750 bearer token. ok is false when no
-// Authorization header was sent.
+// Authorization header was sent. Basic credentials are left to the
+// caller (basic is true).
 func bearer(c echo.Context) (tok string, ok bool, err error) {
 	h := c.Request().Header.Get(echo.HeaderAuthorization)
 	if h == "" {
@@ -43,7 +47,7 @@ func bearer(c echo.Context) (tok string, ok bool, err error) {
 		}
 		return rest, true, nil
 	case strings.EqualFold(scheme, "Basic"):
-		return "", true, apierr.InvalidToken("Basic credentials are for personal access tokens, which this server does not accept yet; use Authorization: Bearer <access token> or the api_access_token header")
+		return "", true, apierr.InvalidToken("Basic credentials are personal access tokens, which work on the agent API only (/api/v1)")
 	default:
 		return "", true, apierr.InvalidToken("unsupported Authorization scheme " + quoteShort(scheme) + "; use Authorization: Bearer <access token>")
 	}
@@ -78,28 +82,131 @@ func (s *Server) RequireAgent(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 func (s *Server) authenticateAgent(c echo.Context) (*Agent, error) {
-	tok, sent, err := bearer(c)
+	r := c.Request()
+	h, apiTok := r.Header.Get(echo.HeaderAuthorization), r.Header.Get("api_access_token")
+	if h != "" && apiTok != "" {
+		return nil, apierr.InvalidToken("send one credential: either Authorization or api_access_token, not both")
+	}
+	if apiTok != "" {
+		return s.apiTokenAgent(c, apiTok)
+	}
+	if h == "" {
+		return nil, apierr.InvalidToken("no credentials; send Authorization: Bearer <access token> or the api_access_token header")
+	}
+	if scheme, _, _ := strings.Cut(h, " "); strings.EqualFold(scheme, "Basic") {
+		return s.personalAgent(c, h)
+	}
+	tok, _, err := bearer(c)
 	if err != nil {
 		return nil, err
 	}
-	apiTok := c.Request().Header.Get("api_access_token")
 	switch {
-	case sent && apiTok != "":
-		return nil, apierr.InvalidToken("send one credential: either Authorization or api_access_token, not both")
-	case sent:
-		claims, err := s.Agents.Verify(tok)
-		if err != nil {
-			return nil, verifyErr(err)
-		}
-		return &Agent{AgentClaims: claims, Via: "jwt"}, nil
-	case apiTok != "":
-		u, err := s.Auth.AuthenticateAPIToken(c.Request().Context(), apiTok)
+	case token.HasPrefix(tok, token.PrefixPersonal):
+		return nil, apierr.InvalidToken("personal access tokens use the Basic scheme, not Bearer: Authorization: Basic base64(account_id:token)")
+	case token.HasPrefix(tok, token.PrefixAPIToken), token.HasPrefix(tok, token.PrefixBot), token.HasPrefix(tok, token.PrefixPlatform):
+		return nil, apierr.InvalidToken("this is an API token; send it in the api_access_token header, not as a bearer")
+	case token.HasPrefix(tok, token.PrefixRefresh), token.HasPrefix(tok, token.PrefixCustomerRefresh):
+		return nil, apierr.InvalidToken("this is a refresh token, not an access token; exchange it at POST /api/v1/auth/token (or /oauth/token)")
+	}
+
+	claims, err := s.Agents.Verify(tok)
+	if err != nil {
+		return nil, verifyErr(err)
+	}
+	return &Agent{AgentClaims: claims, Via: "jwt"}, nil
+}
+
+// apiTokenAgent authenticates the api_access_token header: a user's API
+// token or an agent bot's token.
+func (s *Server) apiTokenAgent(c echo.Context, tok string) (*Agent, error) {
+	ctx := c.Request().Context()
+	switch {
+	case token.HasPrefix(tok, token.PrefixBot):
+		cr, err := s.credential(c, tok, "bot")
 		if err != nil {
 			return nil, err
 		}
-		return &Agent{AgentClaims: agentauth.ClaimsForUser(u), Via: "api_token"}, nil
-	default:
-		return nil, apierr.InvalidToken("no credentials; send Authorization: Bearer <access token> or the api_access_token header")
+		return &Agent{AgentClaims: shared.AgentClaims{Subject: "bot:" + strconv.FormatInt(cr.ID, 10), Audience: shared.AudienceAgent, Org: cr.OrgID,
+			Scope: shared.Scope{Role: shared.RoleBot, API: shared.FirstParty}}, Via: "bot"}, nil
+	case token.HasPrefix(tok, token.PrefixPlatform):
+		return nil, apierr.InvalidToken("platform tokens work only on the platform API (/platform/api/v1)")
+	case token.HasPrefix(tok, token.PrefixPersonal):
+		return nil, apierr.InvalidToken("personal access tokens use Authorization: Basic base64(account_id:token), not api_access_token")
+	}
+	u, err := s.Auth.AuthenticateAPIToken(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{AgentClaims: agentauth.ClaimsForUser(u), Via: "api_token"}, nil
+}
+
+// personalAgent authenticates a personal access token sent as
+// Basic base64(account_id:token).
+func (s *Server) personalAgent(c echo.Context, header string) (*Agent, error) {
+	account, tok, err := agentauth.ParsePATBasic(header)
+	if err != nil {
+		return nil, apierr.InvalidToken(err.Error())
+	}
+	if !token.HasPrefix(tok, token.PrefixPersonal) {
+		return nil, apierr.InvalidToken("the token in the Basic credential is not a personal access token (they start with " + token.PrefixPersonal + ")")
+	}
+	cr, err := s.credential(c, tok, "pat")
+	if err != nil {
+		return nil, err
+	}
+	if cr.OrgID != account {
+		return nil, apierr.InvalidToken("the account_id in the Basic credential is not this token's account; use " + strconv.FormatInt(cr.OrgID, 10))
+	}
+	u, err := s.Store.UserByID(c.Request().Context(), cr.UserID)
+	if err != nil {
+		return nil, apierr.InvalidToken("the owner of this personal access token no longer exists")
+	}
+	scope, err := shared.ParseScope(cr.Scope)
+	if err != nil {
+		return nil, apierr.Internal(err)
+	}
+	if !u.Role.Includes(scope.Role) {
+		scope.Role = u.Role // a demoted owner's token shrinks with them
+	}
+	return &Agent{AgentClaims: shared.AgentClaims{Subject: strconv.FormatInt(u.ID, 10), Audience: shared.AudienceAgent, Org: u.OrgID, Scope: scope}, Via: "pat"}, nil
+}
+
+// credential finds a long-lived credential of kind by its secret, checks
+// its expiry, and records its use (at most once a minute; the first use
+// goes to the audit log).
+func (s *Server) credential(c echo.Context, secret, kind string) (sqlstore.Credential, error) {
+	ctx := c.Request().Context()
+	cr, err := s.Store.CredentialByHash(ctx, token.Hash(secret))
+	if errors.Is(err, sqlstore.ErrNotFound) || (err == nil && cr.Kind != kind) {
+		return cr, apierr.InvalidToken("this token is not valid: it was revoked or reset, or never existed")
+	}
+	if err != nil {
+		return cr, apierr.Internal(err)
+	}
+	now := time.Now()
+	if !cr.ExpiresAt.IsZero() && !now.Before(cr.ExpiresAt) {
+		return cr, apierr.InvalidToken("this token expired " + token.Ago(now.Sub(cr.ExpiresAt)) + "; create a new one")
+	}
+	if now.Sub(cr.LastUsedAt) > time.Minute {
+		first, err := s.Store.TouchCredential(ctx, cr.ID, now)
+		if err != nil {
+			return cr, apierr.Internal(err)
+		}
+		if first {
+			s.audit(c, cr.OrgID, "credential.first_use", kind+":"+strconv.FormatInt(cr.ID, 10), cr.Name)
+		}
+	}
+	return cr, nil
+}
+
+// audit records a credential event; a failure is logged, never shown.
+func (s *Server) audit(c echo.Context, org int64, event, subject, detail string) {
+	actor := ""
+	if a := AgentFrom(c); a != nil {
+		actor = a.Subject
+	}
+	if err := s.Store.Audit(c.Request().Context(), sqlstore.AuditEvent{OrgID: org, Actor: actor, Event: event, Subject: subject, Detail: detail}); err != nil {
+		s.log.Warn("audit event lost", "event", event, "err", err)
 	}
 }
 

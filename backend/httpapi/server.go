@@ -44,6 +44,8 @@ type Deps struct {
 	Creations *agentauth.Throttle
 	// DemoClientID is the public client of the demo page at "/".
 	DemoClientID string
+	// Platform enables /platform/api/v1 (CHATAUTH_PLATFORM).
+	Platform bool
 }
 
 // Server is the HTTP face of chatauth.
@@ -102,8 +104,10 @@ func (s *Server) routes() {
 	v1.POST("/profile/reset_access_token", s.resetAccessToken, s.RequireAgent)
 	s.chatRoutes(v1)
 	s.clientRoutes(v1)
+	s.credentialRoutes(v1)
 	s.oauthRoutes()
 	s.customerRoutes()
+	s.platformRoutes()
 }
 
 // accessLog writes one structured line per request. It logs the path

@@ -123,3 +123,50 @@ func (s *DB) DeleteUser(ctx context.Context, id int64) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// AllOrganizations lists every organization by id (the platform API).
+func (s *DB) AllOrganizations(ctx context.Context, after int64, limit int) ([]Organization, bool, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT id, parent_id, name, created_at FROM organizations WHERE id > ? ORDER BY id LIMIT ?"), after, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("all organizations: %w", err)
+	}
+	defer rows.Close()
+	var out []Organization
+	for rows.Next() {
+		var o Organization
+		var parent sql.NullInt64
+		var created int64
+		if err := rows.Scan(&o.ID, &parent, &o.Name, &created); err != nil {
+			return nil, false, err
+		}
+		o.ParentID, o.CreatedAt = parent.Int64, fromMS(created)
+		out = append(out, o)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, rows.Err()
+}
+
+// AllUsers lists every user by id (the platform API).
+func (s *DB) AllUsers(ctx context.Context, after int64, limit int) ([]User, bool, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE id > ? ORDER BY id LIMIT ?"), after, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("all users: %w", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, u)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, rows.Err()
+}

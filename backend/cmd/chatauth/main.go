@@ -25,6 +25,7 @@ import (
 
 	"chatauth/backend/app"
 	"chatauth/backend/config"
+	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 )
 
@@ -45,6 +46,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		return serve(args, getenv, stderr)
 	case "keys":
 		return keys(args, getenv, stdout)
+	case "platform-token":
+		return platformToken(args, getenv, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		fmt.Fprint(stdout, config.Usage())
@@ -60,6 +63,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 const usage = `usage:
   chatauth [serve] [--flag=value …]      start the server
   chatauth keys rotate [agent|customer]  add a signing key (both families by default)
+  chatauth platform-token create NAME    print a new platform token once (platform mode)
   chatauth help                          this text and the configuration
 
 `
@@ -136,4 +140,29 @@ func keys(args []string, getenv func(string) string, stdout io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+func platformToken(args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) < 2 || args[0] != "create" || strings.HasPrefix(args[1], "-") {
+		return errors.New("usage: chatauth platform-token create NAME")
+	}
+	name := args[1]
+	cfg, err := config.Load(getenv, args[2:])
+	if err != nil {
+		return err
+	}
+	if !cfg.Platform {
+		return errors.New("platform mode is off: set CHATAUTH_PLATFORM=true (for this command and the server)")
+	}
+	ctx := context.Background()
+	db, _, err := app.Open(ctx, cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	secret, hash := token.NewOpaque(token.PrefixPlatform)
+	if err := db.CreateCredential(ctx, &sqlstore.Credential{Kind: "platform", Name: name, Hash: hash}); err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(map[string]string{"name": name, "token": secret})
 }

@@ -1,0 +1,285 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"chatauth/backend/apierr"
+	"chatauth/backend/sqlstore"
+	"chatauth/backend/token"
+	"chatauth/shared"
+)
+
+// platformRoutes mounts the platform API (Chatwoot's, for server-to-
+// server management of accounts and users) in platform mode only; with
+// the mode off the paths do not exist (404).
+func (s *Server) platformRoutes() {
+	if !s.Platform {
+		return
+	}
+	g := s.e.Group("/platform/api/v1", s.RequirePlatform)
+	g.GET("/accounts", s.platformListAccounts)
+	g.POST("/accounts", s.platformCreateAccount)
+	g.GET("/accounts/:id", s.platformAccount)
+	g.PATCH("/accounts/:id", s.platformPatchAccount)
+	g.DELETE("/accounts/:id", s.platformDeleteAccount)
+	g.GET("/users", s.platformListUsers)
+	g.POST("/users", s.platformCreateUser)
+	g.GET("/users/:id", s.platformUser)
+	g.PATCH("/users/:id", s.platformPatchUser)
+	g.DELETE("/users/:id", s.platformDeleteUser)
+}
+
+// RequirePlatform accepts platform tokens only, in api_access_token.
+func (s *Server) RequirePlatform(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok := c.Request().Header.Get("api_access_token")
+		if !token.HasPrefix(tok, token.PrefixPlatform) {
+			return apierr.InvalidToken("the platform API takes platform tokens only, in the api_access_token header (make one with `chatauth platform-token create NAME`); agent, bot, OAuth and customer tokens do not work here")
+		}
+		if _, err := s.credential(c, tok, "platform"); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+func (s *Server) platformListAccounts(c echo.Context) error {
+	after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	orgs, more, err := s.Store.AllOrganizations(c.Request().Context(), after, limit)
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	out := listPage{Data: make([]any, len(orgs))}
+	for i, o := range orgs {
+		out.Data[i] = renderOrg(o)
+	}
+	if len(orgs) > 0 {
+		out.NextCursor = cursor(orgs[len(orgs)-1].ID, more)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) platformOrg(c echo.Context) (sqlstore.Organization, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return sqlstore.Organization{}, err
+	}
+	o, err := s.Store.Organization(c.Request().Context(), id)
+	if err != nil {
+		return o, storeErr(err, shared.Organization, id)
+	}
+	return o, nil
+}
+
+func (s *Server) platformAccount(c echo.Context) error {
+	o, err := s.platformOrg(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, renderOrg(o))
+}
+
+func (s *Server) platformCreateAccount(c echo.Context) error {
+	var req orgBody
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Name == nil {
+		return apierr.InvalidRequest("name: required")
+	}
+	if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
+		return err
+	}
+	o := &sqlstore.Organization{Name: strings.TrimSpace(*req.Name)}
+	if req.ParentID != nil {
+		if _, err := s.Store.Organization(c.Request().Context(), *req.ParentID); err != nil {
+			return apierr.InvalidRequest("parent_id: no such account")
+		}
+		o.ParentID = *req.ParentID
+	}
+	if err := s.Store.CreateOrganization(c.Request().Context(), o); err != nil {
+		return apierr.Internal(err)
+	}
+	return c.JSON(http.StatusCreated, renderOrg(*o))
+}
+
+func (s *Server) platformPatchAccount(c echo.Context) error {
+	var req orgBody
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	o, err := s.platformOrg(c)
+	if err != nil {
+		return err
+	}
+	if req.ParentID != nil {
+		return apierr.InvalidRequest("parent_id: cannot be changed")
+	}
+	if req.Name != nil {
+		if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
+			return err
+		}
+		o.Name = strings.TrimSpace(*req.Name)
+		if err := s.Store.RenameOrganization(c.Request().Context(), o.ID, o.Name); err != nil {
+			return apierr.Internal(err)
+		}
+	}
+	return c.JSON(http.StatusOK, renderOrg(o))
+}
+
+func (s *Server) platformDeleteAccount(c echo.Context) error {
+	o, err := s.platformOrg(c)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.DeleteOrganization(c.Request().Context(), o.ID); err != nil {
+		if errors.Is(err, sqlstore.ErrInUse) {
+			return apierr.Conflict("account still has child accounts, users or data; delete them first so nothing is lost")
+		}
+		return storeErr(err, shared.Organization, o.ID)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) platformListUsers(c echo.Context) error {
+	after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	users, more, err := s.Store.AllUsers(c.Request().Context(), after, limit)
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	out := listPage{Data: make([]any, len(users))}
+	for i, u := range users {
+		out.Data[i] = renderUser(u)
+	}
+	if len(users) > 0 {
+		out.NextCursor = cursor(users[len(users)-1].ID, more)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) platformUserByID(c echo.Context) (sqlstore.User, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return sqlstore.User{}, err
+	}
+	u, err := s.Store.UserByID(c.Request().Context(), id)
+	if err != nil {
+		return u, storeErr(err, shared.User, id)
+	}
+	return u, nil
+}
+
+func (s *Server) platformUser(c echo.Context) error {
+	u, err := s.platformUserByID(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, renderUser(u))
+}
+
+func (s *Server) platformCreateUser(c echo.Context) error {
+	var req userBody
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	for name, v := range map[string]*string{"name": req.Name, "email": req.Email, "password": req.Password, "role": req.Role} {
+		if v == nil || strings.TrimSpace(*v) == "" {
+			return apierr.InvalidRequest(name + ": required")
+		}
+	}
+	if req.AccountID == nil {
+		return apierr.InvalidRequest("account_id: required; the account the user belongs to")
+	}
+	if err := first(maxLen("name", *req.Name, 200), checkEmail(strings.TrimSpace(*req.Email)), checkPassword(*req.Password)); err != nil {
+		return err
+	}
+	role, err := userRole(*req.Role)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if _, err := s.Store.Organization(ctx, *req.AccountID); err != nil {
+		return apierr.InvalidRequest("account_id: no such account")
+	}
+	hash, err := s.Auth.HashPassword(*req.Password)
+	if err != nil {
+		return err
+	}
+	u := &sqlstore.User{OrgID: *req.AccountID, Email: strings.TrimSpace(*req.Email), Name: strings.TrimSpace(*req.Name), Role: role, PasswordHash: hash}
+	if err := s.Store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, sqlstore.ErrConflict) {
+			return apierr.Conflict("email: already used by another user")
+		}
+		return apierr.Internal(err)
+	}
+	return c.JSON(http.StatusCreated, renderUser(*u))
+}
+
+func (s *Server) platformPatchUser(c echo.Context) error {
+	var req userBody
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	u, err := s.platformUserByID(c)
+	if err != nil {
+		return err
+	}
+	if req.AccountID != nil {
+		return apierr.InvalidRequest("account_id: cannot be changed")
+	}
+	if req.Name != nil {
+		if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
+			return err
+		}
+		u.Name = strings.TrimSpace(*req.Name)
+	}
+	if req.Email != nil {
+		if err := checkEmail(strings.TrimSpace(*req.Email)); err != nil {
+			return err
+		}
+		u.Email = strings.TrimSpace(*req.Email)
+	}
+	if req.Role != nil {
+		if u.Role, err = userRole(*req.Role); err != nil {
+			return err
+		}
+	}
+	if req.Password != nil {
+		if err := checkPassword(*req.Password); err != nil {
+			return err
+		}
+		if u.PasswordHash, err = s.Auth.HashPassword(*req.Password); err != nil {
+			return err
+		}
+	}
+	if err := s.Store.UpdateUser(c.Request().Context(), &u); err != nil {
+		if errors.Is(err, sqlstore.ErrConflict) {
+			return apierr.Conflict("email: already used by another user")
+		}
+		return apierr.Internal(err)
+	}
+	return c.JSON(http.StatusOK, renderUser(u))
+}
+
+func (s *Server) platformDeleteUser(c echo.Context) error {
+	u, err := s.platformUserByID(c)
+	if err != nil {
+		return err
+	}
+	ids, err := s.Store.DeleteUser(c.Request().Context(), u.ID)
+	s.Auth.Revocations.Add(ids...)
+	if err != nil {
+		return storeErr(err, shared.User, u.ID)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
