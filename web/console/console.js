@@ -63,6 +63,8 @@ function show(view) {
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
   if (view === "profile") loadProfile();
   if (view === "clients") loadClients();
+  if (view === "tokens") loadTokens();
+  if (view === "audit") loadAudit();
 }
 
 function start() {
@@ -229,7 +231,101 @@ async function saveClient(e) {
   } catch (err) { flash(err.message, true); }
 }
 
+// Tokens & bots
+function cells(tr, values) {
+  for (const v of values) { const td = document.createElement("td"); td.textContent = v ?? "—"; tr.append(td); }
+}
+function actionCell(tr, label, fn) {
+  const td = document.createElement("td");
+  const b = document.createElement("button"); b.type = "button"; b.className = "secondary"; b.textContent = label;
+  b.addEventListener("click", fn);
+  td.append(b); tr.append(td);
+}
+async function loadTokens() {
+  try {
+    const pats = await api("/api/v1/personal_access_tokens");
+    $("#pat-rows").replaceChildren(...pats.data.map((t) => {
+      const tr = document.createElement("tr");
+      cells(tr, [t.name, t.scopes.join(" "), t.expires_at, t.last_used_at]);
+      actionCell(tr, "Revoke", async () => {
+        if (!confirm(`Revoke "${t.name}"? It stops working at once.`)) return;
+        await api(`/api/v1/personal_access_tokens/${t.id}`, { method: "DELETE" }); flash("Token revoked."); loadTokens();
+      });
+      return tr;
+    }));
+  } catch (e) { flash(e.message, true); }
+  try {
+    const bots = await api("/api/v1/agent_bots");
+    $("#bot-rows").replaceChildren(...bots.data.map((b) => {
+      const tr = document.createElement("tr");
+      cells(tr, [b.name, String(b.id), b.last_used_at]);
+      actionCell(tr, "Reset token", async () => {
+        if (!confirm(`Reset the token of "${b.name}"? The old one stops working at once.`)) return;
+        const r = await api(`/api/v1/agent_bots/${b.id}/reset_access_token`, { method: "POST" });
+        $("#bot-secret").textContent = r.access_token; $("#bot-box").hidden = false;
+      });
+      actionCell(tr, "Delete", async () => {
+        if (!confirm(`Delete "${b.name}"?`)) return;
+        await api(`/api/v1/agent_bots/${b.id}`, { method: "DELETE" }); loadTokens();
+      });
+      return tr;
+    }));
+  } catch (e) { $("#bot-rows").innerHTML = `<tr><td colspan="4" class="muted"></td></tr>`; $("#bot-rows td").textContent = e.message; }
+}
+async function createPAT(e) {
+  e.preventDefault();
+  const body = { name: $("#pat-name").value, scopes: $("#pat-scopes").value.split(/\s+/).filter(Boolean) };
+  if ($("#pat-expires").value) body.expires_in = Number($("#pat-expires").value) * 86400;
+  try {
+    const t = await api("/api/v1/personal_access_tokens", { method: "POST", body: JSON.stringify(body) });
+    $("#pat-secret").textContent = t.token; $("#pat-box").hidden = false;
+    flash("Token created. Copy it now: it is not shown again.");
+    loadTokens();
+  } catch (err) { flash(err.message, true); }
+}
+async function createBot(e) {
+  e.preventDefault();
+  try {
+    const b = await api("/api/v1/agent_bots", { method: "POST", body: JSON.stringify({ name: $("#bot-name").value }) });
+    $("#bot-secret").textContent = b.access_token; $("#bot-box").hidden = false;
+    loadTokens();
+  } catch (err) { flash(err.message, true); }
+}
+
+// Token debugger: decode locally, ask only this server.
+function decodeLocally(tok) {
+  const parts = tok.trim().replace(/^Bearer\s+/i, "").split(".");
+  if (parts.length !== 3) return "not a JWT (opaque tokens have no readable content; the prefix tells the kind)";
+  const dec = (p) => JSON.parse(decodeURIComponent(escape(atob(p.replace(/-/g, "+").replace(/_/g, "/")))));
+  try {
+    const out = { header: dec(parts[0]), payload: dec(parts[1]) };
+    for (const k of ["exp", "iat"]) if (out.payload[k]) out.payload[k + "_readable"] = new Date(out.payload[k] * 1000).toISOString();
+    return JSON.stringify(out, null, 2);
+  } catch { return "the JWT's parts are not valid base64url JSON"; }
+}
+async function inspectToken() {
+  const tok = $("#debug-token").value.trim();
+  if (!tok) return;
+  $("#debug-decoded").textContent = decodeLocally(tok);
+  try {
+    const r = await fetch("/api/v1/token/info", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: tok }) });
+    $("#debug-verdict").textContent = JSON.stringify(await r.json(), null, 2);
+  } catch (e) { $("#debug-verdict").textContent = e.message; }
+}
+
+async function loadAudit() {
+  try {
+    const a = await api("/api/v1/audit_events");
+    $("#audit-rows").replaceChildren(...a.data.map((ev) => { const tr = document.createElement("tr"); cells(tr, [ev.created_at, ev.event, ev.subject, ev.detail, ev.actor]); return tr; }));
+  } catch (e) { flash(e.message, true); }
+}
+
 document.addEventListener("DOMContentLoaded", async () => {
+  $("#pat-form").addEventListener("submit", createPAT);
+  $("#bot-form").addEventListener("submit", createBot);
+  $("#copy-pat").addEventListener("click", () => copy("#pat-secret"));
+  $("#copy-bot").addEventListener("click", () => copy("#bot-secret"));
+  $("#debug-go").addEventListener("click", inspectToken);
   $("#signin-form").addEventListener("submit", signIn);
   $("#signout").addEventListener("click", signOut);
   $("#reply-form").addEventListener("submit", reply);
