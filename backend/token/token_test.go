@@ -288,3 +288,30 @@ func BenchmarkVerifyAgent(b *testing.B) {
 		}
 	}
 }
+
+// The cache never serves a token past its expiry or after its session is
+// revoked.
+func TestVerifyCache(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, sqlstoretest.SQLite(t))
+	tok, _, err := f.iss.Agent(agentClaims(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second is a cache hit
+		if _, err := f.agent.Verify(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.t = f.clock.t.Add(2 * time.Minute)
+	if _, err := f.agent.Verify(tok); !errors.Is(err, token.ErrExpired) {
+		t.Fatalf("expired token from cache: %v", err)
+	}
+	f.clock.t = time.Now()
+	tok2, _, _ := f.iss.Agent(agentClaims(), time.Minute)
+	f.agent.Verify(tok2)
+	f.revoked.Add("s1")
+	if _, err := f.agent.Verify(tok2); !errors.Is(err, token.ErrRevoked) {
+		t.Fatalf("revoked token from cache: %v", err)
+	}
+}

@@ -120,7 +120,7 @@ func (v *verifier) keyFor(t *jwt.Token) (any, error) {
 		return nil, &VerifyError{Err: ErrBadSignature, Reason: "token names no signing key (kid)"}
 	}
 	k, ok := v.keys.lookup(kid)
-	if !ok && v.keys.ReloadIfStale(context.Background(), 5*time.Second) {
+	if !ok && v.keys.ReloadIfStale(context.Background(), time.Second) {
 		k, ok = v.keys.lookup(kid)
 	}
 	if !ok {
@@ -140,24 +140,43 @@ func (v *verifier) checkRevoked(sid string) error {
 }
 
 // AgentVerifier accepts agent-family access tokens only.
-type AgentVerifier struct{ v verifier }
+type AgentVerifier struct {
+	v     verifier
+	cache *verified[shared.AgentClaims]
+}
 
 // CustomerVerifier accepts customer access tokens only.
-type CustomerVerifier struct{ v verifier }
+type CustomerVerifier struct {
+	v     verifier
+	cache *verified[shared.CustomerClaims]
+}
 
 // NewAgentVerifier verifies tokens signed by the agent key set for issuer.
 // revoked may be nil.
 func NewAgentVerifier(keys *Keys, issuer string, revoked func(string) bool) *AgentVerifier {
-	return &AgentVerifier{verifier{keys: keys, family: FamilyAgent, audience: shared.AudienceAgent, issuer: issuer, revoked: revoked, now: keys.Now}}
+	return &AgentVerifier{v: verifier{keys: keys, family: FamilyAgent, audience: shared.AudienceAgent, issuer: issuer, revoked: revoked, now: keys.Now},
+		cache: newVerified[shared.AgentClaims](cacheSize)}
 }
 
 // NewCustomerVerifier verifies tokens signed by the customer key set.
 func NewCustomerVerifier(keys *Keys, issuer string, revoked func(string) bool) *CustomerVerifier {
-	return &CustomerVerifier{verifier{keys: keys, family: FamilyCustomer, audience: shared.AudienceCustomer, issuer: issuer, revoked: revoked, now: keys.Now}}
+	return &CustomerVerifier{v: verifier{keys: keys, family: FamilyCustomer, audience: shared.AudienceCustomer, issuer: issuer, revoked: revoked, now: keys.Now},
+		cache: newVerified[shared.CustomerClaims](cacheSize)}
 }
 
 // Verify checks raw and returns its claims.
 func (a *AgentVerifier) Verify(raw string) (shared.AgentClaims, error) {
+	if c, ok := a.cache.get(raw, a.v.now()); ok {
+		return c, a.v.checkRevoked(c.Session)
+	}
+	c, err := a.verify(raw)
+	if err == nil {
+		a.cache.put(raw, c, c.Expiry, a.v.now())
+	}
+	return c, err
+}
+
+func (a *AgentVerifier) verify(raw string) (shared.AgentClaims, error) {
 	var w agentJWT
 	if err := a.v.parse(raw, &w); err != nil {
 		return shared.AgentClaims{}, err
@@ -182,6 +201,17 @@ func (a *AgentVerifier) Verify(raw string) (shared.AgentClaims, error) {
 
 // Verify checks raw and returns its claims.
 func (cv *CustomerVerifier) Verify(raw string) (shared.CustomerClaims, error) {
+	if c, ok := cv.cache.get(raw, cv.v.now()); ok {
+		return c, cv.v.checkRevoked(c.Session)
+	}
+	c, err := cv.verify(raw)
+	if err == nil {
+		cv.cache.put(raw, c, c.Expiry, cv.v.now())
+	}
+	return c, err
+}
+
+func (cv *CustomerVerifier) verify(raw string) (shared.CustomerClaims, error) {
 	var w customerJWT
 	if err := cv.v.parse(raw, &w); err != nil {
 		return shared.CustomerClaims{}, err
