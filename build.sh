@@ -88,5 +88,23 @@ case "${1:-build}" in
     go build -o bin/chatauth-load ./backend/cmd/chatauth-load
     ./bin/chatauth-load -bin bin/chatauth -duration "${BENCH_DURATION:-5s}" -concurrency "${BENCH_CONCURRENCY:-16}"
     ;;
-  *) echo "usage: ./build.sh [build|run|test|bench]" >&2; exit 2 ;;
+  fuzz)
+    need_go
+    # Every fuzz target for FUZZTIME (60s) each; new inputs that widen
+    # coverage land in testdata/fuzz/ (commit them).
+    for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do
+      pkg=./$(dirname "$target")
+      for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$target" | cut -d' ' -f2); do
+        log "fuzz $pkg $fn"
+        GOFLAGS= go test -run '^$' -fuzz "^$fn\$" -fuzztime "${FUZZTIME:-60s}" "$pkg" 2>&1 | tail -n 3
+        # Keep what the fuzzer found, so the normal test run replays it.
+        found="$(go env GOCACHE)/fuzz/$(go list "$pkg")/$fn"
+        if [ -d "$found" ]; then
+          mkdir -p "$pkg/testdata/fuzz/$fn"
+          cp -n "$found"/* "$pkg/testdata/fuzz/$fn/" 2>/dev/null || true
+        fi
+      done
+    done
+    ;;
+  *) echo "usage: ./build.sh [build|run|test|bench|fuzz]" >&2; exit 2 ;;
 esac

@@ -130,6 +130,7 @@ func run(bin string, dur time.Duration, conc int, out string) error {
 	scenarios := []scenario{
 		{name: "bare echo JSON GET (baseline)", next: get("http://"+bareAddr+"/bare", "")},
 		{name: "GET /healthz", next: get(base+"/healthz", "")},
+		{name: "GET /api/v1/token/info (bearer, no DB read)", next: get(base+"/api/v1/token/info", sp.token)},
 		{name: "GET /api/v1/profile (bearer + DB read)", next: get(base+"/api/v1/profile", sp.token)},
 		{name: "GET /api/v1/conversations (bearer + list)", next: get(base+"/api/v1/conversations?limit=10", sp.token)},
 		{name: "bare echo EdDSA sign (baseline)", next: get("http://"+bareAddr+"/sign", "")},
