@@ -215,18 +215,6 @@ func (s *Server) createUser(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	for name, v := range map[string]*string{"name": req.Name, "email": req.Email, "password": req.Password, "role": req.Role} {
-		if v == nil || strings.TrimSpace(*v) == "" {
-			return apierr.InvalidRequest(name + ": required")
-		}
-	}
-	if err := first(maxLen("name", *req.Name, 200), checkEmail(strings.TrimSpace(*req.Email)), checkPassword(*req.Password)); err != nil {
-		return err
-	}
-	role, err := userRole(*req.Role)
-	if err != nil {
-		return err
-	}
 	a, ctx := AgentFrom(c), c.Request().Context()
 	org := a.Org
 	if req.AccountID != nil {
@@ -239,18 +227,43 @@ func (s *Server) createUser(c echo.Context) error {
 		}
 		org = *req.AccountID
 	}
-	hash, err := s.Auth.HashPassword(*req.Password)
+	u, err := s.newUser(c, req, org)
 	if err != nil {
 		return err
 	}
-	u := &sqlstore.User{OrgID: org, Email: strings.TrimSpace(*req.Email), Name: strings.TrimSpace(*req.Name), Role: role, PasswordHash: hash}
-	if err := s.Store.CreateUser(ctx, u); err != nil {
-		if errors.Is(err, sqlstore.ErrConflict) {
-			return apierr.Conflict("email: already used by another user")
+	return c.JSON(http.StatusCreated, renderUser(u))
+}
+
+// newUser validates a create body and stores the user in org; the agent
+// API and the platform API share it.
+func (s *Server) newUser(c echo.Context, req userBody, org int64) (sqlstore.User, error) {
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"name", req.Name}, {"email", req.Email}, {"password", req.Password}, {"role", req.Role}} {
+		if f.v == nil || strings.TrimSpace(*f.v) == "" {
+			return sqlstore.User{}, apierr.InvalidRequest(f.name + ": required")
 		}
-		return apierr.Internal(err)
 	}
-	return c.JSON(http.StatusCreated, renderUser(*u))
+	if err := first(maxLen("name", *req.Name, 200), checkEmail(strings.TrimSpace(*req.Email)), checkPassword(*req.Password)); err != nil {
+		return sqlstore.User{}, err
+	}
+	role, err := userRole(*req.Role)
+	if err != nil {
+		return sqlstore.User{}, err
+	}
+	hash, err := s.Auth.HashPassword(*req.Password)
+	if err != nil {
+		return sqlstore.User{}, err
+	}
+	u := sqlstore.User{OrgID: org, Email: strings.TrimSpace(*req.Email), Name: strings.TrimSpace(*req.Name), Role: role, PasswordHash: hash}
+	if err := s.Store.CreateUser(c.Request().Context(), &u); err != nil {
+		if errors.Is(err, sqlstore.ErrConflict) {
+			return u, apierr.Conflict("email: already used by another user")
+		}
+		return u, apierr.Internal(err)
+	}
+	return u, nil
 }
 
 func checkPassword(pw string) error {
@@ -284,6 +297,31 @@ func (s *Server) updateUser(c echo.Context) error {
 	if self && req.Password != nil {
 		return apierr.InvalidRequest("password: change your own password at PATCH /api/v1/profile, with current_password")
 	}
+	if err := s.applyUserBody(req, &u); err != nil {
+		return err
+	}
+	if err := s.Store.UpdateUser(ctx, &u); err != nil {
+		if errors.Is(err, sqlstore.ErrConflict) {
+			return apierr.Conflict("email: already used by another user")
+		}
+		return storeErr(err, shared.User, u.ID)
+	}
+	if req.Password != nil || req.Role != nil {
+		// A new password or role ends the user's sessions, so no token keeps
+		// rights the user no longer has.
+		ids, err := s.Store.RevokeSubjectFamilies(ctx, agentauth.FamilyKind, strconv.FormatInt(u.ID, 10), "", "password or role changed by an admin")
+		if err != nil {
+			return apierr.Internal(err)
+		}
+		s.Auth.Revocations.Add(ids...)
+	}
+	return c.JSON(http.StatusOK, renderUser(u))
+}
+
+// applyUserBody validates and applies the given fields of a user update;
+// the agent API and the platform API share it.
+func (s *Server) applyUserBody(req userBody, u *sqlstore.User) error {
+	var err error
 	if req.Name != nil {
 		if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
 			return err
@@ -309,22 +347,7 @@ func (s *Server) updateUser(c echo.Context) error {
 			return err
 		}
 	}
-	if err := s.Store.UpdateUser(ctx, &u); err != nil {
-		if errors.Is(err, sqlstore.ErrConflict) {
-			return apierr.Conflict("email: already used by another user")
-		}
-		return storeErr(err, shared.User, u.ID)
-	}
-	if req.Password != nil || req.Role != nil {
-		// A new password or role ends the user's sessions, so no token keeps
-		// rights the user no longer has.
-		ids, err := s.Store.RevokeSubjectFamilies(ctx, agentauth.FamilyKind, strconv.FormatInt(u.ID, 10), "", "password or role changed by an admin")
-		if err != nil {
-			return apierr.Internal(err)
-		}
-		s.Auth.Revocations.Add(ids...)
-	}
-	return c.JSON(http.StatusOK, renderUser(u))
+	return nil
 }
 
 func (s *Server) deleteUser(c echo.Context) error {

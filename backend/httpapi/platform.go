@@ -192,37 +192,17 @@ func (s *Server) platformCreateUser(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	for name, v := range map[string]*string{"name": req.Name, "email": req.Email, "password": req.Password, "role": req.Role} {
-		if v == nil || strings.TrimSpace(*v) == "" {
-			return apierr.InvalidRequest(name + ": required")
-		}
-	}
 	if req.AccountID == nil {
 		return apierr.InvalidRequest("account_id: required; the account the user belongs to")
 	}
-	if err := first(maxLen("name", *req.Name, 200), checkEmail(strings.TrimSpace(*req.Email)), checkPassword(*req.Password)); err != nil {
-		return err
-	}
-	role, err := userRole(*req.Role)
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	if _, err := s.Store.Organization(ctx, *req.AccountID); err != nil {
+	if _, err := s.Store.Organization(c.Request().Context(), *req.AccountID); err != nil {
 		return apierr.InvalidRequest("account_id: no such account")
 	}
-	hash, err := s.Auth.HashPassword(*req.Password)
+	u, err := s.newUser(c, req, *req.AccountID)
 	if err != nil {
 		return err
 	}
-	u := &sqlstore.User{OrgID: *req.AccountID, Email: strings.TrimSpace(*req.Email), Name: strings.TrimSpace(*req.Name), Role: role, PasswordHash: hash}
-	if err := s.Store.CreateUser(ctx, u); err != nil {
-		if errors.Is(err, sqlstore.ErrConflict) {
-			return apierr.Conflict("email: already used by another user")
-		}
-		return apierr.Internal(err)
-	}
-	return c.JSON(http.StatusCreated, renderUser(*u))
+	return c.JSON(http.StatusCreated, renderUser(u))
 }
 
 func (s *Server) platformPatchUser(c echo.Context) error {
@@ -237,30 +217,8 @@ func (s *Server) platformPatchUser(c echo.Context) error {
 	if req.AccountID != nil {
 		return apierr.InvalidRequest("account_id: cannot be changed")
 	}
-	if req.Name != nil {
-		if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
-			return err
-		}
-		u.Name = strings.TrimSpace(*req.Name)
-	}
-	if req.Email != nil {
-		if err := checkEmail(strings.TrimSpace(*req.Email)); err != nil {
-			return err
-		}
-		u.Email = strings.TrimSpace(*req.Email)
-	}
-	if req.Role != nil {
-		if u.Role, err = userRole(*req.Role); err != nil {
-			return err
-		}
-	}
-	if req.Password != nil {
-		if err := checkPassword(*req.Password); err != nil {
-			return err
-		}
-		if u.PasswordHash, err = s.Auth.HashPassword(*req.Password); err != nil {
-			return err
-		}
+	if err := s.applyUserBody(req, &u); err != nil {
+		return err
 	}
 	if err := s.Store.UpdateUser(c.Request().Context(), &u); err != nil {
 		if errors.Is(err, sqlstore.ErrConflict) {
