@@ -32,6 +32,7 @@ type Store interface {
 	Rotate(ctx context.Context, hash []byte, grace time.Duration, next sqlstore.RefreshToken) (sqlstore.Family, error)
 	RevokeFamily(ctx context.Context, id, reason string) error
 	RevokeSubjectFamilies(ctx context.Context, kind, subject, keep, reason string) ([]string, error)
+	Audit(ctx context.Context, e sqlstore.AuditEvent) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
@@ -128,6 +129,10 @@ func (s *Service) CheckPassword(ctx context.Context, email, password, ip string)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
 		s.Throttle.Fail(acct, ipKey)
+		if s.Throttle.Blocked(acct, FailsPerAccount) > 0 {
+			s.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: u.OrgID, Event: "login.lockout", Subject: "user:" + strconv.FormatInt(u.ID, 10),
+				Detail: "too many failed sign-ins from " + ip})
+		}
 		return sqlstore.User{}, errBadLogin
 	}
 	s.Throttle.Reset(acct)
@@ -230,6 +235,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, owner Owner) (Pai
 	switch {
 	case errors.Is(err, sqlstore.ErrReused):
 		s.Revocations.Add(fam.ID)
+		s.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: fam.OrgID, Event: "refresh.reuse_detected", Subject: "user:" + fam.Subject, Detail: "sign-in revoked"})
 		return Pair{}, refreshErr("refresh token was already used; for safety every token of this sign-in is now revoked. Sign in again")
 	case errors.Is(err, sqlstore.ErrRevoked):
 		return Pair{}, refreshErr("refresh token revoked; sign in again")

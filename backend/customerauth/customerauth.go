@@ -26,6 +26,7 @@ type Store interface {
 	LookupRefresh(ctx context.Context, hash []byte) (sqlstore.Family, sqlstore.RefreshToken, error)
 	Rotate(ctx context.Context, hash []byte, grace time.Duration, next sqlstore.RefreshToken) (sqlstore.Family, error)
 	InTree(ctx context.Context, root, org int64) (bool, error)
+	Audit(ctx context.Context, e sqlstore.AuditEvent) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
@@ -166,6 +167,7 @@ func (s *Service) Refresh(ctx context.Context, client sqlstore.Client, refresh s
 	switch {
 	case errors.Is(err, sqlstore.ErrReused):
 		s.Revocations.Add(fam.ID)
+		s.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: fam.OrgID, Event: "refresh.reuse_detected", Subject: "customer:" + fam.Subject, Detail: "visitor's tokens revoked"})
 		return Answer{}, apierr.InvalidToken("refresh_token was already used; for safety this visitor's tokens are revoked. Start again with POST /customer/token")
 	case errors.Is(err, sqlstore.ErrRevoked):
 		return Answer{}, apierr.InvalidToken("refresh_token revoked; start again with POST /customer/token")

@@ -79,8 +79,11 @@ func TestAgentSessionLifecycle(t *testing.T) {
 			t.Fatalf("reuse message: %s", replay.Raw)
 		}
 		expect(t, e.Do("GET", "/api/v1/profile", nil, apptest.Bearer(n1.Str("token"))), 401, "invalid_token")
-		// Another sign-in is unaffected.
+		// Another sign-in is unaffected, and the audit log saw the reuse.
 		expect(t, e.Do("GET", "/api/v1/profile", nil, apptest.Bearer(keep.Str("token"))), 200, "")
+		if a := e.Do("GET", "/api/v1/audit_events", nil, apptest.Bearer(keep.Str("token"))); !strings.Contains(string(a.Raw), "refresh.reuse_detected") {
+			t.Fatalf("audit log: %s", a.Raw)
+		}
 	})
 }
 
@@ -189,6 +192,10 @@ func TestLoginThrottleAndOneError(t *testing.T) {
 		last = e.Do("POST", "/api/v1/auth/token", map[string]string{"email": apptest.AdminEmail, "password": "whatever1"})
 	}
 	expect(t, last, 429, "too_many_requests")
+	events, err := e.App.Store.AuditEvents(context.Background(), 1, 0, 10)
+	if err != nil || len(events) == 0 || events[0].Event != "login.lockout" {
+		t.Fatalf("lockout not audited: %+v %v", events, err)
+	}
 	if last.Header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
 	}

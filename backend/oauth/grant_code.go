@@ -29,6 +29,7 @@ func (p *Provider) grantCode(ctx context.Context, client sqlstore.Client, form u
 		if c.FamilyID != "" {
 			p.Revocations.Add(c.FamilyID)
 		}
+		p.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: c.OrgID, Event: "code.reuse_detected", Subject: "client:" + client.ID, Detail: "tokens of the code revoked"})
 		return TokenResponse{}, ErrInvalidGrant.WithDescription("code was already used; for safety the tokens it produced are revoked. Codes work once")
 	case err != nil:
 		return TokenResponse{}, err

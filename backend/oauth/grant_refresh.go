@@ -70,6 +70,7 @@ func (p *Provider) grantRefresh(ctx context.Context, client sqlstore.Client, for
 	switch {
 	case errors.Is(err, sqlstore.ErrReused):
 		p.Revocations.Add(fam.ID)
+		p.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: fam.OrgID, Event: "refresh.reuse_detected", Subject: "user:" + fam.Subject, Detail: "OAuth grant of client " + client.ID + " revoked"})
 		return TokenResponse{}, ErrInvalidGrant.WithDescription("refresh_token was already used; for safety every token of this grant is now revoked. Authorize again")
 	case errors.Is(err, sqlstore.ErrRevoked):
 		return TokenResponse{}, ErrInvalidGrant.WithDescription("refresh_token was revoked; authorize again")

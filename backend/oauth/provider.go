@@ -25,6 +25,7 @@ type Store interface {
 	RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) error
 	Family(ctx context.Context, id string) (sqlstore.Family, error)
 	InTree(ctx context.Context, root, org int64) (bool, error)
+	Audit(ctx context.Context, e sqlstore.AuditEvent) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)

@@ -38,3 +38,23 @@ func TestBadConfigurationNamesTheVariable(t *testing.T) {
 		t.Fatalf("unknown command: %v", err)
 	}
 }
+
+func TestPlatformTokenCommand(t *testing.T) {
+	dsn := sqlstoretest.SQLite(t)
+	env := func(on string) func(string) string {
+		return func(k string) string {
+			return map[string]string{"CHATAUTH_DB": dsn, "CHATAUTH_PLATFORM": on}[k]
+		}
+	}
+	if err := run([]string{"platform-token", "create", "provisioner"}, env("false"), new(strings.Builder), new(strings.Builder)); err == nil || !strings.Contains(err.Error(), "CHATAUTH_PLATFORM") {
+		t.Fatalf("platform mode off: %v", err)
+	}
+	var out strings.Builder
+	if err := run([]string{"platform-token", "create", "provisioner"}, env("true"), &out, new(strings.Builder)); err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Name, Token string }
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil || got.Name != "provisioner" || !strings.HasPrefix(got.Token, "cpl_") {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+}
