@@ -108,12 +108,18 @@ func (s *Server) list(rs *resourceSpec) echo.HandlerFunc {
 }
 
 func (s *Server) renderPage(rs *resourceSpec, objs []sqlstore.Object, more bool) listPage {
-	out := listPage{Data: make([]any, len(objs))}
-	for i, o := range objs {
-		out.Data[i] = rs.render(o)
+	return pageOf(objs, more, func(o sqlstore.Object) int64 { return o.ID }, func(o sqlstore.Object) map[string]any { return rs.render(o) })
+}
+
+// pageOf renders one page of a list, with the cursor of its last item
+// when more follow.
+func pageOf[T any](items []T, more bool, id func(T) int64, render func(T) map[string]any) listPage {
+	out := listPage{Data: make([]any, len(items))}
+	for i, it := range items {
+		out.Data[i] = render(it)
 	}
-	if len(objs) > 0 {
-		out.NextCursor = cursor(objs[len(objs)-1].ID, more)
+	if len(items) > 0 {
+		out.NextCursor = cursor(id(items[len(items)-1]), more)
 	}
 	return out
 }

@@ -24,6 +24,9 @@ func renderOrg(o sqlstore.Organization) map[string]any {
 	return m
 }
 
+func orgID(o sqlstore.Organization) int64 { return o.ID }
+func userID(u sqlstore.User) int64        { return u.ID }
+
 func (s *Server) listOrganizations(c echo.Context) error {
 	after, limit, err := page(c)
 	if err != nil {
@@ -33,14 +36,7 @@ func (s *Server) listOrganizations(c echo.Context) error {
 	if err != nil {
 		return apierr.Internal(err)
 	}
-	out := listPage{Data: make([]any, len(orgs))}
-	for i, o := range orgs {
-		out.Data[i] = renderOrg(o)
-	}
-	if len(orgs) > 0 {
-		out.NextCursor = cursor(orgs[len(orgs)-1].ID, more)
-	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, pageOf(orgs, more, orgID, renderOrg))
 }
 
 func (s *Server) orgInTree(c echo.Context) (sqlstore.Organization, error) {
@@ -155,14 +151,7 @@ func (s *Server) listUsers(c echo.Context) error {
 	if err != nil {
 		return apierr.Internal(err)
 	}
-	out := listPage{Data: make([]any, len(users))}
-	for i, u := range users {
-		out.Data[i] = renderUser(u)
-	}
-	if len(users) > 0 {
-		out.NextCursor = cursor(users[len(users)-1].ID, more)
-	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, pageOf(users, more, userID, renderUser))
 }
 
 func (s *Server) userInTree(c echo.Context) (sqlstore.User, error) {

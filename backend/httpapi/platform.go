@@ -56,14 +56,7 @@ func (s *Server) platformListAccounts(c echo.Context) error {
 	if err != nil {
 		return apierr.Internal(err)
 	}
-	out := listPage{Data: make([]any, len(orgs))}
-	for i, o := range orgs {
-		out.Data[i] = renderOrg(o)
-	}
-	if len(orgs) > 0 {
-		out.NextCursor = cursor(orgs[len(orgs)-1].ID, more)
-	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, pageOf(orgs, more, orgID, renderOrg))
 }
 
 func (s *Server) platformOrg(c echo.Context) (sqlstore.Organization, error) {
@@ -157,14 +150,7 @@ func (s *Server) platformListUsers(c echo.Context) error {
 	if err != nil {
 		return apierr.Internal(err)
 	}
-	out := listPage{Data: make([]any, len(users))}
-	for i, u := range users {
-		out.Data[i] = renderUser(u)
-	}
-	if len(users) > 0 {
-		out.NextCursor = cursor(users[len(users)-1].ID, more)
-	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, pageOf(users, more, userID, renderUser))
 }
 
 func (s *Server) platformUserByID(c echo.Context) (sqlstore.User, error) {

@@ -13,43 +13,14 @@ var idInTree = strings.Replace(inTree, "org_id", "id", 1)
 // OrganizationInTree fetches organization id when it is root or one of its
 // descendants.
 func (s *DB) OrganizationInTree(ctx context.Context, root, id int64) (Organization, error) {
-	var o Organization
-	var parent sql.NullInt64
-	var created int64
-	err := s.queryRow(ctx, "SELECT id, parent_id, name, created_at FROM organizations WHERE id = ? AND "+idInTree, id, root).Scan(&o.ID, &parent, &o.Name, &created)
+	o, err := scanOrg(s.queryRow(ctx, "SELECT id, parent_id, name, created_at FROM organizations WHERE id = ? AND "+idInTree, id, root))
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, ErrNotFound
 	}
 	if err != nil {
 		return o, fmt.Errorf("organization in tree: %w", err)
 	}
-	o.ParentID, o.CreatedAt = parent.Int64, fromMS(created)
 	return o, nil
-}
-
-// ListOrganizations lists root and its descendants by id.
-func (s *DB) ListOrganizations(ctx context.Context, root, after int64, limit int) ([]Organization, bool, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT id, parent_id, name, created_at FROM organizations WHERE id > ? AND "+idInTree+" ORDER BY id LIMIT ?"), after, root, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("list organizations: %w", err)
-	}
-	defer rows.Close()
-	var out []Organization
-	for rows.Next() {
-		var o Organization
-		var parent sql.NullInt64
-		var created int64
-		if err := rows.Scan(&o.ID, &parent, &o.Name, &created); err != nil {
-			return nil, false, fmt.Errorf("list organizations: %w", err)
-		}
-		o.ParentID, o.CreatedAt = parent.Int64, fromMS(created)
-		out = append(out, o)
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, rows.Err()
 }
 
 // RenameOrganization sets an organization's name.
@@ -85,28 +56,6 @@ func (s *DB) UserInTree(ctx context.Context, root, id int64) (User, error) {
 	return u, err
 }
 
-// ListUsers lists the users of root and its descendants by id.
-func (s *DB) ListUsers(ctx context.Context, root, after int64, limit int) ([]User, bool, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE id > ? AND "+inTree+" ORDER BY id LIMIT ?"), after, root, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("list users: %w", err)
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, false, fmt.Errorf("list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, rows.Err()
-}
-
 // DeleteUser removes a user and ends every sign-in of theirs; it returns
 // the ended sessions so the caller can revoke their access tokens at once.
 func (s *DB) DeleteUser(ctx context.Context, id int64) ([]string, error) {
@@ -124,49 +73,64 @@ func (s *DB) DeleteUser(ctx context.Context, id int64) ([]string, error) {
 	return ids, nil
 }
 
+// ListOrganizations lists root and its descendants by id.
+func (s *DB) ListOrganizations(ctx context.Context, root, after int64, limit int) ([]Organization, bool, error) {
+	return s.pageOrgs(ctx, "list organizations", "WHERE id > ? AND "+idInTree, limit, after, root)
+}
+
 // AllOrganizations lists every organization by id (the platform API).
 func (s *DB) AllOrganizations(ctx context.Context, after int64, limit int) ([]Organization, bool, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT id, parent_id, name, created_at FROM organizations WHERE id > ? ORDER BY id LIMIT ?"), after, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("all organizations: %w", err)
-	}
-	defer rows.Close()
-	var out []Organization
-	for rows.Next() {
-		var o Organization
-		var parent sql.NullInt64
-		var created int64
-		if err := rows.Scan(&o.ID, &parent, &o.Name, &created); err != nil {
-			return nil, false, err
-		}
-		o.ParentID, o.CreatedAt = parent.Int64, fromMS(created)
-		out = append(out, o)
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, rows.Err()
+	return s.pageOrgs(ctx, "all organizations", "WHERE id > ?", limit, after)
+}
+
+// ListUsers lists the users of root and its descendants by id.
+func (s *DB) ListUsers(ctx context.Context, root, after int64, limit int) ([]User, bool, error) {
+	return s.pageUsers(ctx, "list users", "WHERE id > ? AND "+inTree, limit, after, root)
 }
 
 // AllUsers lists every user by id (the platform API).
 func (s *DB) AllUsers(ctx context.Context, after int64, limit int) ([]User, bool, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE id > ? ORDER BY id LIMIT ?"), after, limit+1)
+	return s.pageUsers(ctx, "all users", "WHERE id > ?", limit, after)
+}
+
+// page runs a list query with one extra row to learn whether more follow.
+func page[T any](ctx context.Context, s *DB, op, query string, limit int, scan func(*sql.Rows) (T, error), args ...any) ([]T, bool, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY id LIMIT ?"), append(args, limit+1)...)
 	if err != nil {
-		return nil, false, fmt.Errorf("all users: %w", err)
+		return nil, false, fmt.Errorf("%s: %w", op, err)
 	}
 	defer rows.Close()
-	var out []User
+	var out []T
 	for rows.Next() {
-		u, err := scanUser(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, false, err
+			return nil, false, fmt.Errorf("%s: %w", op, err)
 		}
-		out = append(out, u)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", op, err)
 	}
 	more := len(out) > limit
 	if more {
 		out = out[:limit]
 	}
-	return out, more, rows.Err()
+	return out, more, nil
+}
+
+func scanOrg(row interface{ Scan(...any) error }) (Organization, error) {
+	var o Organization
+	var parent sql.NullInt64
+	var created int64
+	err := row.Scan(&o.ID, &parent, &o.Name, &created)
+	o.ParentID, o.CreatedAt = parent.Int64, fromMS(created)
+	return o, err
+}
+
+func (s *DB) pageOrgs(ctx context.Context, op, where string, limit int, args ...any) ([]Organization, bool, error) {
+	return page(ctx, s, op, "SELECT id, parent_id, name, created_at FROM organizations "+where, limit, func(r *sql.Rows) (Organization, error) { return scanOrg(r) }, args...)
+}
+
+func (s *DB) pageUsers(ctx context.Context, op, where string, limit int, args ...any) ([]User, bool, error) {
+	return page(ctx, s, op, "SELECT "+userCols+" FROM users "+where, limit, func(r *sql.Rows) (User, error) { return scanUser(r) }, args...)
 }
