@@ -3,9 +3,7 @@
 package jsbridge
 
 import (
-	"context"
 	"math/rand/v2"
-	"time"
 
 	"github.com/hack-pad/safejs"
 
@@ -54,17 +52,17 @@ func newAuth(opts, host safejs.Value) any {
 	var a *sdk.Auth
 	peers := newPeers(clientID, func(t sdk.Token) { a.Receive(t) })
 	a = sdk.New(fetchBackend{server: server, clientID: clientID}, hostStore{host: host, key: "refresh:" + server + ":" + clientID}, peers,
-		sdk.Options{RefreshMargin: time.Duration(margin * float64(time.Second)), Random: rand.Float64})
+		sdk.Options{RefreshMargin: sdk.Duration(margin * 1000), Random: rand.Float64, Now: now, AfterFunc: afterFunc})
 
 	o := newObject(map[string]any{})
 	method(o, "getToken", func([]safejs.Value) any {
 		return NewPromise(func() (any, error) {
 			if flow == "redirect" && !a.HasToken() {
-				if err := a.CheckSilently(context.Background()); err != nil {
+				if err := a.CheckSilently(); err != nil {
 					return nil, startRedirect(server, clientID, redirectURI)
 				}
 			}
-			t, err := a.GetToken(context.Background())
+			t, err := a.GetToken()
 			if err != nil {
 				return nil, err
 			}
@@ -111,7 +109,7 @@ func newAuth(opts, host safejs.Value) any {
 // laptop may sleep through the refresh.
 func watchVisibility(a *sdk.Auth) {
 	check, err := safejs.FuncOf(func(safejs.Value, []safejs.Value) any {
-		go a.Check(context.Background())
+		go a.Check()
 		return nil
 	})
 	if err != nil {

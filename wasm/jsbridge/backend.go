@@ -3,8 +3,6 @@
 package jsbridge
 
 import (
-	"context"
-
 	"github.com/hack-pad/safejs"
 
 	"chatauth/wasm/sdk"
@@ -15,7 +13,7 @@ type fetchBackend struct {
 	server, clientID string
 }
 
-func (b fetchBackend) RequestToken(ctx context.Context, refresh string) (sdk.Answer, error) {
+func (b fetchBackend) RequestToken(refresh string) (sdk.Answer, error) {
 	body := `{"client_id":` + jsonString(b.clientID) + `,"response_type":"token"}`
 	if refresh != "" {
 		body = `{"client_id":` + jsonString(b.clientID) + `,"grant_type":"refresh_token","refresh_token":` + jsonString(refresh) + `}`
@@ -27,7 +25,7 @@ func (b fetchBackend) RequestToken(ctx context.Context, refresh string) (sdk.Ans
 	if err != nil {
 		return sdk.Answer{}, &sdk.Error{Code: sdk.CodeNetwork, Message: "fetch failed: " + err.Error()}
 	}
-	res, err := Await(ctx, p)
+	res, err := Await(p)
 	if err != nil {
 		return sdk.Answer{}, &sdk.Error{Code: sdk.CodeNetwork, Message: "cannot reach " + b.server + " (offline, or CORS: is this page's origin in the client's allowed_origins?)"}
 	}
@@ -35,7 +33,7 @@ func (b fetchBackend) RequestToken(ctx context.Context, refresh string) (sdk.Ans
 	jp, err := res.Call("json")
 	var data safejs.Value
 	if err == nil {
-		data, err = Await(ctx, jp)
+		data, err = Await(jp)
 	}
 	if err != nil {
 		if status >= 500 || status == 0 {
@@ -81,23 +79,23 @@ type hostStore struct {
 	key  string
 }
 
-func (s hostStore) Load(ctx context.Context) (string, error) {
+func (s hostStore) Load() (string, error) {
 	p, err := s.host.Call("idbGet", s.key)
 	if err != nil {
 		return "", err
 	}
-	v, err := Await(ctx, p)
+	v, err := Await(p)
 	if err != nil || v.Type() != safejs.TypeString {
 		return "", err
 	}
 	return v.String()
 }
 
-func (s hostStore) Save(ctx context.Context, tok string) error {
+func (s hostStore) Save(tok string) error {
 	p, err := s.host.Call("idbSet", s.key, tok)
 	if err != nil {
 		return err
 	}
-	_, err = Await(ctx, p)
+	_, err = Await(p)
 	return err
 }

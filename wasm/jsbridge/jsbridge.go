@@ -8,10 +8,8 @@
 package jsbridge
 
 import (
-	"context"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/hack-pad/safejs"
 
@@ -34,8 +32,9 @@ func init() {
 // jsError makes an Error with a stable code property.
 func jsError(err error) safejs.Value {
 	code, msg := sdk.CodeInvalidRequest, err.Error()
-	var e *sdk.Error
-	if errors.As(err, &e) {
+	// A type assertion, not errors.As: the SDK never wraps its errors, and
+	// errors.As would bring reflection into the bundle.
+	if e, ok := err.(*sdk.Error); ok {
 		code, msg = e.Code, e.Message
 	}
 	v, jerr := errorCtr.New("chatauth: " + msg)
@@ -77,8 +76,10 @@ func NewPromise(fn func() (any, error)) safejs.Value {
 	return p
 }
 
-// Await waits for a Promise from a goroutine.
-func Await(ctx context.Context, p safejs.Value) (safejs.Value, error) {
+// Await waits for a Promise from a goroutine. There is no cancellation:
+// everything the SDK awaits (fetch, IndexedDB, a Web Lock) settles on
+// its own.
+func Await(p safejs.Value) (safejs.Value, error) {
 	type result struct {
 		v   safejs.Value
 		err error
@@ -109,12 +110,8 @@ func Await(ctx context.Context, p safejs.Value) (safejs.Value, error) {
 	if _, err := p.Call("then", ok, fail); err != nil {
 		return safejs.Undefined(), err
 	}
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		return safejs.Undefined(), ctx.Err()
-	}
+	r := <-ch
+	return r.v, r.err
 }
 
 func arg(args []safejs.Value, i int) safejs.Value {
@@ -177,4 +174,4 @@ func jsonString(s string) string {
 	return b.String()
 }
 
-func epochMS(t time.Time) float64 { return float64(t.UnixMilli()) }
+func epochMS(t sdk.Time) float64 { return float64(t) }

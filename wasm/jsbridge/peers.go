@@ -3,9 +3,6 @@
 package jsbridge
 
 import (
-	"context"
-	"time"
-
 	"github.com/hack-pad/safejs"
 
 	"chatauth/wasm/sdk"
@@ -31,7 +28,7 @@ func newPeers(clientID string, receive func(sdk.Token)) *tabPeers {
 					return nil
 				}
 				t := sdk.Token{AccessToken: str(data, "accessToken"), TokenType: str(data, "tokenType"), EntityID: str(data, "entityId"),
-					Scope: str(data, "scope"), ExpiresAt: time.UnixMilli(int64(num(data, "expiresAt"))), ReceivedAt: time.UnixMilli(int64(num(data, "receivedAt")))}
+					Scope: str(data, "scope"), ExpiresAt: sdk.Time(num(data, "expiresAt")), ReceivedAt: sdk.Time(num(data, "receivedAt"))}
 				go receive(t)
 				return nil
 			})
@@ -59,7 +56,7 @@ func (p *tabPeers) Publish(t sdk.Token) {
 }
 
 // Exclusive holds the site-wide Web Lock while fn runs.
-func (p *tabPeers) Exclusive(ctx context.Context, fn func() error) error {
+func (p *tabPeers) Exclusive(fn func() error) error {
 	if p.locks.IsUndefined() {
 		return fn()
 	}
@@ -79,7 +76,7 @@ func (p *tabPeers) Exclusive(ctx context.Context, fn func() error) error {
 	if err != nil {
 		return fn()
 	}
-	if _, err := Await(ctx, req); err != nil {
+	if _, err := Await(req); err != nil {
 		return &sdk.Error{Code: sdk.CodeNetwork, Message: "waiting for another tab: " + err.Error()}
 	}
 	return ferr

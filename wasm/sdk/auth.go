@@ -1,10 +1,6 @@
 package sdk
 
-import (
-	"context"
-	"sync"
-	"time"
-)
+import "sync"
 
 // Token is the SDK's token record. ExpiresAt is local: the moment the
 // token was received plus the server's expires_in.
@@ -13,12 +9,12 @@ type Token struct {
 	TokenType   string
 	EntityID    string
 	Scope       string
-	ExpiresAt   time.Time
-	ReceivedAt  time.Time
+	ExpiresAt   Time
+	ReceivedAt  Time
 }
 
 // Valid reports whether the token can be used at now.
-func (t Token) Valid(now time.Time) bool { return t.AccessToken != "" && now.Before(t.ExpiresAt) }
+func (t Token) Valid(now Time) bool { return t.AccessToken != "" && now.Before(t.ExpiresAt) }
 
 // Answer is a token answer of POST /customer/token, as the bridge reads it.
 type Answer struct {
@@ -33,13 +29,13 @@ type Answer struct {
 // Backend asks the server for a token: with a refresh token, or with
 // none (the cookie path).
 type Backend interface {
-	RequestToken(ctx context.Context, refreshToken string) (Answer, error)
+	RequestToken(refreshToken string) (Answer, error)
 }
 
 // RefreshStore keeps the customer refresh token (IndexedDB in browsers).
 type RefreshStore interface {
-	Load(ctx context.Context) (string, error)
-	Save(ctx context.Context, token string) error
+	Load() (string, error)
+	Save(token string) error
 }
 
 // Peers are the other tabs of the site (BroadcastChannel and Web Locks).
@@ -48,20 +44,23 @@ type Peers interface {
 	Publish(t Token)
 	// Exclusive runs fn while no other tab runs its own Exclusive fn, so
 	// one tab refreshes and the others wait and then see its result.
-	Exclusive(ctx context.Context, fn func() error) error
+	Exclusive(fn func() error) error
 }
 
-// Options tune the SDK; zero values take the defaults.
+// Options tune the SDK; zero values take the defaults, except Now and
+// AfterFunc, which the host must give: the core has no clock of its own,
+// because Go's time package alone adds a tenth to the wasm bundle.
 type Options struct {
-	RefreshMargin time.Duration // default 300 s
-	MaxAttempts   int           // default 5
-	BaseBackoff   time.Duration // default 500 ms
-	MaxBackoff    time.Duration // default 30 s
-	Now           func() time.Time
+	RefreshMargin Duration // default 300 s
+	MaxAttempts   int      // default 5
+	BaseBackoff   Duration // default 500 ms
+	MaxBackoff    Duration // default 30 s
+	Now           func() Time
 	Random        func() float64
-	// AfterFunc schedules the refresh timer; tests replace it.
-	AfterFunc func(d time.Duration, f func()) (stop func() bool)
-	Sleep     func(ctx context.Context, d time.Duration) error
+	// AfterFunc runs f once after d unless stop is called first.
+	AfterFunc func(d Duration, f func()) (stop func() bool)
+	// Sleep waits d between retries; the default uses AfterFunc.
+	Sleep func(d Duration)
 }
 
 // Auth owns the visitor's token.
@@ -74,7 +73,7 @@ type Auth struct {
 
 	mu        sync.Mutex
 	tok       Token
-	refreshAt time.Time
+	refreshAt Time
 	stopTimer func() bool
 	listeners []func(Token)
 	refreshes int
@@ -83,36 +82,29 @@ type Auth struct {
 // New makes an Auth. peers may be nil (a single tab).
 func New(b Backend, store RefreshStore, peers Peers, opt Options) *Auth {
 	if opt.RefreshMargin == 0 {
-		opt.RefreshMargin = 300 * time.Second
+		opt.RefreshMargin = 300 * Second
 	}
 	if opt.MaxAttempts == 0 {
 		opt.MaxAttempts = 5
 	}
 	if opt.BaseBackoff == 0 {
-		opt.BaseBackoff = 500 * time.Millisecond
+		opt.BaseBackoff = 500 * Millisecond
 	}
 	if opt.MaxBackoff == 0 {
-		opt.MaxBackoff = 30 * time.Second
+		opt.MaxBackoff = 30 * Second
 	}
-	if opt.Now == nil {
-		opt.Now = time.Now
+	if opt.Now == nil || opt.AfterFunc == nil {
+		panic("sdk.New: Options.Now and Options.AfterFunc are required")
 	}
 	if opt.Random == nil {
 		opt.Random = func() float64 { return 0.5 }
 	}
-	if opt.AfterFunc == nil {
-		opt.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
-	}
 	if opt.Sleep == nil {
-		opt.Sleep = func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
+		after := opt.AfterFunc
+		opt.Sleep = func(d Duration) {
+			done := make(chan struct{})
+			after(d, func() { close(done) })
+			<-done
 		}
 	}
 	return &Auth{opt: opt, backend: b, store: store, peers: peers}
@@ -143,7 +135,7 @@ func (a *Auth) OnChange(cb func(Token)) {
 	a.mu.Unlock()
 }
 
-func (a *Auth) due(now time.Time) bool {
+func (a *Auth) due(now Time) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return !a.tok.Valid(now) || !now.Before(a.refreshAt)
@@ -151,34 +143,34 @@ func (a *Auth) due(now time.Time) bool {
 
 // GetToken returns a valid token, fetching one when none is held.
 // Concurrent calls share one request.
-func (a *Auth) GetToken(ctx context.Context) (Token, error) {
+func (a *Auth) GetToken() (Token, error) {
 	if t := a.Current(); t.Valid(a.opt.Now()) {
 		return t, nil
 	}
-	return a.flight.do(func() (Token, error) { return a.obtain(ctx, a.opt.MaxAttempts) })
+	return a.flight.do(func() (Token, error) { return a.obtain(a.opt.MaxAttempts) })
 }
 
 // Check refreshes when the schedule says so. The bridge calls it from
 // the timer and again on visibilitychange and online, because background
 // tabs throttle timers and a laptop may sleep past a token's whole life.
-func (a *Auth) Check(ctx context.Context) {
+func (a *Auth) Check() {
 	if !a.due(a.opt.Now()) {
 		return
 	}
-	a.flight.do(func() (Token, error) { return a.obtain(ctx, a.opt.MaxAttempts) })
+	a.flight.do(func() (Token, error) { return a.obtain(a.opt.MaxAttempts) })
 }
 
 // obtain gets a token under the cross-tab lock: if another tab refreshed
 // while we waited for the lock, its token (received through Receive) is
 // used and no request is made.
-func (a *Auth) obtain(ctx context.Context, attempts int) (Token, error) {
+func (a *Auth) obtain(attempts int) (Token, error) {
 	var out Token
 	run := func() error {
 		if now := a.opt.Now(); !a.due(now) {
 			out = a.Current()
 			return nil
 		}
-		t, err := a.request(ctx, attempts)
+		t, err := a.request(attempts)
 		if err != nil {
 			return err
 		}
@@ -187,7 +179,7 @@ func (a *Auth) obtain(ctx context.Context, attempts int) (Token, error) {
 	}
 	var err error
 	if a.peers != nil {
-		err = a.peers.Exclusive(ctx, run)
+		err = a.peers.Exclusive(run)
 	} else {
 		err = run()
 	}
@@ -198,28 +190,26 @@ func (a *Auth) obtain(ctx context.Context, attempts int) (Token, error) {
 // exponential backoff. A stored refresh token is tried first: it works
 // whether or not third-party cookies reach the server, and it keeps the
 // same visitor where the cookie path would create a new one.
-func (a *Auth) request(ctx context.Context, attempts int) (Token, error) {
+func (a *Auth) request(attempts int) (Token, error) {
 	var last error
 	for attempt := 1; attempt <= attempts; attempt++ {
 		if attempt > 1 {
-			if err := a.opt.Sleep(ctx, Backoff(attempt-1, a.opt.BaseBackoff, a.opt.MaxBackoff, a.opt.Random())); err != nil {
-				return Token{}, errorf(CodeNetwork, "gave up waiting to retry: "+err.Error())
-			}
+			a.opt.Sleep(Backoff(attempt-1, a.opt.BaseBackoff, a.opt.MaxBackoff, a.opt.Random()))
 		}
 		refresh := ""
 		if a.store != nil {
-			refresh, _ = a.store.Load(ctx)
+			refresh, _ = a.store.Load()
 		}
-		ans, err := a.backend.RequestToken(ctx, refresh)
+		ans, err := a.backend.RequestToken(refresh)
 		if err != nil && refresh != "" {
 			if e, ok := err.(*Error); ok && e.Code == CodeInvalidToken {
 				// The refresh token is spent or revoked; the cookie may
 				// still know the visitor.
-				ans, err = a.backend.RequestToken(ctx, "")
+				ans, err = a.backend.RequestToken("")
 			}
 		}
 		if err == nil {
-			return a.accept(ctx, ans), nil
+			return a.accept(ans), nil
 		}
 		last = err
 		if !Retryable(err) {
@@ -229,15 +219,15 @@ func (a *Auth) request(ctx context.Context, attempts int) (Token, error) {
 	return Token{}, last
 }
 
-func (a *Auth) accept(ctx context.Context, ans Answer) Token {
+func (a *Auth) accept(ans Answer) Token {
 	now := a.opt.Now()
 	t := Token{AccessToken: ans.AccessToken, TokenType: ans.TokenType, EntityID: ans.EntityID, Scope: ans.Scope,
-		ReceivedAt: now, ExpiresAt: now.Add(time.Duration(ans.ExpiresIn) * time.Second)}
+		ReceivedAt: now, ExpiresAt: now.Add(Duration(ans.ExpiresIn) * Second)}
 	if t.TokenType == "" {
 		t.TokenType = "Bearer"
 	}
 	if ans.RefreshToken != "" && a.store != nil {
-		a.store.Save(ctx, ans.RefreshToken)
+		a.store.Save(ans.RefreshToken)
 	}
 	a.mu.Lock()
 	a.refreshes++
@@ -265,7 +255,7 @@ func (a *Auth) Receive(t Token) {
 // Adopt sets a token from a redirect.
 func (a *Auth) Adopt(r Redirect) Token {
 	now := a.opt.Now()
-	t := Token{AccessToken: r.AccessToken, TokenType: "Bearer", EntityID: r.EntityID, Scope: r.Scope, ReceivedAt: now, ExpiresAt: now.Add(time.Duration(r.ExpiresIn) * time.Second)}
+	t := Token{AccessToken: r.AccessToken, TokenType: "Bearer", EntityID: r.EntityID, Scope: r.Scope, ReceivedAt: now, ExpiresAt: now.Add(Duration(r.ExpiresIn) * Second)}
 	a.set(t)
 	if a.peers != nil {
 		a.peers.Publish(t)
@@ -283,7 +273,7 @@ func (a *Auth) set(t Token) {
 		a.stopTimer()
 	}
 	delay := a.refreshAt.Sub(a.opt.Now())
-	a.stopTimer = a.opt.AfterFunc(max(delay, 0), func() { a.Check(context.Background()) })
+	a.stopTimer = a.opt.AfterFunc(max(delay, 0), func() { a.Check() })
 	ls := append([]func(Token){}, a.listeners...)
 	a.mu.Unlock()
 	for _, cb := range ls {
@@ -292,7 +282,7 @@ func (a *Auth) set(t Token) {
 }
 
 // RefreshAt is when the held token is due for refresh.
-func (a *Auth) RefreshAt() time.Time {
+func (a *Auth) RefreshAt() Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.refreshAt
@@ -301,7 +291,7 @@ func (a *Auth) RefreshAt() time.Time {
 // Invalidate drops the token; the next GetToken fetches anew.
 func (a *Auth) Invalidate() {
 	a.mu.Lock()
-	a.tok, a.refreshAt = Token{}, time.Time{}
+	a.tok, a.refreshAt = Token{}, 0
 	if a.stopTimer != nil {
 		a.stopTimer()
 		a.stopTimer = nil
@@ -345,10 +335,10 @@ func (a *Auth) HandleRedirect(url, expected string) (Token, error) {
 // CheckSilently tries to get a token without any user-visible step (the
 // cookie or a stored refresh token), once, without retries. The redirect
 // flow uses it before sending the page away.
-func (a *Auth) CheckSilently(ctx context.Context) error {
+func (a *Auth) CheckSilently() error {
 	if a.HasToken() {
 		return nil
 	}
-	_, err := a.flight.do(func() (Token, error) { return a.obtain(ctx, 1) })
+	_, err := a.flight.do(func() (Token, error) { return a.obtain(1) })
 	return err
 }

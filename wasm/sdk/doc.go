@@ -16,7 +16,9 @@
 //	auth.onTokenChange(cb);       // called after every refresh or invalidation
 //	auth.invalidate();            // drop the token; next getToken fetches anew
 //
-// The package imports neither fmt nor encoding/json, net/http or net/url:
-// the browser has fetch and JSON already, and every kilobyte here is
+// The package imports neither fmt, time, context, encoding/json, net/http
+// nor net/url (it has its own millisecond Time and Duration, and the host
+// supplies the clock and timers). The browser has fetch and JSON already,
+// and every kilobyte here is
 // downloaded by every visitor of every site that embeds the widget.
 package sdk

@@ -96,7 +96,7 @@ func ParseRedirect(url string) (Redirect, error) {
 		return r, nil
 	case r.AccessToken == "":
 		return r, errorf(CodeNoToken, "the fragment holds neither access_token nor error")
-	case !strings.EqualFold(r.TokenType, "Bearer"):
+	case !isBearer(r.TokenType):
 		return r, errorf(CodeInvalidRequest, "token_type must be Bearer")
 	case r.ExpiresIn == 0:
 		return r, errorf(CodeInvalidRequest, "expires_in is missing")
@@ -151,4 +151,19 @@ func StripFragment(url string) string {
 		return url[:i]
 	}
 	return url
+}
+
+// isBearer compares ASCII case-insensitively: strings.EqualFold would
+// link Unicode's case tables into the bundle for one six-letter word.
+func isBearer(s string) bool {
+	const want = "bearer"
+	if len(s) != len(want) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i]|0x20 != want[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -1,7 +1,5 @@
 package sdk
 
-import "time"
-
 // RefreshDelay says how long after obtaining a token to refresh it:
 // margin before expiry, clamped to half the lifetime so short-lived tokens
 // do not refresh in a loop, minus up to 10% of the margin of jitter
@@ -10,7 +8,7 @@ import "time"
 // It is measured from the server's expires_in on the local monotonic
 // clock, never from the JWT's exp against a wall clock that may be
 // skewed.
-func RefreshDelay(expiresIn, margin time.Duration, jitter float64) time.Duration {
+func RefreshDelay(expiresIn, margin Duration, jitter float64) Duration {
 	if expiresIn <= 0 {
 		return 0
 	}
@@ -23,12 +21,12 @@ func RefreshDelay(expiresIn, margin time.Duration, jitter float64) time.Duration
 	if jitter < 0 || jitter >= 1 {
 		jitter = 0
 	}
-	return expiresIn - margin - time.Duration(float64(margin)*0.1*jitter)
+	return expiresIn - margin - Duration(float64(margin)*0.1*jitter)
 }
 
 // Backoff is the wait before retry number attempt (1-based): capped
 // exponential with full jitter (rnd in [0,1)), never below 100 ms.
-func Backoff(attempt int, base, limit time.Duration, rnd float64) time.Duration {
+func Backoff(attempt int, base, limit Duration, rnd float64) Duration {
 	d := base
 	for i := 1; i < attempt && d < limit; i++ {
 		d *= 2
@@ -36,9 +34,9 @@ func Backoff(attempt int, base, limit time.Duration, rnd float64) time.Duration 
 	if d > limit {
 		d = limit
 	}
-	w := time.Duration(float64(d) * rnd)
-	if w < 100*time.Millisecond {
-		w = 100 * time.Millisecond
+	w := Duration(float64(d) * rnd)
+	if w < 100*Millisecond {
+		w = 100 * Millisecond
 	}
 	return w
 }

@@ -1,13 +1,11 @@
 package sdk
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 func TestParseRedirect(t *testing.T) {
@@ -108,23 +106,23 @@ func TestState(t *testing.T) {
 
 func TestRefreshDelay(t *testing.T) {
 	t.Parallel()
-	day := 24 * time.Hour
-	if d := RefreshDelay(day, 300*time.Second, 0); d != day-300*time.Second {
+	day := 24 * Hour
+	if d := RefreshDelay(day, 300*Second, 0); d != day-300*Second {
 		t.Fatalf("plain: %v", d)
 	}
 	// Short tokens: the margin is clamped to half the lifetime.
-	if d := RefreshDelay(6*time.Second, 300*time.Second, 0); d != 3*time.Second {
+	if d := RefreshDelay(6*Second, 300*Second, 0); d != 3*Second {
 		t.Fatalf("clamped: %v", d)
 	}
 	// Jitter moves the refresh earlier by at most 10% of the margin.
-	d := RefreshDelay(day, 300*time.Second, 0.999)
-	if d >= day-300*time.Second || d < day-330*time.Second {
+	d := RefreshDelay(day, 300*Second, 0.999)
+	if d >= day-300*Second || d < day-330*Second {
 		t.Fatalf("jitter: %v", d)
 	}
-	if b := Backoff(10, 500*time.Millisecond, 30*time.Second, 0.999); b > 30*time.Second {
+	if b := Backoff(10, 500*Millisecond, 30*Second, 0.999); b > 30*Second {
 		t.Fatalf("backoff not capped: %v", b)
 	}
-	if b := Backoff(1, 500*time.Millisecond, 30*time.Second, 0); b != 100*time.Millisecond {
+	if b := Backoff(1, 500*Millisecond, 30*Second, 0); b != 100*Millisecond {
 		t.Fatalf("backoff floor: %v", b)
 	}
 }
@@ -132,19 +130,19 @@ func TestRefreshDelay(t *testing.T) {
 // fakeClock drives time and timers by hand.
 type fakeClock struct {
 	mu     sync.Mutex
-	now    time.Time
+	now    Time
 	timers []*fakeTimer
 }
 
 type fakeTimer struct {
-	at      time.Time
+	at      Time
 	f       func()
 	stopped bool
 }
 
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Now() Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+func (c *fakeClock) AfterFunc(d Duration, f func()) func() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &fakeTimer{at: c.now.Add(d), f: f}
@@ -154,7 +152,7 @@ func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
 
 // advance moves time by d, firing due timers in order; fire=false
 // models a sleeping laptop or a throttled background tab.
-func (c *fakeClock) advance(d time.Duration, fire bool) {
+func (c *fakeClock) advance(d Duration, fire bool) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	var due []*fakeTimer
@@ -185,7 +183,7 @@ type fakeServer struct {
 	badRT    bool
 }
 
-func (s *fakeServer) RequestToken(ctx context.Context, rt string) (Answer, error) {
+func (s *fakeServer) RequestToken(rt string) (Answer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
@@ -210,12 +208,12 @@ type memStore struct {
 	v  string
 }
 
-func (m *memStore) Load(context.Context) (string, error) {
+func (m *memStore) Load() (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.v, nil
 }
-func (m *memStore) Save(_ context.Context, v string) error {
+func (m *memStore) Save(v string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.v = v
@@ -223,19 +221,19 @@ func (m *memStore) Save(_ context.Context, v string) error {
 }
 
 func newAuth(srv *fakeServer, clk *fakeClock, store RefreshStore, peers Peers) *Auth {
-	return New(srv, store, peers, Options{RefreshMargin: 300 * time.Second, Now: clk.Now, AfterFunc: clk.AfterFunc,
-		Random: func() float64 { return 0 }, Sleep: func(context.Context, time.Duration) error { return nil }})
+	return New(srv, store, peers, Options{RefreshMargin: 300 * Second, Now: clk.Now, AfterFunc: clk.AfterFunc,
+		Random: func() float64 { return 0 }, Sleep: func(Duration) {}})
 }
 
 func TestSingleFlight(t *testing.T) {
 	t.Parallel()
 	srv := &fakeServer{life: 3600}
-	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	clk := &fakeClock{now: Time(1e12)}
 	a := newAuth(srv, clk, &memStore{}, nil)
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
-		go func() { defer wg.Done(); a.GetToken(context.Background()) }()
+		go func() { defer wg.Done(); a.GetToken() }()
 	}
 	wg.Wait()
 	if srv.calls != 1 {
@@ -246,21 +244,21 @@ func TestSingleFlight(t *testing.T) {
 func TestRefreshAcrossExpiryBoundary(t *testing.T) {
 	t.Parallel()
 	srv := &fakeServer{life: 3600}
-	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	clk := &fakeClock{now: Time(1e12)}
 	a := newAuth(srv, clk, &memStore{}, nil)
 	changes := 0
 	a.OnChange(func(Token) { changes++ })
-	tok, _ := a.GetToken(context.Background())
-	clk.advance(3600*time.Second-300*time.Second-time.Millisecond, true)
+	tok, _ := a.GetToken()
+	clk.advance(3600*Second-300*Second-Millisecond, true)
 	if srv.refresh != 1 {
 		t.Fatal("refreshed before the margin")
 	}
-	clk.advance(time.Millisecond, true)
+	clk.advance(Millisecond, true)
 	if srv.refresh != 2 || a.Current().AccessToken == tok.AccessToken || changes != 2 {
 		t.Fatalf("refresh at the margin: %d refreshes, %d changes", srv.refresh, changes)
 	}
 	// Always a valid token across the old token's expiry.
-	clk.advance(301*time.Second, true)
+	clk.advance(301*Second, true)
 	if !a.HasToken() {
 		t.Fatal("no token after the old one expired")
 	}
@@ -275,13 +273,13 @@ func TestRefreshAcrossExpiryBoundary(t *testing.T) {
 func TestClockSkewIsIrrelevant(t *testing.T) {
 	t.Parallel()
 	srv := &fakeServer{life: 600}
-	clk := &fakeClock{now: time.Unix(1e9, 0).Add(-48 * time.Hour)} // two days behind the server
+	clk := &fakeClock{now: Time(1e12).Add(-48 * Hour)} // two days behind the server
 	a := newAuth(srv, clk, &memStore{}, nil)
-	tok, _ := a.GetToken(context.Background())
-	if got := tok.ExpiresAt.Sub(clk.Now()); got != 600*time.Second {
+	tok, _ := a.GetToken()
+	if got := tok.ExpiresAt.Sub(clk.Now()); got != 600*Second {
 		t.Fatalf("expires in %v", got)
 	}
-	if a.RefreshAt().Sub(clk.Now()) != 300*time.Second {
+	if a.RefreshAt().Sub(clk.Now()) != 300*Second {
 		t.Fatalf("refresh at %v", a.RefreshAt().Sub(clk.Now()))
 	}
 }
@@ -291,14 +289,14 @@ func TestClockSkewIsIrrelevant(t *testing.T) {
 func TestSleepLongerThanLifetime(t *testing.T) {
 	t.Parallel()
 	srv := &fakeServer{life: 600}
-	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	clk := &fakeClock{now: Time(1e12)}
 	a := newAuth(srv, clk, &memStore{}, nil)
-	a.GetToken(context.Background())
-	clk.advance(3*time.Hour, false)
+	a.GetToken()
+	clk.advance(3*Hour, false)
 	if a.HasToken() {
 		t.Fatal("an expired token counts as held")
 	}
-	a.Check(context.Background())
+	a.Check()
 	if !a.HasToken() || srv.refresh != 2 {
 		t.Fatalf("after wake: has=%v refreshes=%d", a.HasToken(), srv.refresh)
 	}
@@ -307,11 +305,11 @@ func TestSleepLongerThanLifetime(t *testing.T) {
 func TestRetryWithBackoffAndFallback(t *testing.T) {
 	t.Parallel()
 	srv := &fakeServer{life: 600, failures: 3}
-	clk := &fakeClock{now: time.Unix(1e9, 0)}
-	var waits []time.Duration
+	clk := &fakeClock{now: Time(1e12)}
+	var waits []Duration
 	a := New(srv, &memStore{}, nil, Options{Now: clk.Now, AfterFunc: clk.AfterFunc, Random: func() float64 { return 0.99 },
-		Sleep: func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }})
-	if _, err := a.GetToken(context.Background()); err != nil {
+		Sleep: func(d Duration) { waits = append(waits, d) }})
+	if _, err := a.GetToken(); err != nil {
 		t.Fatal(err)
 	}
 	if len(waits) != 3 || !(waits[0] < waits[1] && waits[1] < waits[2]) {
@@ -320,14 +318,14 @@ func TestRetryWithBackoffAndFallback(t *testing.T) {
 	// Too many failures: the error reaches the caller with its code.
 	srv.failures = 100
 	a.Invalidate()
-	_, err := a.GetToken(context.Background())
+	_, err := a.GetToken()
 	var e *Error
 	if !errors.As(err, &e) || e.Code != CodeNetwork {
 		t.Fatalf("err %v", err)
 	}
 	// A revoked refresh token falls back to the cookie path.
 	srv.failures, srv.badRT = 0, true
-	if _, err := a.GetToken(context.Background()); err != nil {
+	if _, err := a.GetToken(); err != nil {
 		t.Fatalf("fallback: %v", err)
 	}
 }
@@ -355,7 +353,7 @@ func (p tabPeer) Publish(tok Token) {
 	}
 }
 
-func (p tabPeer) Exclusive(_ context.Context, fn func() error) error {
+func (p tabPeer) Exclusive(fn func() error) error {
 	p.t.lock.Lock()
 	defer p.t.lock.Unlock()
 	return fn()
@@ -365,21 +363,21 @@ func (p tabPeer) Exclusive(_ context.Context, fn func() error) error {
 func TestTabsShareOneRefresh(t *testing.T) {
 	t.Parallel()
 	srv := &fakeServer{life: 600}
-	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	clk := &fakeClock{now: Time(1e12)}
 	store := &memStore{}
 	ts := &tabs{}
 	var jit atomic.Int64
 	for range 3 {
 		var a *Auth
-		a = New(srv, store, tabPeer{ts, func() *Auth { return a }}, Options{RefreshMargin: 300 * time.Second, Now: clk.Now, AfterFunc: clk.AfterFunc,
-			Random: func() float64 { return float64(jit.Add(1)%10) / 10 }, Sleep: func(context.Context, time.Duration) error { return nil }})
+		a = New(srv, store, tabPeer{ts, func() *Auth { return a }}, Options{RefreshMargin: 300 * Second, Now: clk.Now, AfterFunc: clk.AfterFunc,
+			Random: func() float64 { return float64(jit.Add(1)%10) / 10 }, Sleep: func(Duration) {}})
 		ts.all = append(ts.all, a)
 	}
 	for _, a := range ts.all {
-		a.GetToken(context.Background())
+		a.GetToken()
 	}
 	for range 10 * 60 {
-		clk.advance(10*time.Second, true)
+		clk.advance(10*Second, true)
 	}
 	// 6000 s at 600 s per token, refreshed every ~300 s: about 20.
 	if srv.refresh > 24 {
@@ -394,7 +392,7 @@ func TestTabsShareOneRefresh(t *testing.T) {
 
 func TestHandleRedirect(t *testing.T) {
 	t.Parallel()
-	clk := &fakeClock{now: time.Unix(1e9, 0)}
+	clk := &fakeClock{now: Time(1e12)}
 	a := newAuth(&fakeServer{life: 60}, clk, nil, nil)
 	if _, err := a.HandleRedirect("#access_token=x&token_type=Bearer&expires_in=60&state=other", "mine"); err == nil || err.(*Error).Code != CodeStateMismatch {
 		t.Fatalf("state mismatch: %v", err)
