@@ -169,3 +169,34 @@ func BenchmarkReturningVisitor(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTokenInfoRouter is GET /api/v1/token/info with an agent JWT
+// through the whole router and middleware chain, with no network; compare
+// it with BenchmarkBareEchoJSON, the baseline, in the same run.
+func BenchmarkTokenInfoRouter(b *testing.B) {
+	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
+	tok := e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token")
+	h := e.App.Server.Handler()
+	req := httptest.NewRequest("GET", "/api/v1/token/info", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+}
+
+// BenchmarkBareEchoJSON is a bare Echo JSON handler with no middleware.
+func BenchmarkBareEchoJSON(b *testing.B) {
+	e := echo.New()
+	e.GET("/bare", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	req := httptest.NewRequest("GET", "/bare", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+	}
+}

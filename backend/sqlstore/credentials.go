@@ -82,7 +82,7 @@ func (s *DB) ListCredentials(ctx context.Context, kind string, orgID, userID int
 	if userID != 0 {
 		q, args = q+" AND user_id = ?", append(args, userID)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(q+" ORDER BY id"), args...)
+	rows, err := s.query(ctx, q+" ORDER BY id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("list credentials: %w", err)
 	}
@@ -165,7 +165,7 @@ func (s *DB) AuditEvents(ctx context.Context, root, before int64, limit int) ([]
 	if before > 0 {
 		q, args = q+" AND id < ?", append(args, before)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(q+" ORDER BY id DESC LIMIT ?"), append(args, limit)...)
+	rows, err := s.query(ctx, q+" ORDER BY id DESC LIMIT ?", append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("audit events: %w", err)
 	}

@@ -50,7 +50,7 @@ func (s *DB) RotateKey(ctx context.Context, next SigningKey, verifyUntil time.Ti
 
 // Keys lists every key that still verifies at now, oldest first.
 func (s *DB) Keys(ctx context.Context, now time.Time) ([]SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT kid, family, alg, public_key, private_key, created_at, signs_from, verify_until FROM signing_keys WHERE verify_until IS NULL OR verify_until > ? ORDER BY created_at, kid"), s.ms(now))
+	rows, err := s.query(ctx, "SELECT kid, family, alg, public_key, private_key, created_at, signs_from, verify_until FROM signing_keys WHERE verify_until IS NULL OR verify_until > ? ORDER BY created_at, kid", s.ms(now))
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}

@@ -72,13 +72,31 @@ func (s *DB) CreateClient(ctx context.Context, c *Client) error {
 }
 
 // Client fetches a client by id (for the OAuth endpoints, which are not
-// tenant-scoped: the client_id names the tenant).
+// tenant-scoped: the client_id names the tenant). It is memoized for up
+// to a second (see memoTTL); unknown ids are not.
 func (s *DB) Client(ctx context.Context, id string) (Client, error) {
+	now := time.Now()
+	if c, ok, _ := s.clients.get(id, now); ok {
+		return c.clone(), nil
+	}
+	_, _, gen := s.clients.get(id, now)
 	c, err := scanClient(s.queryRow(ctx, "SELECT "+clientCols+" FROM oauth_clients WHERE id = ?", id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return c, fmt.Errorf("client: %w", err)
 	}
+	if err == nil {
+		s.clients.put(id, c.clone(), gen, now)
+	}
 	return c, err
+}
+
+// clone copies the slices, so a caller that edits its Client cannot
+// change the memoized one.
+func (c Client) clone() Client {
+	c.SecretHash = append([]byte(nil), c.SecretHash...)
+	c.RedirectURIs = append([]string(nil), c.RedirectURIs...)
+	c.AllowedOrigins = append([]string(nil), c.AllowedOrigins...)
+	return c
 }
 
 // ClientInTree fetches a client visible from organization root.
@@ -92,7 +110,7 @@ func (s *DB) ClientInTree(ctx context.Context, root int64, id string) (Client, e
 
 // ListClients lists the clients of root's tree.
 func (s *DB) ListClients(ctx context.Context, root int64) ([]Client, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+clientCols+" FROM oauth_clients WHERE "+inTree+" ORDER BY created_at, id"), root)
+	rows, err := s.query(ctx, "SELECT "+clientCols+" FROM oauth_clients WHERE "+inTree+" ORDER BY created_at, id", root)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
@@ -110,6 +128,7 @@ func (s *DB) ListClients(ctx context.Context, root int64) ([]Client, error) {
 
 // UpdateClient writes every mutable field of c.
 func (s *DB) UpdateClient(ctx context.Context, c *Client) error {
+	defer s.clients.clear()
 	c.UpdatedAt = fromMS(s.now())
 	res, err := s.exec(ctx, "UPDATE oauth_clients SET name = ?, company = ?, client_type = ?, secret_hash = ?, redirect_uris = ?, scopes = ?, allowed_origins = ?, updated_at = ? WHERE id = ?",
 		c.Name, c.Company, c.Type, c.SecretHash, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), s.ms(c.UpdatedAt), c.ID)
@@ -125,9 +144,10 @@ func (s *DB) UpdateClient(ctx context.Context, c *Client) error {
 // DeleteClient removes a client, its codes and consents, and revokes every
 // token family it holds; it returns the revoked family ids.
 func (s *DB) DeleteClient(ctx context.Context, id string) ([]string, error) {
+	defer s.clients.clear()
 	var ids []string
 	err := s.tx(ctx, func(t *Tx) error {
-		rows, err := t.tx.QueryContext(ctx, s.q("UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'client deleted' WHERE client_id = ? AND revoked_at IS NULL RETURNING id"), s.now(), id)
+		rows, err := t.query(ctx, "UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'client deleted' WHERE client_id = ? AND revoked_at IS NULL RETURNING id", s.now(), id)
 		if err != nil {
 			return fmt.Errorf("delete client: %w", err)
 		}
@@ -277,7 +297,7 @@ func (s *DB) Family(ctx context.Context, id string) (Family, error) {
 // allowed_origins (for CORS preflights, which name no client).
 func (s *DB) OriginAllowed(ctx context.Context, origin string) (bool, error) {
 	b, _ := json.Marshal(origin)
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT allowed_origins FROM oauth_clients WHERE allowed_origins LIKE ?"), "%"+string(b)+"%")
+	rows, err := s.query(ctx, "SELECT allowed_origins FROM oauth_clients WHERE allowed_origins LIKE ?", "%"+string(b)+"%")
 	if err != nil {
 		return false, fmt.Errorf("origin allowed: %w", err)
 	}

@@ -152,7 +152,7 @@ func (s *DB) ListObjects(ctx context.Context, t Table, root, after int64, limit 
 	}
 	q += " ORDER BY id LIMIT ?"
 	args = append(args, limit+1)
-	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("list %s: %w", t.Name, err)
 	}
@@ -219,10 +219,16 @@ func isForeignKey(err error) bool {
 
 // InTree reports whether org is root or one of its descendants.
 func (s *DB) InTree(ctx context.Context, root, org int64) (bool, error) {
+	now, key := time.Now(), [2]int64{root, org}
+	in, ok, gen := s.trees.get(key, now)
+	if ok {
+		return in, nil
+	}
 	var n int
 	err := s.queryRow(ctx, "SELECT COUNT(*) FROM organizations WHERE id = ? AND "+strings.Replace(inTree, "org_id", "id", 1), org, root).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("org tree: %w", err)
 	}
+	s.trees.put(key, n > 0, gen, now)
 	return n > 0, nil
 }

@@ -165,7 +165,7 @@ func (s *DB) RevokeFamily(ctx context.Context, id, reason string) error {
 // RevokeSubjectFamilies ends every live family of (kind, subject) except
 // the one named keep, and returns the ids it ended.
 func (s *DB) RevokeSubjectFamilies(ctx context.Context, kind, subject, keep, reason string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE kind = ? AND subject = ? AND id <> ? AND revoked_at IS NULL RETURNING id"),
+	rows, err := s.query(ctx, "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE kind = ? AND subject = ? AND id <> ? AND revoked_at IS NULL RETURNING id",
 		s.now(), reason, kind, subject, keep)
 	if err != nil {
 		return nil, fmt.Errorf("revoke families: %w", err)
@@ -186,7 +186,7 @@ func (s *DB) RevokeSubjectFamilies(ctx context.Context, kind, subject, keep, rea
 // latest revocation time seen, for verifiers that keep a revocation set
 // in memory and poll for changes made by other processes.
 func (s *DB) RevokedSince(ctx context.Context, since int64) ([]string, int64, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT id, revoked_at FROM refresh_families WHERE revoked_at >= ? ORDER BY revoked_at"), since)
+	rows, err := s.query(ctx, "SELECT id, revoked_at FROM refresh_families WHERE revoked_at >= ? ORDER BY revoked_at", since)
 	if err != nil {
 		return nil, since, fmt.Errorf("revoked since: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
@@ -48,6 +49,10 @@ const (
 type DB struct {
 	db      *sql.DB
 	dialect dialect
+	stmts   stmtCache
+	writeMu sync.Mutex
+	clients memo[string, Client]
+	trees   memo[[2]int64, bool]
 	// Now is the store's clock; tests replace it.
 	Now func() time.Time
 }
@@ -88,7 +93,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.SetMaxOpenConns(32)
 		db.SetMaxIdleConns(16)
 	} else {
-		db.SetMaxIdleConns(8)
+		// As many idle connections as open ones: a pool that closes
+		// connections under load reopens them, and every SQLite open
+		// re-reads the schema and runs the pragmas.
+		db.SetMaxOpenConns(16)
+		db.SetMaxIdleConns(16)
 	}
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &DB{db: db, dialect: d, Now: time.Now}
@@ -103,8 +112,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return s, nil
 }
 
-// Close releases the connections.
-func (s *DB) Close() error { return s.db.Close() }
+// Close releases the statements and the connections.
+func (s *DB) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // Ping checks that the database answers (for /healthz).
 func (s *DB) Ping(ctx context.Context) error {
@@ -148,15 +160,38 @@ func (s *DB) q(query string) string {
 }
 
 func (s *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := s.prepared(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return s.db.ExecContext(ctx, s.q(query), args...)
 }
 
 func (s *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := s.prepared(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return s.db.QueryRowContext(ctx, s.q(query), args...)
 }
 
+func (s *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := s.prepared(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.db.QueryContext(ctx, s.q(query), args...)
+}
+
 // tx runs fn in a transaction, committing when it returns nil.
+//
+// On SQLite the process's write transactions queue on a mutex first:
+// SQLite has one writer, and a second BEGIN IMMEDIATE would wait in
+// SQLite's busy handler, which sleeps in steps of up to 100 ms; a Go
+// mutex hands the lock over as soon as it is free. Other processes still
+// meet the busy timeout.
 func (s *DB) tx(ctx context.Context, fn func(*Tx) error) error {
+	if s.dialect == sqlite {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
 	t, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -178,11 +213,24 @@ type Tx struct {
 }
 
 func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.s.prepared(ctx, query); st != nil {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
 	return t.tx.ExecContext(ctx, t.s.q(query), args...)
 }
 
 func (t *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.s.prepared(ctx, query); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
 	return t.tx.QueryRowContext(ctx, t.s.q(query), args...)
+}
+
+func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.s.prepared(ctx, query); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, t.s.q(query), args...)
 }
 
 func (s *DB) ms(t time.Time) int64 { return t.UnixMilli() }

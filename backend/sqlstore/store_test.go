@@ -195,3 +195,68 @@ func TestReopenKeepsSchema(t *testing.T) {
 		t.Fatalf("after reopen: %v", err)
 	}
 }
+
+// Clients and tree membership are memoized; a change through the same
+// store applies at once, one made by another process within memoTTL.
+func TestMemoizedReads(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		a, b := open(t, dsn), open(t, dsn) // two processes' stores
+		org := &sqlstore.Organization{Name: "Org"}
+		if err := a.CreateOrganization(ctx, org); err != nil {
+			t.Fatal(err)
+		}
+		c := &sqlstore.Client{ID: "memo-client", OrgID: org.ID, Name: "M", Type: "confidential", SecretHash: []byte("old"), RedirectURIs: []string{"https://a.example/cb"}}
+		if err := a.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		for _, db := range []*sqlstore.DB{a, b} {
+			if got, err := db.Client(ctx, c.ID); err != nil || string(got.SecretHash) != "old" {
+				t.Fatalf("first read: %+v %v", got, err)
+			}
+		}
+		// A caller editing its copy does not touch the memo.
+		got, _ := a.Client(ctx, c.ID)
+		got.RedirectURIs[0] = "https://evil.example/cb"
+		if again, _ := a.Client(ctx, c.ID); again.RedirectURIs[0] != "https://a.example/cb" {
+			t.Fatalf("memo changed through a caller's copy: %v", again.RedirectURIs)
+		}
+
+		c.SecretHash = []byte("new")
+		if err := a.UpdateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := a.Client(ctx, c.ID); string(got.SecretHash) != "new" {
+			t.Fatal("the store that changed the client still serves the old secret")
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			got, _ := b.Client(ctx, c.ID)
+			if string(got.SecretHash) == "new" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("another process still serves the old secret after 2 s")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if _, err := a.DeleteClient(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Client(ctx, c.ID); !errors.Is(err, sqlstore.ErrNotFound) {
+			t.Fatalf("deleted client still found: %v", err)
+		}
+
+		// Tree membership: a "no" is forgotten when an org is created.
+		if in, err := a.InTree(ctx, org.ID, org.ID+1); err != nil || in {
+			t.Fatalf("unknown org in tree: %v %v", in, err)
+		}
+		child := &sqlstore.Organization{Name: "Child", ParentID: org.ID}
+		if err := a.CreateOrganization(ctx, child); err != nil {
+			t.Fatal(err)
+		}
+		if in, err := a.InTree(ctx, org.ID, child.ID); err != nil || !in {
+			t.Fatalf("new child not in tree: %v %v", in, err)
+		}
+	})
+}

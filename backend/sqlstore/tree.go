@@ -34,6 +34,7 @@ func (s *DB) RenameOrganization(ctx context.Context, id int64, name string) erro
 // DeleteOrganization removes an empty organization; one that still has
 // child organizations, users or data is ErrInUse, so nothing is lost.
 func (s *DB) DeleteOrganization(ctx context.Context, id int64) error {
+	defer s.trees.clear()
 	res, err := s.exec(ctx, "DELETE FROM organizations WHERE id = ?", id)
 	if err != nil {
 		if isForeignKey(err) {
@@ -95,7 +96,7 @@ func (s *DB) AllUsers(ctx context.Context, after int64, limit int) ([]User, bool
 
 // page runs a list query with one extra row to learn whether more follow.
 func page[T any](ctx context.Context, s *DB, op, query string, limit int, scan func(*sql.Rows) (T, error), args ...any) ([]T, bool, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY id LIMIT ?"), append(args, limit+1)...)
+	rows, err := s.query(ctx, query+" ORDER BY id LIMIT ?", append(args, limit+1)...)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", op, err)
 	}

@@ -39,6 +39,7 @@ func NormalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(
 
 // CreateOrganization stores o and sets its ID and CreatedAt.
 func (s *DB) CreateOrganization(ctx context.Context, o *Organization) error {
+	defer s.trees.clear() // "not in the tree" answers may be memoized
 	o.CreatedAt = fromMS(s.now())
 	parent := sql.NullInt64{Int64: o.ParentID, Valid: o.ParentID != 0}
 	err := s.queryRow(ctx, "INSERT INTO organizations (parent_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
