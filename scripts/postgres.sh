@@ -52,6 +52,8 @@ pg_start() {
     -o "-p $PG_PORT -k $PG_DIR -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null \
     || { cat "$PG_DIR/server.log" >&2; return 1; }
   export PG_BIN="$bin" PG_DIR PG_PORT
+  # The PostgreSQL-restart test starts a cluster of its own from these binaries.
+  export CHATAUTH_TEST_PG_BIN="$bin"
   export CHATAUTH_TEST_POSTGRES="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
   echo "postgres.sh: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT" >&2
 }
@@ -60,5 +62,5 @@ pg_stop() {
   [ -n "${PG_DIR:-}" ] || return 0
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
-  unset PG_DIR CHATAUTH_TEST_POSTGRES
+  unset PG_DIR CHATAUTH_TEST_POSTGRES CHATAUTH_TEST_PG_BIN
 }

@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/sqlstore"
 )
 
 // statusOf is the one table from error code to HTTP status.
@@ -67,6 +69,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	default:
 		e = apierr.Internal(err)
 	}
+	if e.Code == apierr.CodeInternal {
+		e = unavailable(e)
+	}
 	status, ok := statusOf[e.Code]
 	if !ok {
 		status = http.StatusBadRequest
@@ -82,7 +87,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if e.Code == apierr.CodeInsufficientScope {
 			h.Set("WWW-Authenticate", `Bearer realm="chatauth", error="insufficient_scope", error_description="`+headerSafe(e.Message)+`"`)
 		}
-	case http.StatusTooManyRequests:
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		secs := int64(e.RetryAfter.Seconds() + 0.999)
 		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 	}
@@ -99,6 +104,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if err := c.JSON(status, body); err != nil {
 		s.log.Warn("write error response", "err", err)
 	}
+}
+
+// unavailable turns an internal error that is really the database being
+// down, full or read-only into a 503 that says so.
+func unavailable(e *apierr.Error) *apierr.Error {
+	msg, ok := sqlstore.Unavailable(e.Internal)
+	if !ok {
+		return e
+	}
+	return &apierr.Error{Code: apierr.CodeUnavailable, Message: msg, Internal: e.Internal, RetryAfter: time.Second}
 }
 
 // headerSafe keeps a message inside a quoted-string (RFC 7230 §3.2.6).

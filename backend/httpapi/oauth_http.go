@@ -196,7 +196,11 @@ func oauthForm(c echo.Context) (url.Values, error) {
 // already an oauth.Error is logged and answered as server_error.
 func (s *Server) oauthFail(c echo.Context, err error) error {
 	var oe *oauth.Error
-	if !errors.As(err, &oe) {
+	if msg, ok := sqlstore.Unavailable(err); ok && !errors.As(err, &oe) {
+		s.log.Error("oauth endpoint: database unavailable", "path", c.Request().URL.Path, "err", err)
+		oe = oauth.ErrTemporarilyUnavailable.WithDescription(msg)
+		c.Response().Header().Set("Retry-After", "1")
+	} else if !errors.As(err, &oe) {
 		id := c.Response().Header().Get(echo.HeaderXRequestID)
 		s.log.Error("oauth endpoint failed", "request_id", id, "path", c.Request().URL.Path, "err", err)
 		oe = oauth.ErrServerError.WithDescription("something went wrong on our side; try again (request id " + id + ")")

@@ -48,8 +48,11 @@ var (
 	ErrInvalidScope            = &Error{Code: "invalid_scope", Status: 400}
 	ErrAccessDenied            = &Error{Code: "access_denied", Status: 403}
 	ErrServerError             = &Error{Code: "server_error", Status: 500}
-	ErrLoginRequired           = &Error{Code: "login_required", Status: 400}
-	ErrConsentRequired         = &Error{Code: "consent_required", Status: 400}
+	// ErrTemporarilyUnavailable is RFC 6749's answer when the database is
+	// down, full or read-only: the client should retry later.
+	ErrTemporarilyUnavailable = &Error{Code: "temporarily_unavailable", Status: 503}
+	ErrLoginRequired          = &Error{Code: "login_required", Status: 400}
+	ErrConsentRequired        = &Error{Code: "consent_required", Status: 400}
 )
 
 // PageError is an authorize error that must not be redirected (an unknown

@@ -77,6 +77,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		// second writer wait instead of failing; _txlock=immediate takes the
 		// write lock at BEGIN so two read-then-write transactions cannot
 		// deadlock on the upgrade.
+		// SQLite needs to write the file and its WAL beside it; say so
+		// plainly instead of "unable to open database file".
+		if err := writable(filepath.Dir(path)); err != nil {
+			return nil, fmt.Errorf("open store: %s is read-only or not writable (%w); chatauth writes its SQLite database and journal there: mount it read-write or fix its permissions", filepath.Dir(path), err)
+		}
 		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		db, err = sql.Open("sqlite", "file:"+path+q)
 		d = sqlite

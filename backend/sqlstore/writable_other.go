@@ -1,0 +1,5 @@
+//go:build !unix
+
+package sqlstore
+
+func writable(string) error { return nil }
