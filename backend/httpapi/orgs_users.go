@@ -107,14 +107,8 @@ func (s *Server) updateOrganization(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if req.Name != nil {
-		if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
-			return err
-		}
-		o.Name = strings.TrimSpace(*req.Name)
-		if err := s.Store.RenameOrganization(c.Request().Context(), o.ID, o.Name); err != nil {
-			return apierr.Internal(err)
-		}
+	if err := s.renameOrg(c, &o, req.Name); err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, renderOrg(o))
 }
@@ -353,4 +347,20 @@ func (s *Server) deleteUser(c echo.Context) error {
 		return storeErr(err, shared.User, u.ID)
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// renameOrg applies an optional new name from a PATCH body; the agent and
+// platform APIs share it.
+func (s *Server) renameOrg(c echo.Context, o *sqlstore.Organization, name *string) error {
+	if name == nil {
+		return nil
+	}
+	if err := first(required("name", *name), maxLen("name", *name, 200)); err != nil {
+		return err
+	}
+	o.Name = strings.TrimSpace(*name)
+	if err := s.Store.RenameOrganization(c.Request().Context(), o.ID, o.Name); err != nil {
+		return apierr.Internal(err)
+	}
+	return nil
 }

@@ -115,14 +115,8 @@ func (s *Server) platformPatchAccount(c echo.Context) error {
 	if req.ParentID != nil {
 		return apierr.InvalidRequest("parent_id: cannot be changed")
 	}
-	if req.Name != nil {
-		if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
-			return err
-		}
-		o.Name = strings.TrimSpace(*req.Name)
-		if err := s.Store.RenameOrganization(c.Request().Context(), o.ID, o.Name); err != nil {
-			return apierr.Internal(err)
-		}
+	if err := s.renameOrg(c, &o, req.Name); err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, renderOrg(o))
 }

@@ -76,10 +76,10 @@ func (s *DB) CreateClient(ctx context.Context, c *Client) error {
 // to a second (see memoTTL); unknown ids are not.
 func (s *DB) Client(ctx context.Context, id string) (Client, error) {
 	now := time.Now()
-	if c, ok, _ := s.clients.get(id, now); ok {
+	c, ok, gen := s.clients.get(id, now)
+	if ok {
 		return c.clone(), nil
 	}
-	_, _, gen := s.clients.get(id, now)
 	c, err := scanClient(s.queryRow(ctx, "SELECT "+clientCols+" FROM oauth_clients WHERE id = ?", id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return c, fmt.Errorf("client: %w", err)
