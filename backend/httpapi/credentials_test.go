@@ -136,7 +136,10 @@ func TestPlatformOffIs404(t *testing.T) {
 
 func TestTokenDebugger(t *testing.T) {
 	t.Parallel()
-	e := apptest.Start(t, sqlstoretest.SQLite(t), map[string]string{"CHATAUTH_ACCESS_TTL": "1s", "CHATAUTH_REFRESH_GRACE": "1ms"})
+	// The access TTL must outlast the checks before the expiry one on a
+	// loaded CI machine (1 s did not, once), and stay short for the sleep.
+	e := apptest.Start(t, sqlstoretest.SQLite(t), map[string]string{"CHATAUTH_ACCESS_TTL": "4s", "CHATAUTH_REFRESH_GRACE": "1ms"})
+	loginAt := time.Now()
 	login := e.Login(apptest.AdminEmail, apptest.AdminPassword)
 	info := func(tok string) apptest.Response {
 		return e.Do("POST", "/api/v1/token/info", map[string]any{"token": tok})
@@ -176,7 +179,7 @@ func TestTokenDebugger(t *testing.T) {
 		t.Fatalf("bad signature: %s", r.Raw)
 	}
 	// Expired, with how long ago.
-	time.Sleep(2100 * time.Millisecond)
+	time.Sleep(time.Until(loginAt.Add(4100 * time.Millisecond)))
 	if r := info(ok2(e)); r.Status != 200 {
 		t.Fatal(r.Status)
 	}
