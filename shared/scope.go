@@ -118,6 +118,21 @@ func parseWords(s string) (Role, APIScope, error) {
 
 // String formats the claim: the role first, then API scopes in canonical
 // order. ParseScope(s.String()) == s for every valid s.
+// Words returns the scope's words, role first: strings.Fields(s.String())
+// without building a string to split it again.
+func (s Scope) Words() []string {
+	out := make([]string, 0, 1+len(apiScopeNames))
+	if r := s.Role.String(); r != "" {
+		out = append(out, r)
+	}
+	for _, n := range apiScopeNames {
+		if s.API&n.s != 0 {
+			out = append(out, n.name)
+		}
+	}
+	return out
+}
+
 func (s Scope) String() string {
 	if api := s.API.String(); api != "" {
 		return s.Role.String() + " " + api

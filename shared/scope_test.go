@@ -2,6 +2,7 @@ package shared
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -81,4 +82,16 @@ func FuzzParseScope(f *testing.F) {
 			t.Fatalf("%q → %v does not round-trip: %v %v", in, s, again, err)
 		}
 	})
+}
+
+func TestScopeWordsIsFieldsOfString(t *testing.T) {
+	t.Parallel()
+	for r := Role(0); r <= RoleAdmin+1; r++ {
+		for api := APIScope(0); api < 16; api++ {
+			sc := Scope{Role: r, API: api}
+			if got, want := sc.Words(), strings.Fields(sc.String()); !slices.Equal(got, want) {
+				t.Errorf("%#v: Words %q, Fields(String) %q", sc, got, want)
+			}
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"chatauth"
+	"chatauth/backend/accesslog"
 	"chatauth/backend/agentauth"
 	"chatauth/backend/config"
 	"chatauth/backend/customerauth"
@@ -44,6 +45,7 @@ type App struct {
 type options struct {
 	bcryptCost int
 	now        func() time.Time
+	accessLog  *accesslog.Logger
 }
 
 // Option adjusts what tests need to adjust.
@@ -52,6 +54,10 @@ type Option func(*options)
 // WithBcryptCost lowers the password-hash cost (tests only: the default is
 // bcrypt's).
 func WithBcryptCost(n int) Option { return func(o *options) { o.bcryptCost = n } }
+
+// WithAccessLog writes the per-request lines through l (by default they
+// go through the app's slog logger).
+func WithAccessLog(l *accesslog.Logger) Option { return func(o *options) { o.accessLog = l } }
 
 // WithClock replaces the clock.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -136,6 +142,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Creations:    agentauth.NewThrottle(time.Minute),
 		DemoClientID: demo,
 		Platform:     cfg.Platform,
+		AccessLog:    o.accessLog,
 	})
 	bg, stop := context.WithCancel(context.Background())
 	a.stop = stop

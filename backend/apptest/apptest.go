@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"chatauth/backend/accesslog"
 	"chatauth/backend/app"
 	"chatauth/backend/config"
 )
@@ -49,8 +50,10 @@ func Start(tb testing.TB, dsn string, extra map[string]string) *Env {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// As in production: the access log's fast path writes beside slog.
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := app.New(context.Background(), cfg, log, app.WithBcryptCost(4))
+	access := accesslog.New(log, io.Discard, accesslog.Text)
+	a, err := app.New(context.Background(), cfg, log, app.WithBcryptCost(4), app.WithAccessLog(access))
 	if err != nil {
 		tb.Fatal(err)
 	}

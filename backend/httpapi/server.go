@@ -9,8 +9,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -20,7 +22,9 @@ import (
 
 	"github.com/gorilla/sessions"
 
+	"chatauth/backend/accesslog"
 	"chatauth/backend/agentauth"
+	"chatauth/backend/apierr"
 	"chatauth/backend/customerauth"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
@@ -50,6 +54,8 @@ type Deps struct {
 	DemoClientID string
 	// Platform enables /platform/api/v1 (CHATAUTH_PLATFORM).
 	Platform bool
+	// AccessLog writes the line per request; nil writes it through Log.
+	AccessLog *accesslog.Logger
 }
 
 // Server is the HTTP face of chatauth.
@@ -59,13 +65,18 @@ type Server struct {
 	log    *slog.Logger
 	table  []Route
 	events *broker
+	// requestID makes the id of a request that brought none.
+	requestID func() string
 }
 
 // New builds the router.
 func New(d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{Deps: d, e: e, log: d.Log, events: newBroker()}
+	s := &Server{Deps: d, e: e, log: d.Log, events: newBroker(), requestID: newRequestIDs()}
+	if s.AccessLog == nil {
+		s.AccessLog = accesslog.New(d.Log, nil, accesslog.Text)
+	}
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 	// Without a trusted proxy, X-Forwarded-For is attacker-controlled and
@@ -75,9 +86,7 @@ func New(d Deps) *Server {
 	} else {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestIDs()}))
-	e.Use(s.accessLog)
-	e.Use(middleware.Recover())
+	e.Use(s.frame)
 	e.Use(middleware.BodyLimit("64K"))
 	s.routes()
 	return s
@@ -114,33 +123,58 @@ func (s *Server) routes() {
 	s.platformRoutes()
 }
 
-// accessLog writes one structured line per request. It logs the path
-// without the query string, since refresh tokens and SSE bearers travel
-// there, and never a header value.
-func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+// frame is the outermost middleware. It gives the request its id, turns
+// a panic into a logged 500, renders any error through the one error
+// handler, and writes one access-log line. The line has the path without
+// the query string, since refresh tokens and SSE bearers travel there,
+// and never a header value. One middleware instead of Echo's RequestID,
+// Recover and a logger: the cheapest requests are dominated by what
+// wraps them.
+func (s *Server) frame(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
-		err := next(c)
-		if err != nil {
+		r, w := c.Request(), c.Response()
+		id := r.Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(id) {
+			id = s.requestID()
+		}
+		w.Header()[echo.HeaderXRequestID] = []string{id}
+		if err := s.serveRecovering(c, next); err != nil {
 			c.Error(err)
 		}
-		r, w := c.Request(), c.Response()
 		level := slog.LevelInfo
 		if w.Status >= 500 {
 			level = slog.LevelError
 		}
-		s.log.LogAttrs(r.Context(), level, "request",
-			slog.String("request_id", w.Header().Get(echo.HeaderXRequestID)),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", w.Status),
-			slog.Int64("bytes", w.Size),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("ip", c.RealIP()),
-		)
+		s.AccessLog.Log(r.Context(), &accesslog.Entry{Time: start, Level: level, RequestID: id, Method: r.Method, Path: r.URL.Path,
+			Status: w.Status, Bytes: w.Size, Duration: time.Since(start), IP: c.RealIP()})
 		return nil
 	}
 }
+
+// serveRecovering runs next and turns a panic into an internal error,
+// logged with its stack; the person sees a 500 with the request id.
+func (s *Server) serveRecovering(c echo.Context, next echo.HandlerFunc) (err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		if p == http.ErrAbortHandler {
+			panic(p) // net/http's way to abort a response; it logs nothing
+		}
+		stack := make([]byte, 8<<10)
+		stack = stack[:runtime.Stack(stack, false)]
+		s.log.Error("handler panicked", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "panic", fmt.Sprint(p), "stack", string(stack))
+		err = apierr.Internal(fmt.Errorf("panic: %v", p))
+	}()
+	return next(c)
+}
+
+// validRequestID accepts a caller's X-Request-ID (a proxy's or a
+// tracer's) only when it is short and plain, so it can neither bloat nor
+// forge a log line; otherwise the server makes its own.
+func validRequestID(id string) bool { return len(id) <= 128 && accesslog.Plain(id) }
 
 func (s *Server) healthz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,10 @@ type result struct {
 	VsBare      float64   `json:"vs_bare"`
 	RoundRPS    []float64 `json:"round_rps"`
 	Concurrency int       `json:"concurrency"`
+	// CPUus is the serving process's CPU time (user and system) per
+	// request, in microseconds: unlike req/s, it does not depend on how
+	// the scheduler shared two cores between server and load generator.
+	CPUus float64 `json:"server_cpu_us_per_req,omitempty"`
 }
 
 type scenario struct {
@@ -51,6 +56,8 @@ type scenario struct {
 	next func(worker int) (*http.Request, error)
 	// after sees each response body (refresh chains its tokens).
 	after func(worker int, body []byte)
+	// pid is the process that serves it, whose CPU time is measured.
+	pid int
 }
 
 func main() {
@@ -157,6 +164,7 @@ func run(bin string, dur time.Duration, conc int, out, only string, rounds int) 
 	scenarios := []scenario{
 		{name: "bare echo JSON GET (baseline)", next: get("http://"+bareAddr+"/bare", "")},
 		{name: "GET /healthz", next: get(base+"/healthz", "")},
+		{name: "bare echo, token/info's bytes (baseline)", next: get("http://"+bareAddr+"/bytes?n="+strconv.Itoa(sp.infoSize), sp.token)},
 		{name: "GET /api/v1/token/info (bearer, no DB read)", next: get(base+"/api/v1/token/info", sp.token)},
 		{name: "GET /api/v1/profile (bearer + DB read)", next: get(base+"/api/v1/profile", sp.token)},
 		{name: "GET /api/v1/conversations (bearer + list)", next: get(base+"/api/v1/conversations?limit=10", sp.token)},
@@ -188,6 +196,10 @@ func run(bin string, dur time.Duration, conc int, out, only string, rounds int) 
 	}
 	var sel []scenario
 	for _, s := range scenarios {
+		s.pid = srv.Process.Pid
+		if strings.Contains(s.name, "baseline") {
+			s.pid = bareProc.Process.Pid
+		}
 		if only == "" || strings.Contains(s.name, only) || strings.Contains(s.name, "baseline") {
 			sel = append(sel, s)
 		}
@@ -213,13 +225,13 @@ func run(bin string, dur time.Duration, conc int, out, only string, rounds int) 
 			runs[i].add(drive(client, s, clients(s), dur/time.Duration(rounds)))
 		}
 	}
-	fmt.Printf("%-46s %10s %9s %9s %8s\n", "endpoint", "req/s", "p50 ms", "p99 ms", "vs bare")
+	fmt.Printf("%-46s %10s %9s %9s %8s %11s\n", "endpoint", "req/s", "p50 ms", "p99 ms", "vs bare", "CPU µs/req")
 	var results []result
 	for i, s := range sel {
 		r := runs[i].result(s.name, clients(s))
 		r.VsBare = r.RPS / runs[0].rps()
 		results = append(results, r)
-		fmt.Printf("%-46s %10.0f %9.2f %9.2f %7.0f%%", r.Name, r.RPS, r.P50ms, r.P99ms, 100*r.VsBare)
+		fmt.Printf("%-46s %10.0f %9.2f %9.2f %7.0f%% %11.1f", r.Name, r.RPS, r.P50ms, r.P99ms, 100*r.VsBare, r.CPUus)
 		if r.Errors > 0 {
 			fmt.Printf("  (%d errors)", r.Errors)
 		}
@@ -269,6 +281,20 @@ func bareEcho() *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	_, priv, _ := ed25519.GenerateKey(nil)
 	e.GET("/bare", func(c echo.Context) error { return c.JSON(200, map[string]string{"status": "ok"}) })
+	// /bytes?n=N answers a JSON body of N bytes. Sent the same bearer as
+	// token/info, it costs the network, the kernel, net/http and the load
+	// generator what token/info costs them, and none of our code: the
+	// distance from it to token/info is what the server itself spends.
+	var bodies sync.Map
+	e.GET("/bytes", func(c echo.Context) error {
+		n, _ := strconv.Atoi(c.QueryParam("n"))
+		n = min(max(n, 16), 1<<16)
+		b, ok := bodies.Load(n)
+		if !ok {
+			b, _ = bodies.LoadOrStore(n, []byte(`{"pad":"`+strings.Repeat("x", n-11)+`"}`+"\n"))
+		}
+		return c.JSONBlob(200, b.([]byte))
+	})
 	e.GET("/sign", func(c echo.Context) error {
 		now := time.Now()
 		t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": "bare", "sub": "client:x", "aud": "chatauth:agent", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "scope": "bot read", "org": 1})
@@ -300,6 +326,30 @@ type slice struct {
 	lat     []time.Duration
 	errs    int
 	elapsed time.Duration
+	// cpu is the serving process's CPU time during the slice (0 where
+	// /proc is not there to read it).
+	cpu time.Duration
+}
+
+// procCPU is a process's user and system CPU time so far, from
+// /proc/PID/stat (Linux). Its resolution is one clock tick (10 ms), fine
+// for slices of a second or more.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may hold spaces;
+	// utime and stime are the 12th and 13th fields after it.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(ut+st) * tick
 }
 
 // runAcc accumulates a scenario's slices over the rounds.
@@ -324,9 +374,11 @@ func (r *runAcc) result(name string, conc int) result {
 	var lat []time.Duration
 	errs := 0
 	var rounds []float64
+	var cpu time.Duration
 	for _, s := range r.slices {
 		lat = append(lat, s.lat...)
 		errs += s.errs
+		cpu += s.cpu
 		rounds = append(rounds, float64(len(s.lat))/s.elapsed.Seconds())
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -336,7 +388,11 @@ func (r *runAcc) result(name string, conc int) result {
 		}
 		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
 	}
-	return result{Name: name, Requests: len(lat), Errors: errs, RPS: r.rps(), RoundRPS: rounds, P50ms: pct(0.5), P99ms: pct(0.99), Concurrency: conc}
+	res := result{Name: name, Requests: len(lat), Errors: errs, RPS: r.rps(), RoundRPS: rounds, P50ms: pct(0.5), P99ms: pct(0.99), Concurrency: conc}
+	if len(lat) > 0 {
+		res.CPUus = float64(cpu.Microseconds()) / float64(len(lat))
+	}
+	return res
 }
 
 func drive(c *http.Client, s scenario, conc int, dur time.Duration) slice {
@@ -346,6 +402,7 @@ func drive(c *http.Client, s scenario, conc int, dur time.Duration) slice {
 	var lat []time.Duration
 	errs := 0
 	var wg sync.WaitGroup
+	cpu0 := procCPU(s.pid)
 	start := time.Now()
 	for w := range conc {
 		wg.Add(1)
@@ -384,7 +441,7 @@ func drive(c *http.Client, s scenario, conc int, dur time.Duration) slice {
 		}()
 	}
 	wg.Wait()
-	return slice{lat: lat, errs: errs, elapsed: time.Since(start)}
+	return slice{lat: lat, errs: errs, elapsed: time.Since(start), cpu: procCPU(s.pid) - cpu0}
 }
 
 type setup struct {
@@ -392,6 +449,8 @@ type setup struct {
 	base, token           string
 	clientID, secret      string
 	widget, visitorCookie string
+	// infoSize is the size of token/info's answer for token.
+	infoSize int
 }
 
 type pair struct {
@@ -418,9 +477,18 @@ func (s *setup) run() error {
 		return err
 	}
 	s.token = p.Token
-	req, _ := http.NewRequest("POST", s.base+"/api/v1/oauth/clients", strings.NewReader(`{"name":"load","client_type":"confidential","scopes":["read","chat"]}`))
+	req, _ := http.NewRequest("GET", s.base+"/api/v1/token/info", nil)
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	res, err := s.c.Do(req)
+	if err != nil {
+		return err
+	}
+	info, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	s.infoSize = len(info)
+	req, _ = http.NewRequest("POST", s.base+"/api/v1/oauth/clients", strings.NewReader(`{"name":"load","client_type":"confidential","scopes":["read","chat"]}`))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	res, err = s.c.Do(req)
 	if err != nil {
 		return err
 	}

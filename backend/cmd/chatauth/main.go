@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"chatauth/backend/accesslog"
 	"chatauth/backend/app"
 	"chatauth/backend/config"
 	"chatauth/backend/logbuf"
@@ -86,9 +87,12 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) error {
 	out := logbuf.New(stderr, 64<<10)
 	defer out.Close()
 	log := slog.New(logbuf.Handler(newLogger(cfg, out).Handler(), out))
+	// Access lines that need no quoting skip slog's record building and go
+	// straight to out, in the very format newLogger writes.
+	access := accesslog.New(log, out, accesslog.ParseFormat(cfg.LogFormat))
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	a, err := app.New(ctx, cfg, log)
+	a, err := app.New(ctx, cfg, log, app.WithAccessLog(access))
 	if err != nil {
 		return err
 	}
