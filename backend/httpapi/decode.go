@@ -42,7 +42,7 @@ func decode(c echo.Context, v any) error {
 	case errors.Is(err, io.EOF):
 		return apierr.InvalidRequest("request body is empty; send a JSON object")
 	case errors.As(err, &big):
-		return apierr.New(apierr.CodeTooLarge, "request body is too large; the limit is "+strconv.Itoa(maxBody/1024)+" KB")
+		return tooLarge()
 	case errors.As(err, &syn):
 		return apierr.InvalidRequest("body is not valid JSON (error at byte " + strconv.FormatInt(syn.Offset, 10) + "): " + syn.Error())
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -39,7 +39,7 @@ func fromEcho(he *echo.HTTPError, c echo.Context) *apierr.Error {
 	case http.StatusMethodNotAllowed:
 		return apierr.New(apierr.CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 	case http.StatusRequestEntityTooLarge:
-		return apierr.New(apierr.CodeTooLarge, "request body is too large; the limit is "+strconv.Itoa(maxBody/1024)+" KB")
+		return tooLarge()
 	case http.StatusUnauthorized:
 		return apierr.InvalidToken("credentials are missing or malformed")
 	case http.StatusBadRequest:
@@ -62,10 +62,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	var e *apierr.Error
 	var he *echo.HTTPError
+	var big *http.MaxBytesError
 	switch {
 	case errors.As(err, &e):
 	case errors.As(err, &he):
 		e = fromEcho(he, c)
+	case errors.As(err, &big):
+		e = tooLarge()
 	default:
 		e = apierr.Internal(err)
 	}
@@ -124,4 +127,8 @@ func headerSafe(s string) string {
 		}
 		return r
 	}, s)
+}
+
+func tooLarge() *apierr.Error {
+	return apierr.New(apierr.CodeTooLarge, "request body is too large; the limit is "+strconv.Itoa(maxBody/1024)+" KB")
 }

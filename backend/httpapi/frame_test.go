@@ -1,6 +1,8 @@
 package httpapi_test
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -56,6 +58,35 @@ func TestRequestIDFromCaller(t *testing.T) {
 		got := e.Do("GET", "/healthz", nil, headers...).Header.Get("X-Request-Id")
 		if (got == tc.sent) != tc.kept || got == "" {
 			t.Errorf("sent %q, answered %q (kept should be %v)", tc.sent, got, tc.kept)
+		}
+	}
+}
+
+// TestChunkedBodyOverTheLimit: a body without Content-Length is cut off
+// at the limit while it is read, and answered 413 (JSON API) or
+// invalid_request (OAuth form), never 500.
+func TestChunkedBodyOverTheLimit(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, sqlstoretest.SQLite(t), nil)
+	for _, tc := range []struct {
+		path, ct string
+		status   int
+	}{
+		{"/api/v1/auth/token", "application/json", 413},
+		{"/oauth/token", "application/x-www-form-urlencoded", 400},
+	} {
+		// An io.Reader of unknown length makes the client send it chunked.
+		body := io.MultiReader(strings.NewReader(`{"email":"`), strings.NewReader(strings.Repeat("x", 100<<10)))
+		req, _ := http.NewRequest("POST", e.Srv.URL+tc.path, body)
+		req.Header.Set("Content-Type", tc.ct)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if req.ContentLength != 0 || res.StatusCode != tc.status {
+			t.Errorf("%s: sent length %d, got %d %s", tc.path, req.ContentLength, res.StatusCode, raw)
 		}
 	}
 }

@@ -22,17 +22,50 @@ func reference(t *testing.T, v any) string {
 	return buf.String()
 }
 
-// checkInfo asserts that appendJSON, when it takes an answer, writes
-// exactly encoding/json's bytes for it.
-func checkInfo(t *testing.T, i TokenInfo) {
+// checkAppends asserts that v.appendJSON, when it takes an answer,
+// writes exactly encoding/json's bytes for it.
+func checkAppends(t *testing.T, v jsonAppender) {
 	t.Helper()
-	got, ok := i.appendJSON(nil)
+	got, ok := v.appendJSON(nil)
 	if !ok {
 		return
 	}
-	if want := reference(t, i); string(got) != want {
+	if want := reference(t, v); string(got) != want {
 		t.Fatalf("appendJSON\n got %s\nwant %s", got, want)
 	}
+}
+
+func checkInfo(t *testing.T, i TokenInfo) { t.Helper(); checkAppends(t, &i) }
+
+func TestTokenAnswerJSON(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		a    tokenAnswer
+		fast bool
+	}{
+		"client credentials": {tokenAnswer{AccessToken: "eyJ.eyJ.sig-_", TokenType: "Bearer", ExpiresIn: 86400, Scope: "bot read"}, true},
+		"with refresh":       {tokenAnswer{AccessToken: "a.b.c", TokenType: "Bearer", ExpiresIn: 1, RefreshToken: "car_xyz", Scope: "agent read write chat"}, true},
+		"empty":              {tokenAnswer{}, true},
+		"negative expiry":    {tokenAnswer{ExpiresIn: -5}, true},
+		"quote in scope":     {tokenAnswer{Scope: `read"`}, false},
+		"unicode":            {tokenAnswer{AccessToken: "é"}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if _, ok := tc.a.appendJSON(nil); ok != tc.fast {
+				t.Fatalf("fast path taken = %v, want %v", ok, tc.fast)
+			}
+			checkAppends(t, &tc.a)
+		})
+	}
+}
+
+func FuzzTokenAnswerJSON(f *testing.F) {
+	f.Add("eyJ.eyJ.sig", "Bearer", int64(86400), "", "bot read")
+	f.Add("a\"b", "bearer\u2028", int64(-1), "car_\\x", "")
+	f.Fuzz(func(t *testing.T, access, typ string, exp int64, refresh, scope string) {
+		checkAppends(t, &tokenAnswer{AccessToken: access, TokenType: typ, ExpiresIn: exp, RefreshToken: refresh, Scope: scope})
+	})
 }
 
 func TestTokenInfoJSON(t *testing.T) {

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -179,17 +181,27 @@ func (s *Server) redirect(c echo.Context, to string) error {
 }
 
 // oauthForm reads an RFC 6749 form body; parameters in the query string
-// are not accepted at the token endpoints.
+// are not accepted at the token endpoints. It parses the body alone:
+// r.ParseForm would also parse the query and copy every value into a
+// second map, a tenth of the work of a client-credentials request that
+// nothing reads.
 func oauthForm(c echo.Context) (url.Values, error) {
 	r := c.Request()
 	ct := r.Header.Get("Content-Type")
 	if !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		return nil, oauth.ErrInvalidRequest.WithDescription("send the body form-encoded (Content-Type: application/x-www-form-urlencoded), as RFC 6749 requires; JSON is not accepted here")
 	}
-	if err := r.ParseForm(); err != nil {
-		return nil, oauth.ErrInvalidRequest.WithDescription("the form body could not be read")
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, maxBody))
+	if err != nil {
+		return nil, oauth.ErrInvalidRequest.WithDescription("the form body could not be read; it may be at most " + strconv.Itoa(maxBody/1024) + " KB")
 	}
-	return r.PostForm, nil
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		// The parser's error quotes part of the body, which may be a
+		// secret: say what is wrong without it.
+		return nil, oauth.ErrInvalidRequest.WithDescription("the form body is not valid application/x-www-form-urlencoded: check for a bad %-escape or a ';' separator")
+	}
+	return form, nil
 }
 
 // oauthFail turns an error into an RFC 6749 answer; anything that is not
@@ -229,7 +241,32 @@ func (s *Server) oauthToken(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	c.Response().Header().Set("Pragma", "no-cache")
-	return c.JSON(http.StatusOK, t)
+	return writeJSON(c, http.StatusOK, (*tokenAnswer)(&t))
+}
+
+// tokenAnswer is oauth.TokenResponse, which it converts from, with the
+// same fields and tags; it appends itself, since the token endpoint is
+// what machine clients call most.
+type tokenAnswer oauth.TokenResponse
+
+func (t *tokenAnswer) appendJSON(b []byte) (_ []byte, ok bool) {
+	if !jsonPlain(t.AccessToken) || !jsonPlain(t.TokenType) || !jsonPlain(t.RefreshToken) || !jsonPlain(t.Scope) {
+		return b, false
+	}
+	b = append(b, `{"access_token":"`...)
+	b = append(b, t.AccessToken...)
+	b = append(b, `","token_type":"`...)
+	b = append(b, t.TokenType...)
+	b = append(b, `","expires_in":`...)
+	b = strconv.AppendInt(b, t.ExpiresIn, 10)
+	if t.RefreshToken != "" {
+		b = append(b, `,"refresh_token":"`...)
+		b = append(b, t.RefreshToken...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"scope":"`...)
+	b = append(b, t.Scope...)
+	return append(b, "\"}\n"...), true
 }
 
 func (s *Server) oauthIntrospect(c echo.Context) error {

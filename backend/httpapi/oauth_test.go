@@ -507,3 +507,46 @@ func TestClientRegistry(t *testing.T) {
 	expect(t, e.Do("DELETE", "/api/v1/oauth/clients/"+w.public, nil, w.admin), 204, "")
 	expect(t, e.Do("GET", "/api/v1/oauth/clients/"+w.public, nil, w.admin), 404, "not_found")
 }
+
+// TestOAuthFormBodies: the token endpoints read the form body alone; a
+// body that is not form encoding, or too large, is invalid_request with a
+// description that does not repeat the body (it may hold a secret), and
+// parameters in the query string are ignored.
+func TestOAuthFormBodies(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, sqlstoretest.SQLite(t), nil)
+	w := newOAuthWorld(t, e)
+	ct := "Content-Type: application/x-www-form-urlencoded"
+	for name, body := range map[string]string{
+		"bad escape":          "grant_type=client_credentials&client_id=" + w.confidential + "&client_secret=s3cr%zzet",
+		"semicolon separator": "grant_type=client_credentials;client_secret=s3cr3t-value",
+		"too large":           "grant_type=client_credentials&client_secret=s3cr3t-value&pad=" + strings.Repeat("x", 70<<10),
+	} {
+		res := e.Do("POST", "/oauth/token", body, ct)
+		switch {
+		case name == "too large":
+			// Refused before any handler reads it, naming the limit.
+			if res.Status != 413 || !strings.Contains(res.Str("message"), "64 KB") {
+				t.Errorf("%s: %d %s", name, res.Status, res.Raw)
+			}
+		case res.Status != 400 || res.Str("error") != "invalid_request" || res.Str("error_description") == "":
+			t.Errorf("%s: %d %s", name, res.Status, res.Raw)
+		}
+		if strings.Contains(string(res.Raw), "s3cr") {
+			t.Errorf("%s: the answer repeats the body: %s", name, res.Raw)
+		}
+	}
+	// client_secret in the query string does not authenticate anybody.
+	res := e.Do("POST", "/oauth/token?client_secret="+url.QueryEscape(w.secret), "grant_type=client_credentials&client_id="+url.QueryEscape(w.confidential), ct)
+	if res.Status != 401 || res.Str("error") != "invalid_client" {
+		t.Fatalf("secret in the query: %d %s", res.Status, res.Raw)
+	}
+	// A good body still works, and its answer is the RFC 6749 shape.
+	res = postForm(t, e, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {w.confidential}, "client_secret": {w.secret}})
+	if res.Status != 200 || res.Str("token_type") != "Bearer" || res.Str("access_token") == "" || res.Body["expires_in"] == nil {
+		t.Fatalf("client credentials: %d %s", res.Status, res.Raw)
+	}
+	if got := res.Header.Get("Content-Type"); got != "application/json" {
+		t.Fatalf("Content-Type %q", got)
+	}
+}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/gorilla/sessions"
 
@@ -87,7 +86,6 @@ func New(d Deps) *Server {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
 	e.Use(s.frame)
-	e.Use(middleware.BodyLimit("64K"))
 	s.routes()
 	return s
 }
@@ -123,13 +121,13 @@ func (s *Server) routes() {
 	s.platformRoutes()
 }
 
-// frame is the outermost middleware. It gives the request its id, turns
-// a panic into a logged 500, renders any error through the one error
-// handler, and writes one access-log line. The line has the path without
+// frame is the outermost middleware. It gives the request its id, bounds
+// its body, turns a panic into a logged 500, renders any error through
+// the one error handler, and writes one access-log line. The line has the path without
 // the query string, since refresh tokens and SSE bearers travel there,
 // and never a header value. One middleware instead of Echo's RequestID,
-// Recover and a logger: the cheapest requests are dominated by what
-// wraps them.
+// Recover, BodyLimit and a logger: the cheapest requests are dominated by
+// what wraps them, and Echo v4 re-wraps every middleware on every request.
 func (s *Server) frame(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -139,7 +137,20 @@ func (s *Server) frame(next echo.HandlerFunc) echo.HandlerFunc {
 			id = s.requestID()
 		}
 		w.Header()[echo.HeaderXRequestID] = []string{id}
-		if err := s.serveRecovering(c, next); err != nil {
+		var err error
+		switch {
+		case r.ContentLength > maxBody:
+			err = tooLarge()
+		case r.Body != http.NoBody:
+			// Every body is bounded, whoever reads it; past the limit
+			// the read fails and net/http closes the connection rather
+			// than read the rest.
+			r.Body = http.MaxBytesReader(w.Writer, r.Body, maxBody)
+			fallthrough
+		default:
+			err = s.serveRecovering(c, next)
+		}
+		if err != nil {
 			c.Error(err)
 		}
 		level := slog.LevelInfo
