@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -137,12 +138,58 @@ func Plain(s string) bool {
 	return true
 }
 
-// textTime is slog's text-handler time: RFC 3339 with milliseconds.
-const textTime = "2006-01-02T15:04:05.000Z07:00"
+// second is the part of a timestamp that changes once a second: the date
+// and time of day ("2006-01-02T15:04:05") and the zone ("Z", "+01:00").
+// Formatting them is most of a line's cost; requests share them.
+type second struct {
+	unix int64
+	loc  *time.Location
+	head []byte
+	zone []byte
+}
+
+var lastSecond atomic.Pointer[second]
+
+func secondOf(t time.Time) *second {
+	if s := lastSecond.Load(); s != nil && s.unix == t.Unix() && s.loc == t.Location() {
+		return s
+	}
+	// plain() holds the year to four digits, so the head is 19 bytes.
+	full := t.AppendFormat(nil, "2006-01-02T15:04:05Z07:00")
+	s := &second{unix: t.Unix(), loc: t.Location(), head: full[:19], zone: full[19:]}
+	lastSecond.Store(s)
+	return s
+}
+
+// appendTime appends t as slog does: in the text format RFC 3339 with
+// milliseconds (truncated); in JSON RFC 3339 with nanoseconds, trailing
+// zeros dropped (time.RFC3339Nano).
+func appendTime(b []byte, t time.Time, format Format) []byte {
+	s := secondOf(t)
+	b = append(b, s.head...)
+	ns := t.Nanosecond()
+	if format == Text {
+		ms := ns / 1e6
+		b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	} else if ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i >= 1; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, s.zone...)
+}
 
 func (e *Entry) appendText(b []byte) []byte {
 	b = append(b, "time="...)
-	b = e.Time.Round(0).AppendFormat(b, textTime)
+	b = appendTime(b, e.Time, Text)
 	b = append(b, " level="...)
 	b = append(b, e.Level.String()...)
 	b = append(b, " msg=request request_id="...)
@@ -164,7 +211,7 @@ func (e *Entry) appendText(b []byte) []byte {
 
 func (e *Entry) appendJSON(b []byte) []byte {
 	b = append(b, `{"time":"`...)
-	b = e.Time.Round(0).AppendFormat(b, time.RFC3339Nano)
+	b = appendTime(b, e.Time, JSON)
 	b = append(b, `","level":"`...)
 	b = append(b, e.Level.String()...)
 	b = append(b, `","msg":"request","request_id":"`...)

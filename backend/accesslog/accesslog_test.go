@@ -132,3 +132,19 @@ func BenchmarkLog(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestSecondCacheKeysOnZone: the cached second is keyed by the instant
+// and the zone, so the same second in another zone, or the next second,
+// is formatted anew.
+func TestSecondCacheKeysOnZone(t *testing.T) {
+	base := Entry{Level: slog.LevelInfo, RequestID: "r", Method: "GET", Path: "/", Status: 200, IP: "127.0.0.1"}
+	at := time.Date(2026, 12, 1, 23, 59, 59, 999_000_000, time.UTC)
+	for _, tm := range []time.Time{
+		at, at.In(time.FixedZone("CET", 3600)), at, at.Add(time.Millisecond), at.In(time.FixedZone("X", -90*60)),
+		at.Add(time.Millisecond).In(time.FixedZone("CET", 3600)), time.Now(), time.Now().UTC(),
+	} {
+		e := base
+		e.Time = tm
+		check(t, e)
+	}
+}

@@ -24,6 +24,11 @@ type Agent struct {
 
 const ctxAgent = "chatauth.agent"
 
+// headerAPIToken is Chatwoot's api_access_token header in the canonical
+// form net/http stores it under. Looked up by the lower-case name, it
+// would be canonicalized again, into a new string, on every request.
+const headerAPIToken = "Api_access_token"
+
 // AgentFrom returns the authenticated agent; requireAgent guarantees one.
 func AgentFrom(c echo.Context) *Agent {
 	a, _ := c.Get(ctxAgent).(*Agent)
@@ -83,7 +88,7 @@ func (s *Server) RequireAgent(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (s *Server) authenticateAgent(c echo.Context) (*Agent, error) {
 	r := c.Request()
-	h, apiTok := r.Header.Get(echo.HeaderAuthorization), r.Header.Get("api_access_token")
+	h, apiTok := r.Header.Get(echo.HeaderAuthorization), r.Header.Get(headerAPIToken)
 	if h != "" && apiTok != "" {
 		return nil, apierr.InvalidToken("send one credential: either Authorization or api_access_token, not both")
 	}

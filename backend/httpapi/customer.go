@@ -86,7 +86,7 @@ func (s *Server) RequireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 			tok, sent = c.QueryParam("access_token"), c.QueryParam("access_token") != ""
 		}
 		if !sent {
-			if c.Request().Header.Get("api_access_token") != "" {
+			if c.Request().Header.Get(headerAPIToken) != "" {
 				return apierr.InvalidToken("api_access_token is an agent credential; the customer API needs a customer token (POST /customer/token)")
 			}
 			return apierr.InvalidToken("no credentials; send Authorization: Bearer <customer token> (from POST /customer/token)")

@@ -36,7 +36,7 @@ func (s *Server) platformRoutes() {
 // RequirePlatform accepts platform tokens only, in api_access_token.
 func (s *Server) RequirePlatform(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		tok := c.Request().Header.Get("api_access_token")
+		tok := c.Request().Header.Get(headerAPIToken)
 		if !token.HasPrefix(tok, token.PrefixPlatform) {
 			return apierr.InvalidToken("the platform API takes platform tokens only, in the api_access_token header (make one with `chatauth platform-token create NAME`); agent, bot, OAuth and customer tokens do not work here")
 		}

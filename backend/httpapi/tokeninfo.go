@@ -61,8 +61,8 @@ func (s *Server) tokenInfo(c echo.Context) error {
 		if info.Type == "" && info.Reason == "" {
 			info = s.inspect(c, raw)
 		}
-	case r.Header.Get("api_access_token") != "":
-		info = s.inspect(c, r.Header.Get("api_access_token"))
+	case r.Header.Get(headerAPIToken) != "":
+		info = s.inspect(c, r.Header.Get(headerAPIToken))
 	case r.Header.Get("Authorization") != "":
 		h := r.Header.Get("Authorization")
 		scheme, rest, _ := strings.Cut(h, " ")
