@@ -1,12 +1,15 @@
 // Command chatauth-load measures chatauth over HTTP on loopback: it starts
 // the real server binary on a temporary SQLite database, sets up an admin
 // and an OAuth client, then drives each endpoint with concurrent
-// keep-alive clients for a fixed time and prints req/s, p50 and p99 beside
-// baselines measured in the same run (a bare Echo JSON handler, and a bare
-// Echo handler that signs the same EdDSA JWT with no storage). Results go
-// to bench/results.json.
+// keep-alive clients for a fixed time and prints req/s, p50, p99 and the
+// serving process's CPU time per request beside baselines measured in the
+// same run (a bare Echo JSON handler, the same handler answering with
+// token/info's bytes, and a bare Echo handler that signs the same EdDSA
+// JWT with no storage). Then it measures the three targets as
+// paired alternations of each endpoint and its baseline. Results go to
+// bench/results.json.
 //
-//	chatauth-load -bin bin/chatauth -duration 5s -concurrency 16
+//	chatauth-load -bin bin/chatauth -duration 5s -concurrency 16 -pairs 20 -pair-slice 500ms
 package main
 
 import (
@@ -67,8 +70,8 @@ func main() {
 	out := flag.String("out", "bench/results.json", "results file")
 	rounds := flag.Int("rounds", 3, "interleaved rounds each scenario's time is split into")
 	only := flag.String("only", "", "run only the scenarios whose name contains this (baselines always run)")
-	pairs := flag.Int("pairs", 12, "alternations of an endpoint and its baseline for each target")
-	pairSlice := flag.Duration("pair-slice", 400*time.Millisecond, "time of each side of a target's alternation")
+	pairs := flag.Int("pairs", 20, "alternations of an endpoint and its baseline for each target")
+	pairSlice := flag.Duration("pair-slice", 500*time.Millisecond, "time of each side of a target's alternation")
 	serveBare := flag.String("serve-bare", "", "internal: serve the bare Echo baselines on this address")
 	flag.Parse()
 	if *serveBare != "" {
@@ -273,8 +276,6 @@ func waitHealthy(c *http.Client, base string) error {
 	return fmt.Errorf("server at %s did not become healthy", base)
 }
 
-// startBare serves the baselines: a JSON handler with no auth, and one
-// that signs the same kind of EdDSA JWT with no storage and no checks.
 // bareEcho is the baselines: a JSON handler with no middleware
 // and no auth, and one that signs the same EdDSA JWT as client
 // credentials does, with no storage and no client check.
