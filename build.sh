@@ -99,9 +99,12 @@ case "${1:-build}" in
       pkg=./$(dirname "$target")
       for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$target" | cut -d' ' -f2); do
         log "fuzz $pkg $fn"
+        # Start from the committed corpus alone: the cache may hold inputs
+        # of an older signature of the target, which would not replay.
+        found="$(go env GOCACHE)/fuzz/$(go list "$pkg")/$fn"
+        rm -rf "$found"
         GOFLAGS= go test -run '^$' -fuzz "^$fn\$" -fuzztime "${FUZZTIME:-60s}" "$pkg" 2>&1 | tail -n 3
         # Keep what the fuzzer found, so the normal test run replays it.
-        found="$(go env GOCACHE)/fuzz/$(go list "$pkg")/$fn"
         if [ -d "$found" ]; then
           mkdir -p "$pkg/testdata/fuzz/$fn"
           cp -n "$found"/* "$pkg/testdata/fuzz/$fn/" 2>/dev/null || true
