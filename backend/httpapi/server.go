@@ -123,11 +123,12 @@ func (s *Server) routes() {
 
 // frame is the outermost middleware. It gives the request its id, bounds
 // its body, turns a panic into a logged 500, renders any error through
-// the one error handler, and writes one access-log line. The line has the path without
-// the query string, since refresh tokens and SSE bearers travel there,
-// and never a header value. One middleware instead of Echo's RequestID,
-// Recover, BodyLimit and a logger: the cheapest requests are dominated by
-// what wraps them, and Echo v4 re-wraps every middleware on every request.
+// the one error handler, and writes one access-log line. The line has the
+// path without the query string, since refresh tokens and SSE bearers
+// travel there, and never a header value. One middleware instead of
+// Echo's RequestID, Recover, BodyLimit and a logger: the cheapest requests
+// are dominated by what wraps them, and Echo v4 re-wraps every middleware
+// on every request.
 func (s *Server) frame(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
