@@ -22,8 +22,7 @@ const maxBody = 64 << 10
 // field, so a person can fix the request without reading our code.
 func decode(c echo.Context, v any) error {
 	r := c.Request()
-	body := http.MaxBytesReader(c.Response(), r.Body, maxBody)
-	dec := json.NewDecoder(body)
+	dec := json.NewDecoder(r.Body) // frame bounds it to maxBody
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {

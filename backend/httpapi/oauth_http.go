@@ -191,7 +191,7 @@ func oauthForm(c echo.Context) (url.Values, error) {
 	if !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		return nil, oauth.ErrInvalidRequest.WithDescription("send the body form-encoded (Content-Type: application/x-www-form-urlencoded), as RFC 6749 requires; JSON is not accepted here")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, maxBody))
+	body, err := io.ReadAll(r.Body) // frame bounds it to maxBody
 	if err != nil {
 		return nil, oauth.ErrInvalidRequest.WithDescription("the form body could not be read; it may be at most " + strconv.Itoa(maxBody/1024) + " KB")
 	}

@@ -285,9 +285,9 @@ func bareEcho() *echo.Echo {
 	_, priv, _ := ed25519.GenerateKey(nil)
 	e.GET("/bare", func(c echo.Context) error { return c.JSON(200, map[string]string{"status": "ok"}) })
 	// /bytes?n=N answers a JSON body of N bytes. Sent the same bearer as
-	// token/info, it costs the network, the kernel, net/http and the load
-	// generator what token/info costs them, and none of our code: the
-	// distance from it to token/info is what the server itself spends.
+	// token/info and sized like its answer, it costs the network, the
+	// kernel, net/http and the load generator nearly what token/info costs
+	// them (token/info adds two response headers), and none of our code.
 	var bodies sync.Map
 	e.GET("/bytes", func(c echo.Context) error {
 		n, _ := strconv.Atoi(c.QueryParam("n"))
@@ -345,8 +345,11 @@ func procCPU(pid int) time.Duration {
 	// The command name (field 2) is in parentheses and may hold spaces;
 	// utime and stime are the 12th and 13th fields after it.
 	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
 	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 13 {
+	if len(f) < 13 {
 		return 0
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
