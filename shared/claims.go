@@ -2,7 +2,7 @@ package shared
 
 import "errors"
 
-// Audiences keep the two token families apart (SPEC §2).
+// Audiences keep the two token families apart (docs/api.md, "Tokens and scopes").
 const (
 	AudienceAgent    = "chatauth:agent"
 	AudienceCustomer = "chatauth:customer"

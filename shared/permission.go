@@ -3,7 +3,7 @@ package shared
 // Resource is a kind of object the chat API serves.
 type Resource uint8
 
-// The resources of SPEC §6, plus Self: the caller's own user record, which
+// The resources of (docs/api.md, "Chat API"), plus Self: the caller's own user record, which
 // the matrix treats apart from other users.
 const (
 	ResourceInvalid Resource = iota
@@ -66,7 +66,7 @@ type Rule struct {
 	Min      Role
 }
 
-// Matrix is the permission matrix of SPEC §2 (from the web1on1 document),
+// Matrix is the permission matrix of (docs/api.md, "Permission matrix") (from the web1on1 document),
 // the one place the backend authorizes from and the tests check against.
 // A (resource, action) pair not listed here is allowed to nobody.
 var Matrix = []Rule{
@@ -165,7 +165,7 @@ func Required(res Resource, act Action) APIScope {
 
 // CustomerActions are what a customer (guest) token may do beyond the
 // matrix's guest column: a visitor starts a chat, so the conversation is
-// created on the visitor's behalf (SPEC §8).
+// created on the visitor's behalf (docs/api.md, "Customers (website visitors)").
 var CustomerActions = []Rule{{Conversation, Create, RoleGuest}}
 
 // CustomerAllowed reports whether a customer token may do act on res: the

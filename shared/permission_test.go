@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// specMatrix is SPEC §2's table verbatim. The test reads it and checks the
+// specMatrix is the table of (docs/api.md, "Permission matrix") verbatim. The test reads it and checks the
 // Matrix data against every cell, so the data and the contract cannot drift.
 const specMatrix = `
 | list organizations, groups, users | - | - | + | + |

@@ -9,7 +9,7 @@ import (
 // a set, held as bits.
 type APIScope uint8
 
-// The three API scopes of SPEC §2.
+// The three API scopes of (docs/api.md, "Tokens and scopes").
 const (
 	ScopeRead  APIScope = 1 << iota // list, fetch
 	ScopeWrite                      // create, update, delete

@@ -98,13 +98,17 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
     seen.add(m.id);
     lastId = Math.max(lastId, m.id);
     list.querySelector(".hint")?.remove();
+    // The visitor's own words are the messages the customer API wrote for
+    // them: incoming and from the customer. Anything else (an agent's or
+    // a bot's, whatever its message_type) is shown as the other side's.
+    const mine = m.message_type === "incoming" && m.sender_type === "customer";
     const li = document.createElement("li");
-    li.className = m.message_type === "incoming" ? "incoming" : "outgoing";
+    li.className = mine ? "incoming" : "outgoing";
     li.textContent = m.content;
-    li.setAttribute("aria-label", (m.message_type === "incoming" ? "You: " : "Agent: ") + m.content);
+    li.setAttribute("aria-label", (mine ? "You: " : "Agent: ") + m.content);
     list.append(li);
     list.scrollTop = list.scrollHeight;
-    if (m.message_type === "outgoing" && panel.hidden) {
+    if (!mine && panel.hidden) {
       unread++;
       badge.textContent = String(unread);
       badge.hidden = false;

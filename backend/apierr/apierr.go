@@ -1,27 +1,33 @@
-// Package apierr is chatauth's one application error: a string code from
-// SPEC §3, a message for the person calling, and an internal cause for the
-// log only. The HTTP layer maps codes to statuses in one table.
+// Package apierr is chatauth's one application error: a string code (the
+// error codes of docs/api.md, "Errors"), a message for the person calling,
+// and an internal cause for the log only. Services return it; the HTTP
+// layer maps codes to statuses in one table.
 package apierr
 
 import (
 	"errors"
 	"time"
+
+	"chatauth/shared"
 )
 
-// Codes of SPEC §3 (and a few the SPEC leaves to us).
+// Codes of the error body; the strings are shared.Err* so the SDK reads
+// the same constants the server writes.
 const (
-	CodeInvalidToken      = "invalid_token"
-	CodeInsufficientScope = "insufficient_scope"
-	CodeNotFound          = "not_found"
-	CodeInvalidRequest    = "invalid_request"
-	CodeTooManyRequests   = "too_many_requests"
-	CodeConflict          = "conflict"
-	CodeTooLarge          = "request_too_large"
-	CodeMethodNotAllowed  = "method_not_allowed"
-	CodeInvalidCredential = "invalid_credentials"
-	CodeForbidden         = "forbidden"
-	CodeUnavailable       = "service_unavailable"
-	CodeInternal          = "internal_error"
+	CodeInvalidToken      = shared.ErrInvalidToken
+	CodeInsufficientScope = shared.ErrInsufficientScope
+	CodeNotFound          = shared.ErrNotFound
+	CodeInvalidRequest    = shared.ErrInvalidRequest
+	CodeInvalidClient     = shared.ErrInvalidClient
+	CodeTooManyRequests   = shared.ErrTooManyRequests
+	CodeConflict          = shared.ErrConflict
+	CodeTooLarge          = shared.ErrTooLarge
+	CodeMethodNotAllowed  = shared.ErrMethodNotAllowed
+	CodeInvalidCredential = shared.ErrInvalidCredential
+	CodeForbidden         = shared.ErrForbidden
+	CodeSignInRequired    = shared.ErrSignInRequired
+	CodeUnavailable       = shared.ErrUnavailable
+	CodeInternal          = shared.ErrInternal
 )
 
 // Error is returned by handlers and rendered by the HTTP error handler.

@@ -18,11 +18,15 @@ import (
 	"chatauth"
 	"chatauth/backend/accesslog"
 	"chatauth/backend/agentauth"
+	"chatauth/backend/credential"
 	"chatauth/backend/config"
 	"chatauth/backend/customerauth"
+	"chatauth/backend/directory"
 	"chatauth/backend/httpapi"
 	"chatauth/backend/oauth"
+	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
+	"chatauth/backend/throttle"
 	"chatauth/backend/token"
 	"chatauth/shared"
 )
@@ -104,12 +108,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	a := &App{Cfg: cfg, Store: db, Keys: keys, Revocations: token.NewRevocations(), Log: log, done: make(chan struct{})}
+	secret, _, err := Secret(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	issuer := token.NewIssuer(keys, cfg.Issuer)
+	// The credential core (docs/security.md): one refresh-family
+	// implementation, one cascade, one guess throttle, one inspector.
+	families := refresh.New(db, a.Revocations, secret, cfg.RefreshTTL, cfg.RefreshGrace, o.now)
+	cascade := &credential.Cascade{Store: db, Revocations: a.Revocations}
+	guesses := &throttle.Guesses{Guard: &throttle.Guard{Store: db, Now: o.now}, Audit: db}
 	a.Auth = &agentauth.Service{
-		Store: db, Issuer: issuer, Revocations: a.Revocations,
-		Throttle:  agentauth.NewThrottle(15 * time.Minute),
-		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace,
-		BcryptCost: o.bcryptCost, Now: o.now,
+		Store: db, Issuer: issuer, Families: families, Cascade: cascade, Guard: guesses,
+		AccessTTL: cfg.AccessTTL, BcryptCost: o.bcryptCost, Now: o.now,
 	}
 	if err := a.bootstrap(ctx); err != nil {
 		db.Close()
@@ -122,14 +134,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	agents := token.NewAgentVerifier(keys, cfg.Issuer, a.Revocations.Revoked)
 	customers := token.NewCustomerVerifier(keys, cfg.Issuer, a.Revocations.Revoked)
+	inspector := &credential.Inspector{Store: db, Agents: agents, Customers: customers, Now: o.now}
 	a.OAuth = &oauth.Provider{
-		Store: db, Issuer: issuer, Agents: agents, Customers: customers, Revocations: a.Revocations,
-		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, CodeTTL: cfg.CodeTTL, Grace: cfg.RefreshGrace, Now: o.now,
-	}
-	secret, _, err := Secret(cfg)
-	if err != nil {
-		db.Close()
-		return nil, err
+		Store: db, Issuer: issuer, Inspector: inspector, Families: families, Cascade: cascade, Guesses: guesses,
+		AccessTTL: cfg.AccessTTL, CodeTTL: cfg.CodeTTL, Now: o.now,
 	}
 	a.Server = httpapi.New(httpapi.Deps{
 		Store: db, Keys: keys, Auth: a.Auth, Log: log, TrustProxyHeader: cfg.TrustProxyHeader,
@@ -137,9 +145,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Sessions: httpapi.NewSessionStore(secret.Derive("session cookie hmac", 32), secret.Derive("session cookie aes", 32), strings.HasPrefix(cfg.Issuer, "https://")),
 		CustomerSessions: httpapi.NewCustomerSessionStore(secret.Derive("customer cookie hmac", 32), secret.Derive("customer cookie aes", 32),
 			strings.HasPrefix(cfg.Issuer, "https://"), cfg.RefreshTTL),
-		CustomerAuth: &customerauth.Service{Store: db, Issuer: issuer, Revocations: a.Revocations,
-			TTL: cfg.CustomerTTL, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace, Now: o.now},
-		Creations:    agentauth.NewThrottle(time.Minute),
+		CustomerAuth: &customerauth.Service{Store: db, Issuer: issuer, Families: families, TTL: cfg.CustomerTTL, Now: o.now},
+		Creations:    throttle.NewWindow(time.Minute),
+		Inspector:    inspector,
+		Cascade:      cascade,
+		Guesses:      guesses,
+		Users:        &directory.Users{Store: db, Hasher: a.Auth, Cascade: cascade},
 		DemoClientID: demo,
 		Platform:     cfg.Platform,
 		AccessLog:    o.accessLog,

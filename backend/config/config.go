@@ -1,5 +1,5 @@
 // Package config reads chatauth's configuration from the environment
-// (SPEC §1), with a kebab-case flag of the same name overriding each
+// (docs/api.md, "Settings"), with a kebab-case flag of the same name overriding each
 // variable, and fails fast with a message that names the bad setting.
 package config
 

@@ -1,4 +1,4 @@
-// Package customerauth issues customer (website visitor) tokens (SPEC §8):
+// Package customerauth issues customer (website visitor) tokens (docs/api.md, "Customers (website visitors)"):
 // a new visitor, a returning visitor proven by the customer cookie, a
 // customer refresh token for browsers that block third-party cookies, and
 // an entity_id vouched for by an agent of the same organization. Customer
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/credential"
+	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 	"chatauth/shared"
@@ -21,28 +23,22 @@ import (
 type Store interface {
 	CreateCustomer(ctx context.Context, c *sqlstore.Customer) error
 	Customer(ctx context.Context, entityID string) (sqlstore.Customer, error)
-	CreateFamily(ctx context.Context, f *sqlstore.Family, first sqlstore.RefreshToken) error
 	AddRefreshToken(ctx context.Context, familyID string, rt sqlstore.RefreshToken) error
-	LookupRefresh(ctx context.Context, hash []byte) (sqlstore.Family, sqlstore.RefreshToken, error)
-	Rotate(ctx context.Context, hash []byte, grace time.Duration, next sqlstore.RefreshToken) (sqlstore.Family, error)
 	InTree(ctx context.Context, root, org int64) (bool, error)
-	Audit(ctx context.Context, e sqlstore.AuditEvent) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
 
 // FamilyKind marks customer refresh families.
-const FamilyKind = "customer"
+const FamilyKind = refresh.KindCustomer
 
 // Service issues customer tokens.
 type Service struct {
-	Store       Store
-	Issuer      *token.Issuer
-	Revocations *token.Revocations
-	TTL         time.Duration
-	RefreshTTL  time.Duration
-	Grace       time.Duration
-	Now         func() time.Time
+	Store    Store
+	Issuer   *token.Issuer
+	Families *refresh.Families
+	TTL      time.Duration
+	Now      func() time.Time
 }
 
 // Answer is the body of every customer token answer.
@@ -56,22 +52,24 @@ type Answer struct {
 	Session string `json:"-"`
 }
 
-func (s *Service) answer(c sqlstore.Customer, clientID, sid, refresh string) (Answer, error) {
-	tok, _, err := s.Issuer.Customer(shared.CustomerClaims{Subject: c.EntityID, Org: c.OrgID, ClientID: clientID, Session: sid}, s.TTL)
+func (s *Service) answer(c sqlstore.Customer, fam sqlstore.Family, rt string) (Answer, error) {
+	ttl := refresh.AccessTTL(fam, s.TTL, s.Now())
+	tok, _, err := s.Issuer.Customer(shared.CustomerClaims{Subject: c.EntityID, Org: c.OrgID, ClientID: fam.ClientID, Session: fam.ID}, ttl)
 	if err != nil {
 		return Answer{}, apierr.Internal(err)
 	}
-	return Answer{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(s.TTL / time.Second), EntityID: c.EntityID, RefreshToken: refresh, Session: sid}, nil
+	return Answer{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), EntityID: c.EntityID, RefreshToken: rt, Session: fam.ID}, nil
 }
 
-func (s *Service) newFamily(ctx context.Context, c sqlstore.Customer, clientID string) (Answer, error) {
-	refresh, hash := token.NewOpaque(token.PrefixCustomerRefresh)
-	now := s.Now()
-	f := &sqlstore.Family{ID: token.NewID(), Kind: FamilyKind, Subject: c.EntityID, OrgID: c.OrgID, ClientID: clientID, Scope: "guest"}
-	if err := s.Store.CreateFamily(ctx, f, sqlstore.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL)}); err != nil {
+// newFamily starts a visitor session; until, when set, is its hard end
+// (the expiry of the credential that vouched for the visitor).
+func (s *Service) newFamily(ctx context.Context, c sqlstore.Customer, clientID string, until time.Time) (Answer, error) {
+	f := &sqlstore.Family{Kind: FamilyKind, Subject: c.EntityID, OrgID: c.OrgID, ClientID: clientID, Scope: "guest", ExpiresAt: until}
+	rt, err := s.Families.Start(ctx, f, token.PrefixCustomerRefresh)
+	if err != nil {
 		return Answer{}, apierr.Internal(err)
 	}
-	return s.answer(c, clientID, f.ID, refresh)
+	return s.answer(c, *f, rt)
 }
 
 // New creates a visitor in the client's organization.
@@ -80,7 +78,7 @@ func (s *Service) New(ctx context.Context, client sqlstore.Client) (Answer, erro
 	if err := s.Store.CreateCustomer(ctx, c); err != nil {
 		return Answer{}, apierr.Internal(err)
 	}
-	return s.newFamily(ctx, *c, client.ID)
+	return s.newFamily(ctx, *c, client.ID, time.Time{})
 }
 
 // Continue is the cookie path: the cookie proves the visitor, so a fresh
@@ -92,17 +90,15 @@ func (s *Service) Continue(ctx context.Context, client sqlstore.Client, entityID
 		return Answer{}, err
 	}
 	if sid != "" {
-		refresh, hash := token.NewOpaque(token.PrefixCustomerRefresh)
-		now := s.Now()
-		err := s.Store.AddRefreshToken(ctx, sid, sqlstore.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL)})
-		if err == nil {
-			return s.answer(c, client.ID, sid, refresh)
+		fam, rt, err := s.Families.Add(ctx, sid, token.PrefixCustomerRefresh)
+		if err == nil && fam.ClientID == client.ID && fam.Subject == c.EntityID {
+			return s.answer(c, fam, rt)
 		}
-		if !errors.Is(err, sqlstore.ErrRevoked) && !errors.Is(err, sqlstore.ErrNotFound) {
+		if err != nil && !errors.Is(err, refresh.ErrRevoked) && !errors.Is(err, refresh.ErrUnknown) {
 			return Answer{}, apierr.Internal(err)
 		}
 	}
-	return s.newFamily(ctx, c, client.ID)
+	return s.newFamily(ctx, c, client.ID, time.Time{})
 }
 
 // ErrUnknownVisitor is answered when a cookie or vouched entity_id names
@@ -125,14 +121,16 @@ func (s *Service) customerOf(ctx context.Context, client sqlstore.Client, entity
 	return c, nil
 }
 
-// Vouch issues a token for an existing visitor on the word of an agent
-// (role agent or higher) of the same organization: a site's backend
-// re-issuing its visitor's token (LiveChat's entity_id flow).
-func (s *Service) Vouch(ctx context.Context, client sqlstore.Client, entityID string, agent shared.AgentClaims) (Answer, error) {
-	if !agent.Scope.Role.Includes(shared.RoleAgent) {
-		return Answer{}, apierr.New(apierr.CodeForbidden, "only an agent, bot or admin token may vouch for an entity_id")
+// Vouch issues a token for an existing visitor on the word of an
+// agent-family credential of the same organization that may write
+// messages: a site's backend re-issuing its visitor's token (LiveChat's
+// entity_id flow; discouraged, see docs/api.md). The visitor's session
+// ends no later than the vouching credential (docs/security.md, I1).
+func (s *Service) Vouch(ctx context.Context, client sqlstore.Client, entityID string, holder credential.Credential) (Answer, error) {
+	if err := credential.MayVouch(holder); err != nil {
+		return Answer{}, err
 	}
-	if ok, err := s.Store.InTree(ctx, agent.Org, client.OrgID); err != nil {
+	if ok, err := s.Store.InTree(ctx, holder.Agent.Org, client.OrgID); err != nil {
 		return Answer{}, apierr.Internal(err)
 	} else if !ok {
 		return Answer{}, apierr.New(apierr.CodeForbidden, "the agent token belongs to another organization than client_id")
@@ -141,46 +139,28 @@ func (s *Service) Vouch(ctx context.Context, client sqlstore.Client, entityID st
 	if err != nil {
 		return Answer{}, err
 	}
-	return s.newFamily(ctx, c, client.ID)
+	until, _ := credential.NotAfter(holder, time.Time{})
+	return s.newFamily(ctx, c, client.ID, until)
 }
 
 // Refresh rotates a customer refresh token (no cookie needed), with the
-// reuse detection and grace window of every other refresh.
-func (s *Service) Refresh(ctx context.Context, client sqlstore.Client, refresh string) (Answer, error) {
-	if !token.HasPrefix(refresh, token.PrefixCustomerRefresh) {
+// reuse detection and grace rule of every other refresh.
+func (s *Service) Refresh(ctx context.Context, client sqlstore.Client, rt string) (Answer, error) {
+	if !token.HasPrefix(rt, token.PrefixCustomerRefresh) {
 		return Answer{}, apierr.InvalidToken("refresh_token is not a customer refresh token of this server (they start with " + token.PrefixCustomerRefresh + ")")
 	}
-	hash := token.Hash(refresh)
-	fam, _, err := s.Store.LookupRefresh(ctx, hash)
-	if errors.Is(err, sqlstore.ErrNotFound) {
-		return Answer{}, apierr.InvalidToken("refresh_token is unknown; get a new token with POST /customer/token")
-	}
+	fam, next, err := s.Families.Rotate(ctx, rt, func(fam sqlstore.Family) error {
+		if fam.Kind != FamilyKind || fam.ClientID != client.ID {
+			return apierr.InvalidToken("refresh_token was issued to another client_id")
+		}
+		return nil
+	})
 	if err != nil {
-		return Answer{}, apierr.Internal(err)
-	}
-	if fam.Kind != FamilyKind || fam.ClientID != client.ID {
-		return Answer{}, apierr.InvalidToken("refresh_token was issued to another client_id")
-	}
-	next, nextHash := token.NewOpaque(token.PrefixCustomerRefresh)
-	now := s.Now()
-	_, err = s.Store.Rotate(ctx, hash, s.Grace, sqlstore.RefreshToken{Hash: nextHash, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL)})
-	switch {
-	case errors.Is(err, sqlstore.ErrReused):
-		s.Revocations.Add(fam.ID)
-		s.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: fam.OrgID, Event: "refresh.reuse_detected", Subject: "customer:" + fam.Subject, Detail: "visitor's tokens revoked"})
-		return Answer{}, apierr.InvalidToken("refresh_token was already used; for safety this visitor's tokens are revoked. Start again with POST /customer/token")
-	case errors.Is(err, sqlstore.ErrRevoked):
-		return Answer{}, apierr.InvalidToken("refresh_token revoked; start again with POST /customer/token")
-	case errors.Is(err, sqlstore.ErrExpired):
-		return Answer{}, apierr.InvalidToken("refresh_token expired; start again with POST /customer/token")
-	case errors.Is(err, sqlstore.ErrNotFound):
-		return Answer{}, apierr.InvalidToken("refresh_token is unknown")
-	case err != nil:
-		return Answer{}, apierr.Internal(err)
+		return Answer{}, refresh.APIError(err, "start again with POST /customer/token")
 	}
 	c, err := s.customerOf(ctx, client, fam.Subject)
 	if err != nil {
 		return Answer{}, err
 	}
-	return s.answer(c, client.ID, fam.ID, next)
+	return s.answer(c, fam, next)
 }

@@ -20,9 +20,20 @@ type authTokenRequest struct {
 	ClientID     string `json:"clientId"`
 }
 
+// noStore marks an answer that carries (or answers a request for) a
+// token as never to be cached, by the browser or anything between (RFC
+// 6749 §5.1; Pragma for HTTP/1.0 caches). Set first, so error answers
+// carry it too: the error handler keeps the headers already set.
+func noStore(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
 // postAuthToken is password login, or refresh after expiry when the body
-// carries a refresh token (SPEC §4).
+// carries a refresh token (docs/api.md, "Agent authentication").
 func (s *Server) postAuthToken(c echo.Context) error {
+	noStore(c)
 	var req authTokenRequest
 	if err := decode(c, &req); err != nil {
 		return err
@@ -55,12 +66,16 @@ func (s *Server) postAuthToken(c echo.Context) error {
 // getAuthToken is refresh before expiry: a valid bearer and its refresh
 // token in the query.
 func (s *Server) getAuthToken(c echo.Context) error {
+	noStore(c)
 	a := AgentFrom(c)
 	rt := c.QueryParam("refreshToken")
 	if rt == "" {
 		return apierr.InvalidRequest("refreshToken: required as a query parameter")
 	}
-	p, err := s.Auth.Refresh(c.Request().Context(), rt, agentauth.BySubject(a.Subject))
+	if !a.Cred.FirstParty() {
+		return apierr.InvalidToken("refreshing before expiry needs the access token of the same sign-in as the refresh token, not " + string(a.Cred.Kind) + " credentials")
+	}
+	p, err := s.Auth.Refresh(c.Request().Context(), rt, agentauth.BySession(a.Subject, a.Session))
 	if err != nil {
 		return err
 	}
@@ -125,7 +140,7 @@ func (s *Server) patchProfile(c echo.Context) error {
 			return err
 		}
 		// ChangePassword writes the whole user, the new name included.
-		if err := s.Auth.ChangePassword(ctx, &u, req.CurrentPassword, *req.Password, AgentFrom(c).Session); err != nil {
+		if err := s.Auth.ChangePassword(ctx, &u, req.CurrentPassword, *req.Password, AgentFrom(c).Session, c.RealIP()); err != nil {
 			return err
 		}
 	} else if err := s.Store.UpdateUser(ctx, &u); err != nil {
@@ -135,14 +150,38 @@ func (s *Server) patchProfile(c echo.Context) error {
 }
 
 func (s *Server) resetAccessToken(c echo.Context) error {
-	u, err := s.self(c, shared.Update)
+	if _, err := s.self(c, shared.Update); err != nil {
+		return err
+	}
+	tok, err := s.Auth.ResetAPIToken(c.Request().Context(), AgentFrom(c).Cred)
 	if err != nil {
 		return err
 	}
-	tok, err := s.Auth.ResetAPIToken(c.Request().Context(), u.ID)
-	if err != nil {
-		return err
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
+	noStore(c)
 	return c.JSON(http.StatusOK, map[string]string{"access_token": tok})
+}
+
+// logout ends the caller's sign-in: its refresh family and every access
+// token of it, on every process (docs/security.md, I6).
+func (s *Server) logout(c echo.Context) error {
+	a := AgentFrom(c)
+	if !a.Cred.FirstParty() {
+		return apierr.InvalidRequest("Authorization: signing out ends a sign-in; send the access token of the sign-in (from POST /api/v1/auth/token). Revoke OAuth tokens at /oauth/revoke, personal tokens at DELETE /api/v1/personal_access_tokens/{id}")
+	}
+	if err := s.Cascade.SignOut(c.Request().Context(), a.Session); err != nil {
+		return apierr.Internal(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// logoutAll ends every sign-in of the caller's user.
+func (s *Server) logoutAll(c echo.Context) error {
+	a := AgentFrom(c)
+	if !a.Cred.FirstParty() {
+		return apierr.InvalidRequest("Authorization: signing out everywhere needs the access token of a sign-in (from POST /api/v1/auth/token)")
+	}
+	if err := s.Cascade.SignOutAll(c.Request().Context(), a.Cred.UserID()); err != nil {
+		return apierr.Internal(err)
+	}
+	return c.NoContent(http.StatusNoContent)
 }

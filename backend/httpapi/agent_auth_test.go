@@ -57,14 +57,21 @@ func TestAgentSessionLifecycle(t *testing.T) {
 		// A wrong clientId does not spend the token.
 		expect(t, e.Do("POST", "/api/v1/auth/token", map[string]string{"refreshToken": r2.Str("refreshToken"), "clientId": "someone@else.com"}), 401, "invalid_token")
 
-		// r1's token was just rotated: a racing tab may use it once more.
+		// r1's token was just rotated: a racing tab replaying it gets the
+		// successor already issued, never a branch of its own.
 		r3 := e.Do("POST", "/api/v1/auth/token", map[string]string{"refreshToken": r1.Str("refreshToken"), "clientId": apptest.AdminEmail})
 		expect(t, r3, 200, "")
-		// A second replay is reuse: the family dies.
+		if r3.Str("refreshToken") != r2.Str("refreshToken") {
+			t.Fatal("a replay within grace got a new branch instead of the successor already issued")
+		}
+		// Once that successor is spent too, a replay is reuse: the family dies.
+		r4 := e.Do("POST", "/api/v1/auth/token", map[string]string{"refreshToken": r2.Str("refreshToken"), "clientId": apptest.AdminEmail})
+		expect(t, r4, 200, "")
 		expect(t, e.Do("POST", "/api/v1/auth/token", map[string]string{"refreshToken": r1.Str("refreshToken"), "clientId": apptest.AdminEmail}), 401, "invalid_token")
-		expect(t, e.Do("POST", "/api/v1/auth/token", map[string]string{"refreshToken": r2.Str("refreshToken"), "clientId": apptest.AdminEmail}), 401, "invalid_token")
+		expect(t, e.Do("POST", "/api/v1/auth/token", map[string]string{"refreshToken": r4.Str("refreshToken"), "clientId": apptest.AdminEmail}), 401, "invalid_token")
 		// ... and its access tokens with it.
 		expect(t, e.Do("GET", "/api/v1/profile", nil, apptest.Bearer(r3.Str("token"))), 401, "invalid_token")
+		expect(t, e.Do("GET", "/api/v1/profile", nil, apptest.Bearer(r4.Str("token"))), 401, "invalid_token")
 
 		// A new sign-in; an old token replayed after the grace window kills
 		// the family at once.
@@ -212,7 +219,9 @@ func TestAPITokenAndProfile(t *testing.T) {
 		expect(t, r, 200, "")
 		t1 := r.Str("access_token")
 		expect(t, e.Do("GET", "/api/v1/profile", nil, "api_access_token: "+t1), 200, "")
-		t2 := e.Do("POST", "/api/v1/profile/reset_access_token", nil, "api_access_token: "+t1).Str("access_token")
+		// The API token cannot mint its successor: only a sign-in may.
+		expect(t, e.Do("POST", "/api/v1/profile/reset_access_token", nil, "api_access_token: "+t1), 403, "sign_in_required")
+		t2 := e.Do("POST", "/api/v1/profile/reset_access_token", nil, auth).Str("access_token")
 		expect(t, e.Do("GET", "/api/v1/profile", nil, "api_access_token: "+t1), 401, "invalid_token")
 		expect(t, e.Do("GET", "/api/v1/profile", nil, "api_access_token: "+t2), 200, "")
 		expect(t, e.Do("GET", "/api/v1/profile", nil, "api_access_token: "+t2, auth), 401, "invalid_token")

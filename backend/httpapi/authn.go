@@ -2,14 +2,12 @@ package httpapi
 
 import (
 	"errors"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"chatauth/backend/agentauth"
 	"chatauth/backend/apierr"
+	"chatauth/backend/credential"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 	"chatauth/shared"
@@ -18,8 +16,9 @@ import (
 // Agent is the caller on the agent API, however it authenticated.
 type Agent struct {
 	shared.AgentClaims
-	// Via names the credential: "jwt" or "api_token".
-	Via string
+	// Cred is what the credential is (Cred.Kind), for the rules about
+	// which credential may do what (backend/credential).
+	Cred credential.Credential
 }
 
 const ctxAgent = "chatauth.agent"
@@ -65,16 +64,17 @@ func quoteShort(s string) string {
 	return `"` + headerSafe(s) + `"`
 }
 
-func verifyErr(err error) error {
-	var ve *token.VerifyError
-	if errors.As(err, &ve) {
-		return apierr.InvalidToken(ve.Reason)
+// invalidErr turns what Inspect refused into the API's 401.
+func invalidErr(err error) error {
+	var inv *credential.Invalid
+	if errors.As(err, &inv) {
+		return apierr.InvalidToken(inv.Reason)
 	}
 	return apierr.Internal(err)
 }
 
-// RequireAgent authenticates an agent-family caller by bearer JWT or by
-// the api_access_token header.
+// RequireAgent authenticates an agent-family caller by bearer JWT, by
+// the api_access_token header or by a personal access token (Basic).
 func (s *Server) RequireAgent(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		a, err := s.authenticateAgent(c)
@@ -86,122 +86,112 @@ func (s *Server) RequireAgent(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// wrongPlace refuses a credential of a kind that is not sent where it
+// was, so a misplaced secret gets told where it goes.
+func wrongPlace(k credential.Kind, where string) error {
+	switch k {
+	case credential.Personal:
+		return apierr.InvalidToken("personal access tokens use Authorization: Basic base64(account_id:token), not " + where)
+	case credential.API, credential.Bot:
+		return apierr.InvalidToken("this is an API token; send it in the api_access_token header, not " + where)
+	case credential.Platform:
+		return apierr.InvalidToken("platform tokens work only on the platform API (/platform/api/v1)")
+	case credential.Refresh, credential.CustomerRefresh:
+		return apierr.InvalidToken("this is a refresh token, not an access token; exchange it at POST /api/v1/auth/token (or /oauth/token)")
+	case credential.Customer:
+		return apierr.InvalidToken("this is a customer token; the agent API needs an agent token (sign in at POST /api/v1/auth/token, or use an API or OAuth token). Customer tokens work on /customer/api/v1")
+	}
+	return apierr.InvalidToken("this credential does not go in " + where)
+}
+
+// opaqueKind is the kind an opaque secret's prefix announces, or "" for
+// a JWT.
+func opaqueKind(tok string) credential.Kind {
+	switch {
+	case token.HasPrefix(tok, token.PrefixPersonal):
+		return credential.Personal
+	case token.HasPrefix(tok, token.PrefixAPIToken):
+		return credential.API
+	case token.HasPrefix(tok, token.PrefixBot):
+		return credential.Bot
+	case token.HasPrefix(tok, token.PrefixPlatform):
+		return credential.Platform
+	case token.HasPrefix(tok, token.PrefixRefresh):
+		return credential.Refresh
+	case token.HasPrefix(tok, token.PrefixCustomerRefresh):
+		return credential.CustomerRefresh
+	}
+	return ""
+}
+
 func (s *Server) authenticateAgent(c echo.Context) (*Agent, error) {
 	r := c.Request()
 	h, apiTok := r.Header.Get(echo.HeaderAuthorization), r.Header.Get(headerAPIToken)
 	if h != "" && apiTok != "" {
 		return nil, apierr.InvalidToken("send one credential: either Authorization or api_access_token, not both")
 	}
-	if apiTok != "" {
-		return s.apiTokenAgent(c, apiTok)
-	}
-	if h == "" {
-		return nil, apierr.InvalidToken("no credentials; send Authorization: Bearer <access token> or the api_access_token header")
-	}
-	if scheme, _, _ := strings.Cut(h, " "); strings.EqualFold(scheme, "Basic") {
-		return s.personalAgent(c, h)
-	}
-	tok, _, err := bearer(c)
-	if err != nil {
-		return nil, err
-	}
+	ctx := r.Context()
+	var (
+		cred credential.Credential
+		err  error
+	)
 	switch {
-	case token.HasPrefix(tok, token.PrefixPersonal):
-		return nil, apierr.InvalidToken("personal access tokens use the Basic scheme, not Bearer: Authorization: Basic base64(account_id:token)")
-	case token.HasPrefix(tok, token.PrefixAPIToken), token.HasPrefix(tok, token.PrefixBot), token.HasPrefix(tok, token.PrefixPlatform):
-		return nil, apierr.InvalidToken("this is an API token; send it in the api_access_token header, not as a bearer")
-	case token.HasPrefix(tok, token.PrefixRefresh), token.HasPrefix(tok, token.PrefixCustomerRefresh):
-		return nil, apierr.InvalidToken("this is a refresh token, not an access token; exchange it at POST /api/v1/auth/token (or /oauth/token)")
-	}
-
-	claims, err := s.Agents.Verify(tok)
-	if err != nil {
-		return nil, verifyErr(err)
-	}
-	return &Agent{AgentClaims: claims, Via: "jwt"}, nil
-}
-
-// apiTokenAgent authenticates the api_access_token header: a user's API
-// token or an agent bot's token.
-func (s *Server) apiTokenAgent(c echo.Context, tok string) (*Agent, error) {
-	ctx := c.Request().Context()
-	switch {
-	case token.HasPrefix(tok, token.PrefixBot):
-		cr, err := s.credential(c, tok, "bot")
-		if err != nil {
-			return nil, err
+	case apiTok != "":
+		if k := opaqueKind(apiTok); k != credential.API && k != credential.Bot {
+			if k == "" {
+				return nil, apierr.InvalidToken("api_access_token is not a user API token of this server (they start with " + token.PrefixAPIToken + "); reset it at POST /api/v1/profile/reset_access_token")
+			}
+			return nil, wrongPlace(k, "api_access_token")
 		}
-		return &Agent{AgentClaims: shared.AgentClaims{Subject: "bot:" + strconv.FormatInt(cr.ID, 10), Audience: shared.AudienceAgent, Org: cr.OrgID,
-			Scope: shared.Scope{Role: shared.RoleBot, API: shared.FirstParty}}, Via: "bot"}, nil
-	case token.HasPrefix(tok, token.PrefixPlatform):
-		return nil, apierr.InvalidToken("platform tokens work only on the platform API (/platform/api/v1)")
-	case token.HasPrefix(tok, token.PrefixPersonal):
-		return nil, apierr.InvalidToken("personal access tokens use Authorization: Basic base64(account_id:token), not api_access_token")
+		cred, err = s.inspectOpaque(c, func() (credential.Credential, error) { return s.Inspector.Inspect(ctx, apiTok) })
+	case h == "":
+		return nil, apierr.InvalidToken("no credentials; send Authorization: Bearer <access token> or the api_access_token header")
+	default:
+		if scheme, _, _ := strings.Cut(h, " "); strings.EqualFold(scheme, "Basic") {
+			cred, err = s.inspectOpaque(c, func() (credential.Credential, error) { return s.Inspector.InspectBasic(ctx, h) })
+			break
+		}
+		tok, _, berr := bearer(c)
+		if berr != nil {
+			return nil, berr
+		}
+		if k := opaqueKind(tok); k != "" {
+			return nil, wrongPlace(k, "Authorization: Bearer")
+		}
+		if cred, err = s.Inspector.JWT(tok); err != nil {
+			return nil, invalidErr(err)
+		}
+		if cred.Kind == credential.Customer {
+			return nil, wrongPlace(credential.Customer, "")
+		}
 	}
-	u, err := s.Auth.AuthenticateAPIToken(ctx, tok)
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{AgentClaims: agentauth.ClaimsForUser(u), Via: "api_token"}, nil
-}
-
-// personalAgent authenticates a personal access token sent as
-// Basic base64(account_id:token).
-func (s *Server) personalAgent(c echo.Context, header string) (*Agent, error) {
-	account, tok, err := agentauth.ParsePATBasic(header)
-	if err != nil {
-		return nil, apierr.InvalidToken(err.Error())
-	}
-	if !token.HasPrefix(tok, token.PrefixPersonal) {
-		return nil, apierr.InvalidToken("the token in the Basic credential is not a personal access token (they start with " + token.PrefixPersonal + ")")
-	}
-	cr, err := s.credential(c, tok, "pat")
-	if err != nil {
-		return nil, err
-	}
-	if cr.OrgID != account {
-		return nil, apierr.InvalidToken("the account_id in the Basic credential is not this token's account; use " + strconv.FormatInt(cr.OrgID, 10))
-	}
-	u, err := s.Store.UserByID(c.Request().Context(), cr.UserID)
-	if err != nil {
-		return nil, apierr.InvalidToken("the owner of this personal access token no longer exists")
-	}
-	scope, err := shared.ParseScope(cr.Scope)
-	if err != nil {
+	if err := s.Inspector.Use(ctx, cred); err != nil {
 		return nil, apierr.Internal(err)
 	}
-	if !u.Role.Includes(scope.Role) {
-		scope.Role = u.Role // a demoted owner's token shrinks with them
-	}
-	return &Agent{AgentClaims: shared.AgentClaims{Subject: strconv.FormatInt(u.ID, 10), Audience: shared.AudienceAgent, Org: u.OrgID, Scope: scope}, Via: "pat"}, nil
+	return &Agent{AgentClaims: cred.Agent, Cred: cred}, nil
 }
 
-// credential finds a long-lived credential of kind by its secret, checks
-// its expiry, and records its use (at most once a minute; the first use
-// goes to the audit log).
-func (s *Server) credential(c echo.Context, secret, kind string) (sqlstore.Credential, error) {
-	ctx := c.Request().Context()
-	cr, err := s.Store.CredentialByHash(ctx, token.Hash(secret))
-	if errors.Is(err, sqlstore.ErrNotFound) || (err == nil && cr.Kind != kind) {
-		return cr, apierr.InvalidToken("this token is not valid: it was revoked or reset, or never existed")
+// inspectOpaque inspects a secret that is looked up by its hash (API,
+// bot and personal tokens) under the guess throttle: a wrong one is
+// counted against the client IP, in the database, and a blocked IP is
+// refused before the lookup.
+func (s *Server) inspectOpaque(c echo.Context, inspect func() (credential.Credential, error)) (credential.Credential, error) {
+	keys := s.Guesses.IPKeys(c.RealIP())
+	if err := s.Guesses.CheckFast(keys); err != nil {
+		return credential.Credential{}, err
+	}
+	cred, err := inspect()
+	var inv *credential.Invalid
+	if errors.As(err, &inv) {
+		return cred, s.Guesses.Fail(c.Request().Context(), keys, 0, "", apierr.InvalidToken(inv.Reason))
 	}
 	if err != nil {
-		return cr, apierr.Internal(err)
+		return cred, apierr.Internal(err)
 	}
-	now := time.Now()
-	if !cr.ExpiresAt.IsZero() && !now.Before(cr.ExpiresAt) {
-		return cr, apierr.InvalidToken("this token expired " + token.Ago(now.Sub(cr.ExpiresAt)) + "; create a new one")
-	}
-	if now.Sub(cr.LastUsedAt) > time.Minute {
-		first, err := s.Store.TouchCredential(ctx, cr.ID, now)
-		if err != nil {
-			return cr, apierr.Internal(err)
-		}
-		if first {
-			s.audit(c, cr.OrgID, "credential.first_use", kind+":"+strconv.FormatInt(cr.ID, 10), cr.Name)
-		}
-	}
-	return cr, nil
+	return cred, nil
 }
 
 // audit records a credential event; a failure is logged, never shown.

@@ -267,6 +267,12 @@ func (s *Server) createMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// An agent, bot or API caller speaks for the organization: its message
+	// is outgoing. An incoming message would be shown to the visitor as
+	// their own words, so only the customer API writes one.
+	if values["message_type"] != "outgoing" {
+		return apierr.InvalidRequest("message_type: agents post outgoing messages; incoming messages come from the visitor through the customer API")
+	}
 	a := AgentFrom(c)
 	values["conversation_id"] = &conv.ID
 	values["sender_type"] = "user"

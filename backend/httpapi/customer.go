@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/directory"
 	"chatauth/backend/customerauth"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
@@ -91,10 +92,11 @@ func (s *Server) RequireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return apierr.InvalidToken("no credentials; send Authorization: Bearer <customer token> (from POST /customer/token)")
 		}
-		claims, err := s.Customers.Verify(tok)
+		cred, err := s.Inspector.CustomerJWT(tok)
 		if err != nil {
-			return verifyErr(err)
+			return invalidErr(err)
 		}
+		claims := cred.Visitor
 		if origin := c.Request().Header.Get("Origin"); origin != "" {
 			client, err := s.Store.Client(c.Request().Context(), claims.ClientID)
 			if err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
@@ -174,8 +176,9 @@ func (s *Server) customerClient(c echo.Context, id string) (sqlstore.Client, err
 	return client, nil
 }
 
-// customerToken is POST /customer/token, SPEC §8's four cases.
+// customerToken is POST /customer/token, the cases of (docs/api.md, "Customers (website visitors)").
 func (s *Server) customerToken(c echo.Context) error {
+	noStore(c)
 	var req customerTokenRequest
 	if err := decode(c, &req); err != nil {
 		return err
@@ -208,18 +211,15 @@ func (s *Server) customerToken(c echo.Context) error {
 	case req.EntityID != "" && req.EntityID == cookieEntity:
 		ans, err = s.CustomerAuth.Continue(ctx, client, cookieEntity, cookieSID)
 	case req.EntityID != "":
-		tok, sent, berr := bearer(c)
-		if berr != nil {
-			return berr
+		r := c.Request()
+		if r.Header.Get(echo.HeaderAuthorization) == "" && r.Header.Get(headerAPIToken) == "" {
+			return apierr.New(apierr.CodeForbidden, "entity_id without this visitor's cookie needs the credential of an agent of the client's organization who may write messages (a backend vouching for its visitor; discouraged, see docs/api.md)")
 		}
-		if !sent {
-			return apierr.New(apierr.CodeForbidden, "entity_id without this visitor's cookie needs Authorization: Bearer <agent token> of the client's organization (a backend vouching for its visitor)")
+		agent, aerr := s.authenticateAgent(c)
+		if aerr != nil {
+			return aerr
 		}
-		agent, verr := s.Agents.Verify(tok)
-		if verr != nil {
-			return verifyErr(verr)
-		}
-		ans, err = s.CustomerAuth.Vouch(ctx, client, req.EntityID, agent)
+		ans, err = s.CustomerAuth.Vouch(ctx, client, req.EntityID, agent.Cred)
 	case cookieEntity != "":
 		ans, err = s.CustomerAuth.Continue(ctx, client, cookieEntity, cookieSID)
 		if errors.Is(err, customerauth.ErrUnknownVisitor) {
@@ -235,7 +235,6 @@ func (s *Server) customerToken(c echo.Context) error {
 	if err := sess.Save(c.Request(), c.Response()); err != nil {
 		return apierr.Internal(err)
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, ans)
 }
 
@@ -330,7 +329,7 @@ func (s *Server) customerPatchMe(c echo.Context) error {
 	if req.Email != nil {
 		v := strings.TrimSpace(*req.Email)
 		if v != "" {
-			if err := checkEmail(v); err != nil {
+			if err := directory.CheckEmail(v); err != nil {
 				return err
 			}
 		}

@@ -19,6 +19,8 @@ var statusOf = map[string]int{
 	apierr.CodeInvalidCredential: http.StatusUnauthorized,
 	apierr.CodeInsufficientScope: http.StatusForbidden,
 	apierr.CodeForbidden:         http.StatusForbidden,
+	apierr.CodeSignInRequired:    http.StatusForbidden,
+	apierr.CodeInvalidClient:     http.StatusForbidden,
 	apierr.CodeNotFound:          http.StatusNotFound,
 	apierr.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
 	apierr.CodeInvalidRequest:    http.StatusBadRequest,
@@ -53,7 +55,7 @@ func fromEcho(he *echo.HTTPError, c echo.Context) *apierr.Error {
 	return &apierr.Error{Code: strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_")), Message: http.StatusText(he.Code)}
 }
 
-// handleError renders every error with SPEC §3's body. Echo v4's default
+// handleError renders every error with the body of (docs/api.md, "Errors"). Echo v4's default
 // handler would turn a wrapped *echo.HTTPError into a 500 and, in debug
 // mode, echo internal text; this one never shows an internal cause.
 func (s *Server) handleError(err error, c echo.Context) {

@@ -29,7 +29,7 @@ func eventually(t *testing.T, limit time.Duration, what string, check func() boo
 
 // TestTwoProcessesOneDatabase runs two servers (separate key caches,
 // revocation sets and verification caches) on one PostgreSQL database,
-// as a scaled-out deployment does (SPEC §11).
+// as a scaled-out deployment does (docs/api.md, "Scale-out and faults").
 func TestTwoProcessesOneDatabase(t *testing.T) {
 	dsn := sqlstoretest.Postgres(t)
 	extra := map[string]string{"CHATAUTH_REFRESH_GRACE": "1ms"}

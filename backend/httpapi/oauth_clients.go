@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/credential"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
@@ -17,7 +18,7 @@ import (
 )
 
 // The client registry is part of administering an organization, so it is
-// authorized as "update organization" (admin) by the matrix: SPEC §7 says
+// authorized as "update organization" (admin) by the matrix: (docs/api.md, "OAuth 2.0") says
 // clients are managed by admins, and the matrix has no row of its own.
 func (s *Server) clientRoutes(v1 *echo.Group) {
 	const p = "/api/v1"
@@ -140,6 +141,9 @@ func (s *Server) createClient(c echo.Context) error {
 	if err := decode(c, &b); err != nil {
 		return err
 	}
+	if err := credential.LongLived(AgentFrom(c).Cred, "registering an OAuth client"); err != nil {
+		return err
+	}
 	cl := sqlstore.Client{ID: token.NewID(), OrgID: AgentFrom(c).Org}
 	if err := b.apply(&cl, true); err != nil {
 		return err
@@ -182,6 +186,9 @@ func (s *Server) updateClient(c echo.Context) error {
 	if err := decode(c, &b); err != nil {
 		return err
 	}
+	if err := credential.LongLived(AgentFrom(c).Cred, "changing an OAuth client"); err != nil {
+		return err
+	}
 	cl, err := s.clientInTree(c)
 	if err != nil {
 		return err
@@ -200,6 +207,13 @@ func (s *Server) updateClient(c echo.Context) error {
 	if err := s.Store.UpdateClient(c.Request().Context(), &cl); err != nil {
 		return apierr.Internal(err)
 	}
+	if was == "confidential" && cl.Type == "public" {
+		// Its tokens were minted on the strength of a secret it no longer
+		// has (docs/security.md, I2).
+		if err := s.Cascade.ClientChanged(c.Request().Context(), cl.ID, "client made public"); err != nil {
+			return apierr.Internal(err)
+		}
+	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, renderClient(cl, secret))
 }
@@ -212,9 +226,16 @@ func (s *Server) resetClientSecret(c echo.Context) error {
 	if cl.Type != "confidential" {
 		return apierr.InvalidRequest("client_type: a public client has no secret; switch it to confidential first")
 	}
+	if err := credential.LongLived(AgentFrom(c).Cred, "resetting a client secret"); err != nil {
+		return err
+	}
 	var secret string
 	secret, cl.SecretHash = token.NewOpaque(token.PrefixClientSecret)
 	if err := s.Store.UpdateClient(c.Request().Context(), &cl); err != nil {
+		return apierr.Internal(err)
+	}
+	// A reset answers a leaked secret: what it minted ends with it.
+	if err := s.Cascade.ClientChanged(c.Request().Context(), cl.ID, "client secret reset"); err != nil {
 		return apierr.Internal(err)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
@@ -226,10 +247,15 @@ func (s *Server) deleteClient(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ids, err := s.Store.DeleteClient(c.Request().Context(), cl.ID)
-	s.Auth.Revocations.Add(ids...)
-	if err != nil {
-		return apierr.Internal(err)
+	if err := s.Cascade.DeleteClient(c.Request().Context(), cl.ID); err != nil {
+		return storeErrClient(err, cl.ID)
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+func storeErrClient(err error, id string) error {
+	if errors.Is(err, sqlstore.ErrNotFound) {
+		return apierr.NotFound("OAuth client " + quoteShort(id) + " not found")
+	}
+	return apierr.Internal(err)
 }

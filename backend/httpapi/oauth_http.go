@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -156,7 +157,7 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 		return err
 	}
 	if req.ResponseType == "token" {
-		params, err := s.OAuth.IssueImplicit(req, *user, scope)
+		params, err := s.OAuth.IssueImplicit(ctx, req, *user, scope)
 		if err != nil {
 			return err
 		}
@@ -201,7 +202,40 @@ func oauthForm(c echo.Context) (url.Values, error) {
 		// secret: say what is wrong without it.
 		return nil, oauth.ErrInvalidRequest.WithDescription("the form body is not valid application/x-www-form-urlencoded: check for a bad %-escape or a ';' separator")
 	}
+	for k, vs := range form {
+		valid := utf8.ValidString(k)
+		for _, v := range vs {
+			valid = valid && utf8.ValidString(v)
+		}
+		if !valid {
+			return nil, formNotUTF8(string(body))
+		}
+	}
 	return form, nil
+}
+
+// formNotUTF8 names the first parameter of a form body whose name or
+// value is not UTF-8 once percent-decoded. url.ParseQuery would pass the
+// bytes through and the value would be compared or stored as sent; the
+// description never repeats a value, which may be a secret.
+func formNotUTF8(body string) error {
+	for body != "" {
+		var pair string
+		pair, body, _ = strings.Cut(body, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		k, _ = url.QueryUnescape(k) // ParseQuery has accepted every escape
+		v, _ = url.QueryUnescape(v)
+		switch {
+		case !utf8.ValidString(k):
+			return oauth.ErrInvalidRequest.WithDescription("a parameter name is not valid UTF-8 after percent-decoding; send text as UTF-8")
+		case !utf8.ValidString(v):
+			if len(k) > 64 {
+				k = k[:64] + "…"
+			}
+			return oauth.ErrInvalidRequest.WithDescription(headerSafe(k) + ": not valid UTF-8 after percent-decoding; send text as UTF-8")
+		}
+	}
+	return oauth.ErrInvalidRequest.WithDescription("the form body is not valid UTF-8 after percent-decoding; send text as UTF-8")
 }
 
 // oauthFail turns an error into an RFC 6749 answer; anything that is not
@@ -235,7 +269,7 @@ func (s *Server) oauthToken(c echo.Context) error {
 	if err != nil {
 		return s.oauthFail(c, err)
 	}
-	t, err := s.OAuth.Token(c.Request().Context(), c.Request().Header.Get("Authorization"), form)
+	t, err := s.OAuth.Token(c.Request().Context(), c.Request().Header.Get("Authorization"), c.RealIP(), form)
 	if err != nil {
 		return s.oauthFail(c, err)
 	}
@@ -274,7 +308,7 @@ func (s *Server) oauthIntrospect(c echo.Context) error {
 	if err != nil {
 		return s.oauthFail(c, err)
 	}
-	info, err := s.OAuth.Introspect(c.Request().Context(), c.Request().Header.Get("Authorization"), form)
+	info, err := s.OAuth.Introspect(c.Request().Context(), c.Request().Header.Get("Authorization"), c.RealIP(), form)
 	if err != nil {
 		return s.oauthFail(c, err)
 	}
@@ -287,7 +321,7 @@ func (s *Server) oauthRevoke(c echo.Context) error {
 	if err != nil {
 		return s.oauthFail(c, err)
 	}
-	if err := s.OAuth.Revoke(c.Request().Context(), c.Request().Header.Get("Authorization"), form); err != nil {
+	if err := s.OAuth.Revoke(c.Request().Context(), c.Request().Header.Get("Authorization"), c.RealIP(), form); err != nil {
 		return s.oauthFail(c, err)
 	}
 	return c.NoContent(http.StatusOK)

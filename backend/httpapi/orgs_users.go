@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"chatauth/backend/agentauth"
 	"chatauth/backend/apierr"
+	"chatauth/backend/directory"
 	"chatauth/backend/sqlstore"
 	"chatauth/shared"
 )
@@ -176,21 +176,8 @@ type userBody struct {
 	AccountID *int64  `json:"account_id"`
 }
 
-func checkEmail(v string) error {
-	if a, err := mail.ParseAddress(v); err != nil || a.Address != v {
-		return apierr.InvalidRequest("email: not an email address")
-	}
-	return maxLen("email", v, 254)
-}
-
-// userRole reads a role for a user account: guests are website visitors,
-// who get customer tokens, not accounts.
-func userRole(v string) (shared.Role, error) {
-	r, err := shared.ParseRole(v)
-	if err != nil || r == shared.RoleGuest {
-		return 0, apierr.InvalidRequest("role: must be one of agent, bot, admin")
-	}
-	return r, nil
+func (b userBody) patch() directory.Patch {
+	return directory.Patch{Name: b.Name, Email: b.Email, Password: b.Password, Role: b.Role}
 }
 
 func (s *Server) createUser(c echo.Context) error {
@@ -217,43 +204,10 @@ func (s *Server) createUser(c echo.Context) error {
 	return c.JSON(http.StatusCreated, renderUser(u))
 }
 
-// newUser validates a create body and stores the user in org; the agent
-// API and the platform API share it.
+// newUser stores a user in org; the agent API and the platform API
+// share it.
 func (s *Server) newUser(c echo.Context, req userBody, org int64) (sqlstore.User, error) {
-	for _, f := range []struct {
-		name string
-		v    *string
-	}{{"name", req.Name}, {"email", req.Email}, {"password", req.Password}, {"role", req.Role}} {
-		if f.v == nil || strings.TrimSpace(*f.v) == "" {
-			return sqlstore.User{}, apierr.InvalidRequest(f.name + ": required")
-		}
-	}
-	if err := first(maxLen("name", *req.Name, 200), checkEmail(strings.TrimSpace(*req.Email)), checkPassword(*req.Password)); err != nil {
-		return sqlstore.User{}, err
-	}
-	role, err := userRole(*req.Role)
-	if err != nil {
-		return sqlstore.User{}, err
-	}
-	hash, err := s.Auth.HashPassword(*req.Password)
-	if err != nil {
-		return sqlstore.User{}, err
-	}
-	u := sqlstore.User{OrgID: org, Email: strings.TrimSpace(*req.Email), Name: strings.TrimSpace(*req.Name), Role: role, PasswordHash: hash}
-	if err := s.Store.CreateUser(c.Request().Context(), &u); err != nil {
-		if errors.Is(err, sqlstore.ErrConflict) {
-			return u, apierr.Conflict("email: already used by another user")
-		}
-		return u, apierr.Internal(err)
-	}
-	return u, nil
-}
-
-func checkPassword(pw string) error {
-	if len(pw) < 8 || len(pw) > 72 {
-		return apierr.InvalidRequest("password: use 8 to 72 bytes")
-	}
-	return nil
+	return s.Users.Create(c.Request().Context(), org, req.patch())
 }
 
 // updateUser: an admin may change any field of a user in the tree; anyone
@@ -280,57 +234,10 @@ func (s *Server) updateUser(c echo.Context) error {
 	if self && req.Password != nil {
 		return apierr.InvalidRequest("password: change your own password at PATCH /api/v1/profile, with current_password")
 	}
-	if err := s.applyUserBody(req, &u); err != nil {
+	if err := s.Users.Update(ctx, &u, req.patch()); err != nil {
 		return err
 	}
-	if err := s.Store.UpdateUser(ctx, &u); err != nil {
-		if errors.Is(err, sqlstore.ErrConflict) {
-			return apierr.Conflict("email: already used by another user")
-		}
-		return storeErr(err, shared.User, u.ID)
-	}
-	if req.Password != nil || req.Role != nil {
-		// A new password or role ends the user's sessions, so no token keeps
-		// rights the user no longer has.
-		ids, err := s.Store.RevokeSubjectFamilies(ctx, agentauth.FamilyKind, strconv.FormatInt(u.ID, 10), "", "password or role changed by an admin")
-		if err != nil {
-			return apierr.Internal(err)
-		}
-		s.Auth.Revocations.Add(ids...)
-	}
 	return c.JSON(http.StatusOK, renderUser(u))
-}
-
-// applyUserBody validates and applies the given fields of a user update;
-// the agent API and the platform API share it.
-func (s *Server) applyUserBody(req userBody, u *sqlstore.User) error {
-	var err error
-	if req.Name != nil {
-		if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
-			return err
-		}
-		u.Name = strings.TrimSpace(*req.Name)
-	}
-	if req.Email != nil {
-		if err := checkEmail(strings.TrimSpace(*req.Email)); err != nil {
-			return err
-		}
-		u.Email = strings.TrimSpace(*req.Email)
-	}
-	if req.Role != nil {
-		if u.Role, err = userRole(*req.Role); err != nil {
-			return err
-		}
-	}
-	if req.Password != nil {
-		if err := checkPassword(*req.Password); err != nil {
-			return err
-		}
-		if u.PasswordHash, err = s.Auth.HashPassword(*req.Password); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (s *Server) deleteUser(c echo.Context) error {
@@ -341,10 +248,8 @@ func (s *Server) deleteUser(c echo.Context) error {
 	if strconv.FormatInt(u.ID, 10) == AgentFrom(c).Subject {
 		return apierr.InvalidRequest("id: you cannot delete yourself")
 	}
-	ids, err := s.Store.DeleteUser(c.Request().Context(), u.ID)
-	s.Auth.Revocations.Add(ids...)
-	if err != nil {
-		return storeErr(err, shared.User, u.ID)
+	if err := s.Users.Delete(c.Request().Context(), u.ID); err != nil {
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }

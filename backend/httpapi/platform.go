@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/credential"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 	"chatauth/shared"
@@ -40,8 +41,12 @@ func (s *Server) RequirePlatform(next echo.HandlerFunc) echo.HandlerFunc {
 		if !token.HasPrefix(tok, token.PrefixPlatform) {
 			return apierr.InvalidToken("the platform API takes platform tokens only, in the api_access_token header (make one with `chatauth platform-token create NAME`); agent, bot, OAuth and customer tokens do not work here")
 		}
-		if _, err := s.credential(c, tok, "platform"); err != nil {
+		cred, err := s.inspectOpaque(c, func() (credential.Credential, error) { return s.Inspector.Inspect(c.Request().Context(), tok) })
+		if err != nil {
 			return err
+		}
+		if err := s.Inspector.Use(c.Request().Context(), cred); err != nil {
+			return apierr.Internal(err)
 		}
 		return next(c)
 	}
@@ -197,14 +202,8 @@ func (s *Server) platformPatchUser(c echo.Context) error {
 	if req.AccountID != nil {
 		return apierr.InvalidRequest("account_id: cannot be changed")
 	}
-	if err := s.applyUserBody(req, &u); err != nil {
+	if err := s.Users.Update(c.Request().Context(), &u, req.patch()); err != nil {
 		return err
-	}
-	if err := s.Store.UpdateUser(c.Request().Context(), &u); err != nil {
-		if errors.Is(err, sqlstore.ErrConflict) {
-			return apierr.Conflict("email: already used by another user")
-		}
-		return apierr.Internal(err)
 	}
 	return c.JSON(http.StatusOK, renderUser(u))
 }
@@ -214,10 +213,8 @@ func (s *Server) platformDeleteUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ids, err := s.Store.DeleteUser(c.Request().Context(), u.ID)
-	s.Auth.Revocations.Add(ids...)
-	if err != nil {
-		return storeErr(err, shared.User, u.ID)
+	if err := s.Users.Delete(c.Request().Context(), u.ID); err != nil {
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -77,6 +77,9 @@ var (
 	messageSpec = spec(shared.Message, "messages",
 		field{name: "conversation_id", kind: kindRef, server: true},
 		text("content", 10000, true),
+		// incoming is the visitor's: only the customer API writes it;
+		// createMessage refuses it from agents, and fixed keeps an update
+		// from flipping an outgoing message to it.
 		field{name: "message_type", kind: kindEnum, enum: []string{"outgoing", "incoming"}, fixed: true},
 		field{name: "private", kind: kindBool, fixed: true},
 		field{name: "sender_type", server: true},

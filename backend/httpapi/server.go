@@ -24,9 +24,12 @@ import (
 	"chatauth/backend/accesslog"
 	"chatauth/backend/agentauth"
 	"chatauth/backend/apierr"
+	"chatauth/backend/credential"
 	"chatauth/backend/customerauth"
+	"chatauth/backend/directory"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
+	"chatauth/backend/throttle"
 	"chatauth/backend/token"
 )
 
@@ -48,7 +51,15 @@ type Deps struct {
 	CustomerAuth     *customerauth.Service
 	CustomerSessions *sessions.CookieStore
 	// Creations rate-limits new visitors per client IP.
-	Creations *agentauth.Throttle
+	Creations *throttle.Window
+	// Inspector classifies every presented secret; Cascade carries
+	// revocation events to derived credentials; Guesses throttles secret
+	// guesses (backend/credential, backend/throttle).
+	Inspector *credential.Inspector
+	Cascade   *credential.Cascade
+	Guesses   *throttle.Guesses
+	// Users is user management, for the agent and platform APIs alike.
+	Users *directory.Users
 	// DemoClientID is the public client of the demo page at "/".
 	DemoClientID string
 	// Platform enables /platform/api/v1 (CHATAUTH_PLATFORM).
@@ -110,6 +121,8 @@ func (s *Server) routes() {
 	v1 := e.Group("/api/v1")
 	v1.POST("/auth/token", s.postAuthToken)
 	v1.GET("/auth/token", s.getAuthToken, s.RequireAgent)
+	v1.POST("/auth/logout", s.logout, s.RequireAgent)
+	v1.POST("/auth/logout_all", s.logoutAll, s.RequireAgent)
 	v1.GET("/profile", s.getProfile, s.RequireAgent)
 	v1.PATCH("/profile", s.patchProfile, s.RequireAgent)
 	v1.POST("/profile/reset_access_token", s.resetAccessToken, s.RequireAgent)

@@ -9,14 +9,12 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"chatauth/backend/agentauth"
 	"chatauth/backend/apierr"
-	"chatauth/backend/sqlstore"
-	"chatauth/backend/token"
+	"chatauth/backend/credential"
 	"chatauth/shared"
 )
 
-// TokenInfo is the token debugger's answer (SPEC §5).
+// TokenInfo is the token debugger's answer (docs/api.md, "Token debugger").
 type TokenInfo struct {
 	Valid        bool     `json:"valid"`
 	Reason       string   `json:"reason,omitempty"`
@@ -33,14 +31,23 @@ type TokenInfo struct {
 
 func invalid(typ, reason string) TokenInfo { return TokenInfo{Valid: false, Type: typ, Reason: reason} }
 
-// tokenInfo is the debugger: GET with a credential in the usual header
-// (Authorization Bearer or Basic, or api_access_token), or POST
-// {"token"}. It always answers 200: the question was answered.
+// tokenInfo is the debugger. GET inspects the credential in the usual
+// header (Authorization Bearer or Basic, or api_access_token): whoever
+// sends it holds it. POST {"token"} inspects a pasted token for an
+// authenticated caller, and answers only about tokens of the caller's
+// organization tree (docs/security.md, I4): anything else is "not a valid
+// token of your organization", so the debugger cannot tell a stranger
+// whether a stolen token still works. It answers 200: the question was
+// answered.
 func (s *Server) tokenInfo(c echo.Context) error {
 	r := c.Request()
 	var info TokenInfo
 	switch {
 	case r.Method == http.MethodPost:
+		caller, err := s.authenticateAgent(c)
+		if err != nil {
+			return err
+		}
 		var b struct {
 			Token string `json:"token"`
 		}
@@ -51,31 +58,46 @@ func (s *Server) tokenInfo(c echo.Context) error {
 			return apierr.InvalidRequest("token: required; paste the token to inspect")
 		}
 		raw := strings.TrimSpace(b.Token)
-		if scheme, rest, ok := strings.Cut(raw, " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "Basic")) {
-			if strings.EqualFold(scheme, "Basic") {
-				info = s.inspectBasic(c, raw)
-				break
-			}
+		if scheme, rest, ok := strings.Cut(raw, " "); ok && strings.EqualFold(scheme, "Bearer") {
 			raw = strings.TrimSpace(rest)
 		}
-		if info.Type == "" && info.Reason == "" {
-			info = s.inspect(c, raw)
+		var org int64
+		if info, org, err = s.inspect(c, raw); err != nil {
+			return err
+		}
+		if ok, err := s.ownToken(c, caller, org); err != nil {
+			return err
+		} else if !ok {
+			info = invalid("", "not a token of your organization, or not a token at all; inspect a token of your own with GET /api/v1/token/info and the token in its usual header")
 		}
 	case r.Header.Get(headerAPIToken) != "":
-		info = s.inspect(c, r.Header.Get(headerAPIToken))
+		var err error
+		if info, _, err = s.inspect(c, r.Header.Get(headerAPIToken)); err != nil {
+			return err
+		}
 	case r.Header.Get("Authorization") != "":
-		h := r.Header.Get("Authorization")
-		scheme, rest, _ := strings.Cut(h, " ")
-		if strings.EqualFold(scheme, "Basic") {
-			info = s.inspectBasic(c, h)
-		} else {
-			info = s.inspect(c, strings.TrimSpace(rest))
+		var err error
+		if info, _, err = s.inspect(c, r.Header.Get("Authorization")); err != nil {
+			return err
 		}
 	default:
-		return apierr.InvalidRequest("send the token to inspect: in Authorization or api_access_token, or POST {\"token\"}")
+		return apierr.InvalidRequest("send the token to inspect: in Authorization or api_access_token, or POST {\"token\"} with your own credential in the header")
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return writeJSON(c, http.StatusOK, &info)
+}
+
+// ownToken reports whether org, a token's organization (0: unknown), is
+// in the caller's tree.
+func (s *Server) ownToken(c echo.Context, caller *Agent, org int64) (bool, error) {
+	if org == 0 {
+		return false, nil
+	}
+	ok, err := s.Store.InTree(c.Request().Context(), caller.Org, org)
+	if err != nil {
+		return false, apierr.Internal(err)
+	}
+	return ok, nil
 }
 
 // stamp is a timestamp of an answer, in Unix seconds, written as RFC 3339
@@ -156,110 +178,51 @@ func (i *TokenInfo) appendJSON(b []byte) (_ []byte, ok bool) {
 
 func scopesOf(sc shared.Scope) []string { return sc.Words() }
 
-func (s *Server) inspectBasic(c echo.Context, h string) TokenInfo {
-	account, tok, err := agentauth.ParsePATBasic(h)
+// inspect asks the credential core about raw (a bare secret, or a whole
+// Authorization value) and shows the answer, with the token's
+// organization when known. Only a failure to check (the database is
+// down) is an error.
+func (s *Server) inspect(c echo.Context, raw string) (TokenInfo, int64, error) {
+	ctx := c.Request().Context()
+	var (
+		cr  credential.Credential
+		err error
+	)
+	scheme, rest, _ := strings.Cut(raw, " ")
+	switch {
+	case strings.EqualFold(scheme, "Basic"):
+		cr, err = s.Inspector.InspectBasic(ctx, raw)
+	case strings.EqualFold(scheme, "Bearer"):
+		cr, err = s.Inspector.Inspect(ctx, strings.TrimSpace(rest))
+	default:
+		cr, err = s.Inspector.Inspect(ctx, raw)
+	}
+	var inv *credential.Invalid
+	if errors.As(err, &inv) {
+		return invalid(string(inv.Kind), inv.Reason), inv.Org, nil
+	}
 	if err != nil {
-		return invalid("personal", err.Error())
+		return TokenInfo{}, 0, apierr.Internal(err)
 	}
-	info := s.inspect(c, tok)
-	if info.Valid && info.Organization != account {
-		return invalid("personal", "the account_id in the Basic credential is "+strconv.FormatInt(account, 10)+" but the token belongs to account "+strconv.FormatInt(info.Organization, 10))
-	}
-	return info
+	info := infoOf(cr)
+	return info, info.Organization, nil
 }
 
-func (s *Server) inspect(c echo.Context, raw string) TokenInfo {
-	ctx := c.Request().Context()
-	now := time.Now()
-	cred := func(kind, typ string) TokenInfo {
-		cr, err := s.Store.CredentialByHash(ctx, token.Hash(raw))
-		if errors.Is(err, sqlstore.ErrNotFound) || (err == nil && cr.Kind != kind) {
-			return invalid(typ, "revoked or reset (or never issued by this server)")
-		}
-		if err != nil {
-			return invalid(typ, "could not be checked right now; try again")
-		}
-		if !cr.ExpiresAt.IsZero() && !now.Before(cr.ExpiresAt) {
-			return invalid(typ, "expired "+token.Ago(now.Sub(cr.ExpiresAt)))
-		}
-		sc, _ := shared.ParseScope(cr.Scope)
-		i := TokenInfo{Valid: true, Type: typ, Role: sc.Role.String(), Scopes: scopesOf(sc), Organization: cr.OrgID, ExpiresAt: stampOf(cr.ExpiresAt), IssuedAt: stampOf(cr.CreatedAt)}
-		switch kind {
-		case "pat":
-			i.Subject = strconv.FormatInt(cr.UserID, 10)
-			i.Hint = "send as Authorization: Basic base64(" + strconv.FormatInt(cr.OrgID, 10) + ":token) on /api/v1"
-		case "bot":
-			i.Subject, i.Hint = "bot:"+strconv.FormatInt(cr.ID, 10), "send as the api_access_token header on /api/v1"
-		case "platform":
-			i.Subject, i.Role, i.Scopes, i.Hint = "platform:"+strconv.FormatInt(cr.ID, 10), "", nil, "send as the api_access_token header on /platform/api/v1"
-		}
-		return i
+// infoOf shows a working credential.
+func infoOf(cr credential.Credential) TokenInfo {
+	a := cr.Agent
+	i := TokenInfo{Valid: true, Type: string(cr.Kind), Role: a.Scope.Role.String(), Scopes: scopesOf(a.Scope), Subject: a.Subject,
+		Organization: a.Org, ClientID: a.ClientID, ExpiresAt: stampOf(cr.Expiry()), IssuedAt: stampOf(cr.IssuedAt), Hint: cr.Kind.Placement()}
+	switch cr.Kind {
+	case credential.Customer:
+		v := cr.Visitor
+		i.Role, i.Scopes, i.Subject, i.Organization, i.ClientID = "guest", scopesOf(v.Scope()), v.Subject, v.Org, v.ClientID
+	case credential.CustomerRefresh:
+		i.Role, i.Scopes = "guest", []string{"guest"}
+	case credential.Platform:
+		i.Role, i.Scopes = "", nil
+	case credential.Personal:
+		i.Hint = "send as Authorization: Basic base64(" + strconv.FormatInt(a.Org, 10) + ":token) on /api/v1"
 	}
-	switch {
-	case raw == "":
-		return invalid("", "no token was sent")
-	case token.HasPrefix(raw, token.PrefixRefresh), token.HasPrefix(raw, token.PrefixCustomerRefresh):
-		typ := "refresh"
-		if token.HasPrefix(raw, token.PrefixCustomerRefresh) {
-			typ = "customer_refresh"
-		}
-		fam, rt, err := s.Store.LookupRefresh(ctx, token.Hash(raw))
-		switch {
-		case err != nil:
-			return invalid(typ, "unknown refresh token (never issued, or cleaned up after expiry)")
-		case !fam.RevokedAt.IsZero():
-			return invalid(typ, "revoked "+token.Ago(now.Sub(fam.RevokedAt))+" ("+fam.Reason+")")
-		case !now.Before(rt.ExpiresAt):
-			return invalid(typ, "expired "+token.Ago(now.Sub(rt.ExpiresAt)))
-		case !rt.RotatedAt.IsZero():
-			return invalid(typ, "already used "+token.Ago(now.Sub(rt.RotatedAt))+"; refresh tokens work once, use the newest one (presenting this one again revokes the sign-in)")
-		}
-		sc, _ := shared.ParseScope(fam.Scope)
-		i := TokenInfo{Valid: true, Type: typ, Role: sc.Role.String(), Scopes: scopesOf(sc), Subject: fam.Subject, Organization: fam.OrgID, ClientID: fam.ClientID, ExpiresAt: stampOf(rt.ExpiresAt), IssuedAt: stampOf(rt.CreatedAt)}
-		if typ == "customer_refresh" {
-			i.Role, i.Scopes, i.Hint = "guest", []string{"guest"}, "exchange at POST /customer/token with grant_type refresh_token"
-		} else {
-			i.Hint = "exchange at POST /api/v1/auth/token (or /oauth/token for OAuth grants)"
-		}
-		return i
-	case token.HasPrefix(raw, token.PrefixAPIToken):
-		u, _, err := s.Store.UserByAPITokenHash(ctx, token.Hash(raw))
-		if err != nil {
-			return invalid("api", "revoked or reset: the user has a newer API token")
-		}
-		return TokenInfo{Valid: true, Type: "api", Role: u.Role.String(), Scopes: scopesOf(shared.Scope{Role: u.Role, API: shared.FirstParty}), Subject: strconv.FormatInt(u.ID, 10),
-			Organization: u.OrgID, Hint: "send as the api_access_token header on /api/v1"}
-	case token.HasPrefix(raw, token.PrefixPersonal):
-		return cred("pat", "personal")
-	case token.HasPrefix(raw, token.PrefixBot):
-		return cred("bot", "bot")
-	case token.HasPrefix(raw, token.PrefixPlatform):
-		return cred("platform", "platform")
-	}
-	ac, err := s.Agents.Verify(raw)
-	if err == nil {
-		typ := "agent"
-		switch {
-		case ac.ClientID != "" && strings.HasPrefix(ac.Subject, "client:"):
-			typ = "oauth_client"
-		case ac.ClientID != "":
-			typ = "oauth"
-		}
-		return TokenInfo{Valid: true, Type: typ, Role: ac.Scope.Role.String(), Scopes: scopesOf(ac.Scope), Subject: ac.Subject, Organization: ac.Org, ClientID: ac.ClientID,
-			ExpiresAt: stamp(ac.Expiry), IssuedAt: stamp(ac.IssuedAt), Hint: "send as Authorization: Bearer on /api/v1"}
-	}
-	var ve *token.VerifyError
-	if errors.As(err, &ve) && errors.Is(err, token.ErrWrongFamily) {
-		cc, cerr := s.Customers.Verify(raw)
-		if cerr == nil {
-			return TokenInfo{Valid: true, Type: "customer", Role: "guest", Scopes: scopesOf(cc.Scope()), Subject: cc.Subject, Organization: cc.Org, ClientID: cc.ClientID,
-				ExpiresAt: stamp(cc.Expiry), IssuedAt: stamp(cc.IssuedAt), Hint: "customer token: use it on the customer API (/customer/api/v1), not on /api/v1"}
-		}
-		errors.As(cerr, &ve)
-		return invalid("customer", ve.Reason)
-	}
-	if ve != nil {
-		return invalid("", ve.Reason)
-	}
-	return invalid("", "not a token of this server")
+	return i
 }

@@ -70,8 +70,9 @@ func ReadClientAuth(authorization string, form url.Values) (ClientAuth, *Error) 
 }
 
 // AuthenticateClient finds the client and checks its secret in constant
-// time. Public clients authenticate by id alone.
-func (p *Provider) AuthenticateClient(ctx context.Context, ca ClientAuth) (sqlstore.Client, error) {
+// time, under the guess throttle (per client and per IP, across
+// processes). Public clients authenticate by id alone.
+func (p *Provider) AuthenticateClient(ctx context.Context, ca ClientAuth, ip string) (sqlstore.Client, error) {
 	c, err := p.Store.Client(ctx, ca.ID)
 	if errors.Is(err, sqlstore.ErrNotFound) {
 		return c, ErrInvalidClient.WithDescription("no client with client_id \"" + clip(ca.ID) + "\" is registered")
@@ -88,8 +89,14 @@ func (p *Provider) AuthenticateClient(ctx context.Context, ca ClientAuth) (sqlst
 	if ca.Secret == "" {
 		return c, ErrInvalidClient.WithDescription("this is a confidential client: send its client_secret")
 	}
+	// Client secrets are 256-bit: the fast check (this process's blocks)
+	// is enough, and every wrong guess is still counted in the database.
+	keys := p.Guesses.Keys("client", c.ID, ip)
+	if err := p.Guesses.CheckFast(keys); err != nil {
+		return c, err
+	}
 	if subtle.ConstantTimeCompare(token.Hash(ca.Secret), c.SecretHash) != 1 {
-		return c, ErrInvalidClient.WithDescription("client authentication failed: wrong client_secret")
+		return c, p.Guesses.Fail(ctx, keys, c.OrgID, "too many wrong client secrets from "+ip, ErrInvalidClient.WithDescription("client authentication failed: wrong client_secret"))
 	}
 	return c, nil
 }

@@ -23,5 +23,8 @@ func (p *Provider) grantClientCredentials(client sqlstore.Client, form url.Value
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	return p.access("client:"+client.ID, client.OrgID, client.ID, scope, "cc_"+token.NewID())
+	// The session names the client's current epoch (so deleting the client,
+	// resetting its secret or making it public ends every such token) and
+	// this token (so /oauth/revoke can end it alone).
+	return p.access("client:"+client.ID, client.OrgID, client.ID, scope, sqlstore.ClientCredentialsSession(client.ID, client.CCEpoch)+"."+token.NewID()[:12])
 }

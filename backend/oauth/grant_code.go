@@ -27,7 +27,7 @@ func (p *Provider) grantCode(ctx context.Context, client sqlstore.Client, form u
 		return TokenResponse{}, ErrInvalidGrant.WithDescription("code is not valid; start the authorization again")
 	case errors.Is(err, sqlstore.ErrCodeUsed):
 		if c.FamilyID != "" {
-			p.Revocations.Add(c.FamilyID)
+			p.Cascade.Revocations.Add(c.FamilyID)
 		}
 		p.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: c.OrgID, Event: "code.reuse_detected", Subject: "client:" + client.ID, Detail: "tokens of the code revoked"})
 		return TokenResponse{}, ErrInvalidGrant.WithDescription("code was already used; for safety the tokens it produced are revoked. Codes work once")
@@ -67,7 +67,8 @@ func (p *Provider) grantCode(ctx context.Context, client sqlstore.Client, form u
 		return TokenResponse{}, err
 	}
 	scope = capRole(scope, u)
-	refresh, err := p.newFamily(ctx, familyID, u, client.ID, scope)
+	fam := &sqlstore.Family{ID: familyID, Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: client.ID, Scope: scope.String()}
+	refresh, err := p.Families.Start(ctx, fam, token.PrefixRefresh)
 	if err != nil {
 		return TokenResponse{}, err
 	}

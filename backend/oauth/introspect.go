@@ -2,10 +2,11 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"net/url"
-	"strings"
 
-	"chatauth/backend/token"
+	"chatauth/backend/credential"
+	"chatauth/shared"
 )
 
 // Introspection is RFC 7662 §2.2's answer. Inactive tokens answer only
@@ -23,59 +24,73 @@ type Introspection struct {
 	Org       int64  `json:"org,omitempty"`
 }
 
-// Introspect answers for an access or refresh token of this server,
-// for an authenticated client of the token's organization tree.
-func (p *Provider) Introspect(ctx context.Context, authorization string, form url.Values) (Introspection, error) {
+// Introspect answers RFC 7662 for an authenticated confidential client,
+// about tokens issued to it (docs/security.md, I4). A public client's id
+// is published in every page that embeds it, so it proves nothing; and
+// a client learns nothing about another client's tokens or first-party
+// ones: those are "inactive" to it.
+func (p *Provider) Introspect(ctx context.Context, authorization, ip string, form url.Values) (Introspection, error) {
 	ca, oerr := ReadClientAuth(authorization, form)
 	if oerr != nil {
 		return Introspection{}, oerr
 	}
-	client, err := p.AuthenticateClient(ctx, ca)
+	client, err := p.AuthenticateClient(ctx, ca, ip)
 	if err != nil {
 		return Introspection{}, err
+	}
+	if client.Type != "confidential" {
+		return Introspection{}, ErrUnauthorizedClient.WithDescription("introspection is for confidential clients, which authenticate with a secret; a public client_id proves nothing")
 	}
 	raw := form.Get("token")
 	if raw == "" {
 		return Introspection{}, ErrInvalidRequest.WithDescription("token is missing")
 	}
-	info := p.inspect(ctx, raw)
-	if !info.Active {
+	c, err := p.Inspector.Inspect(ctx, raw)
+	var inv *credential.Invalid
+	switch {
+	case errors.As(err, &inv):
 		return Introspection{}, nil
-	}
-	// A client may only learn about tokens of its own organization tree.
-	if ok, err := p.Store.InTree(ctx, client.OrgID, info.Org); err != nil || !ok {
+	case err != nil:
 		return Introspection{}, err
 	}
-	return info, nil
+	return introspection(c, client.ID), nil
 }
 
-func (p *Provider) inspect(ctx context.Context, raw string) Introspection {
-	if strings.HasPrefix(raw, token.PrefixRefresh) || strings.HasPrefix(raw, token.PrefixCustomerRefresh) {
-		fam, rt, err := p.Store.LookupRefresh(ctx, token.Hash(raw))
-		now := p.Now()
-		if err != nil || !fam.RevokedAt.IsZero() || !rt.RotatedAt.IsZero() || !now.Before(rt.ExpiresAt) {
+// introspection is RFC 7662's view of c for the client clientID.
+func introspection(c credential.Credential, clientID string) Introspection {
+	switch c.Kind {
+	case credential.OAuth, credential.ClientToken:
+		a := c.Agent
+		if a.ClientID != clientID {
 			return Introspection{}
 		}
-		return Introspection{Active: true, Scope: fam.Scope, ClientID: fam.ClientID, Sub: fam.Subject, Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), TokenType: "refresh_token", Org: fam.OrgID}
-	}
-	if c, err := p.Agents.Verify(raw); err == nil {
-		return Introspection{Active: true, Scope: c.Scope.String(), ClientID: c.ClientID, Sub: c.Subject, Exp: c.Expiry, Iat: c.IssuedAt, Aud: c.Audience, Iss: c.Issuer, TokenType: "access_token", Org: c.Org}
-	}
-	if c, err := p.Customers.Verify(raw); err == nil {
-		return Introspection{Active: true, Scope: c.Scope().String(), ClientID: c.ClientID, Sub: c.Subject, Exp: c.Expiry, Iat: c.IssuedAt, Aud: c.Audience, Iss: c.Issuer, TokenType: "access_token", Org: c.Org}
+		return Introspection{Active: true, Scope: a.Scope.String(), ClientID: a.ClientID, Sub: a.Subject, Exp: a.Expiry, Iat: a.IssuedAt, Aud: a.Audience, Iss: a.Issuer, TokenType: "access_token", Org: a.Org}
+	case credential.Customer:
+		v := c.Visitor
+		if v.ClientID != clientID {
+			return Introspection{}
+		}
+		return Introspection{Active: true, Scope: v.Scope().String(), ClientID: v.ClientID, Sub: v.Subject, Exp: v.Expiry, Iat: v.IssuedAt, Aud: v.Audience, Iss: v.Issuer, TokenType: "access_token", Org: v.Org}
+	case credential.Refresh, credential.CustomerRefresh:
+		a := c.Agent
+		if a.ClientID != clientID {
+			return Introspection{}
+		}
+		return Introspection{Active: true, Scope: a.Scope.String(), ClientID: a.ClientID, Sub: a.Subject, Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), TokenType: "refresh_token", Org: a.Org}
 	}
 	return Introspection{}
 }
 
-// Revoke is RFC 7009: a refresh token ends its family; an access token
-// ends its session (family or, for tokens without one, the session id).
-// Unknown and invalid tokens answer success (§2.2).
-func (p *Provider) Revoke(ctx context.Context, authorization string, form url.Values) error {
+// Revoke is RFC 7009: a refresh token ends its grant (the family and its
+// access tokens); an access token ends its session (its grant, or for a
+// client-credentials token that token alone). Unknown and invalid tokens
+// answer success (§2.2); another client's tokens are refused.
+func (p *Provider) Revoke(ctx context.Context, authorization, ip string, form url.Values) error {
 	ca, oerr := ReadClientAuth(authorization, form)
 	if oerr != nil {
 		return oerr
 	}
-	client, err := p.AuthenticateClient(ctx, ca)
+	client, err := p.AuthenticateClient(ctx, ca, ip)
 	if err != nil {
 		return err
 	}
@@ -83,47 +98,35 @@ func (p *Provider) Revoke(ctx context.Context, authorization string, form url.Va
 	if raw == "" {
 		return ErrInvalidRequest.WithDescription("token is missing")
 	}
-	if strings.HasPrefix(raw, token.PrefixRefresh) || strings.HasPrefix(raw, token.PrefixCustomerRefresh) {
-		fam, _, err := p.Store.LookupRefresh(ctx, token.Hash(raw))
-		if notFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if fam.ClientID != client.ID {
-			return ErrUnauthorizedClient.WithDescription("this token was issued to another client")
-		}
-		if err := p.Store.RevokeFamily(ctx, fam.ID, "revoked by client"); err != nil {
-			return err
-		}
-		p.Revocations.Add(fam.ID)
+	c, err := p.Inspector.Inspect(ctx, raw)
+	var inv *credential.Invalid
+	switch {
+	case errors.As(err, &inv):
 		return nil
-	}
-	c, err := p.Agents.Verify(raw)
-	if err != nil {
-		return nil
-	}
-	if c.ClientID != client.ID {
-		return ErrUnauthorizedClient.WithDescription("this token was issued to another client")
-	}
-	if c.Session == "" {
-		return nil
-	}
-	if _, err := p.Store.Family(ctx, c.Session); err == nil {
-		err = p.Store.RevokeFamily(ctx, c.Session, "revoked by client")
-		if err != nil {
-			return err
-		}
-	} else if notFound(err) {
-		if err := p.Store.RevokeSession(ctx, c.Session, "session", c.Subject, c.Org, "revoked by client"); err != nil {
-			return err
-		}
-	} else {
+	case err != nil:
 		return err
 	}
-	p.Revocations.Add(c.Session)
-	return nil
+	switch c.Kind {
+	case credential.Refresh, credential.CustomerRefresh, credential.OAuth, credential.ClientToken, credential.Customer:
+	default:
+		return nil // not an OAuth token: nothing a client may revoke
+	}
+	a := c.Agent
+	if c.Kind == credential.Customer {
+		a = shared.AgentClaims{Subject: c.Visitor.Subject, Org: c.Visitor.Org, ClientID: c.Visitor.ClientID, Session: c.Visitor.Session}
+	}
+	if a.ClientID != client.ID {
+		return ErrUnauthorizedClient.WithDescription("this token was issued to another client")
+	}
+	if a.Session == "" {
+		return nil
+	}
+	if _, err := p.Store.Family(ctx, a.Session); err == nil {
+		return p.Families.Revoke(ctx, a.Session, "revoked by client")
+	} else if !notFound(err) {
+		return err
+	}
+	return p.Cascade.EndSession(ctx, a.Session, "client_credentials", a.Subject, a.Org, "revoked by client")
 }
 
 // Metadata is RFC 8414's document for issuer.
@@ -138,7 +141,7 @@ func Metadata(issuer string) map[string]any {
 		"response_types_supported":                      []string{"code", "token"},
 		"grant_types_supported":                         []string{"authorization_code", "implicit", "refresh_token", "client_credentials"},
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":              []string{"S256"},
 		"scopes_supported":                              []string{"read", "write", "chat", "agent", "bot", "admin"},

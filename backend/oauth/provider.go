@@ -7,7 +7,10 @@ import (
 	"strconv"
 	"time"
 
+	"chatauth/backend/credential"
+	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
+	"chatauth/backend/throttle"
 	"chatauth/backend/token"
 	"chatauth/shared"
 )
@@ -18,33 +21,27 @@ type Store interface {
 	UserByID(ctx context.Context, id int64) (sqlstore.User, error)
 	CreateCode(ctx context.Context, c sqlstore.Code) error
 	RedeemCode(ctx context.Context, hash []byte, familyID string) (sqlstore.Code, error)
-	CreateFamily(ctx context.Context, f *sqlstore.Family, first sqlstore.RefreshToken) error
-	LookupRefresh(ctx context.Context, hash []byte) (sqlstore.Family, sqlstore.RefreshToken, error)
-	Rotate(ctx context.Context, hash []byte, grace time.Duration, next sqlstore.RefreshToken) (sqlstore.Family, error)
-	RevokeFamily(ctx context.Context, id, reason string) error
-	RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) error
 	Family(ctx context.Context, id string) (sqlstore.Family, error)
-	InTree(ctx context.Context, root, org int64) (bool, error)
 	Audit(ctx context.Context, e sqlstore.AuditEvent) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
 
 // FamilyKind marks refresh families made through OAuth.
-const FamilyKind = "oauth"
+const FamilyKind = refresh.KindOAuth
 
 // Provider is the authorization server.
 type Provider struct {
-	Store       Store
-	Issuer      *token.Issuer
-	Agents      *token.AgentVerifier
-	Customers   *token.CustomerVerifier
-	Revocations *token.Revocations
-	AccessTTL   time.Duration
-	RefreshTTL  time.Duration
-	CodeTTL     time.Duration
-	Grace       time.Duration
-	Now         func() time.Time
+	Store     Store
+	Issuer    *token.Issuer
+	Inspector *credential.Inspector
+	Families  *refresh.Families
+	Cascade   *credential.Cascade
+	// Guesses throttles client-secret guesses (docs/security.md, I5).
+	Guesses   *throttle.Guesses
+	AccessTTL time.Duration
+	CodeTTL   time.Duration
+	Now       func() time.Time
 }
 
 // TokenResponse is RFC 6749 §5.1's answer.
@@ -66,17 +63,6 @@ func (p *Provider) access(sub string, org int64, clientID string, scope shared.S
 	return TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(p.AccessTTL / time.Second), Scope: scope.String()}, nil
 }
 
-// withRefresh adds a refresh token in a new or given family.
-func (p *Provider) newFamily(ctx context.Context, id string, u sqlstore.User, clientID string, scope shared.Scope) (string, error) {
-	refresh, hash := token.NewOpaque(token.PrefixRefresh)
-	now := p.Now()
-	f := &sqlstore.Family{ID: id, Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: clientID, Scope: scope.String()}
-	if err := p.Store.CreateFamily(ctx, f, sqlstore.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: now.Add(p.RefreshTTL)}); err != nil {
-		return "", err
-	}
-	return refresh, nil
-}
-
 // IssueCode stores an authorization code for an approved request.
 func (p *Provider) IssueCode(ctx context.Context, r AuthorizeRequest, u sqlstore.User, scope shared.Scope) (string, error) {
 	code, hash := token.NewOpaque(token.PrefixCode)
@@ -87,9 +73,15 @@ func (p *Provider) IssueCode(ctx context.Context, r AuthorizeRequest, u sqlstore
 }
 
 // IssueImplicit makes the fragment parameters of an implicit grant. The
-// token gets a session id of its own so it can be revoked.
-func (p *Provider) IssueImplicit(r AuthorizeRequest, u sqlstore.User, scope shared.Scope) (url.Values, error) {
-	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, r.ClientID, scope, "imp_"+token.NewID())
+// grant is recorded as a session without refresh tokens, so deleting the
+// user or the client, or changing the user's role or password, ends it.
+func (p *Provider) IssueImplicit(ctx context.Context, r AuthorizeRequest, u sqlstore.User, scope shared.Scope) (url.Values, error) {
+	fam := &sqlstore.Family{Kind: refresh.KindImplicit, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: r.ClientID,
+		Scope: scope.String(), ExpiresAt: p.Now().Add(p.AccessTTL)}
+	if err := p.Families.StartSession(ctx, fam); err != nil {
+		return nil, err
+	}
+	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, r.ClientID, scope, fam.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +90,7 @@ func (p *Provider) IssueImplicit(r AuthorizeRequest, u sqlstore.User, scope shar
 
 // Token is the token endpoint (RFC 6749 §3.2): it authenticates the
 // client and runs the grant.
-func (p *Provider) Token(ctx context.Context, authorization string, form url.Values) (TokenResponse, error) {
+func (p *Provider) Token(ctx context.Context, authorization, ip string, form url.Values) (TokenResponse, error) {
 	grant := form.Get("grant_type")
 	if len(form["grant_type"]) > 1 {
 		return TokenResponse{}, ErrInvalidRequest.WithDescription("grant_type given more than once")
@@ -107,7 +99,7 @@ func (p *Provider) Token(ctx context.Context, authorization string, form url.Val
 	if oerr != nil {
 		return TokenResponse{}, oerr
 	}
-	client, err := p.AuthenticateClient(ctx, ca)
+	client, err := p.AuthenticateClient(ctx, ca, ip)
 	if err != nil {
 		return TokenResponse{}, err
 	}

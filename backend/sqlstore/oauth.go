@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -22,17 +23,23 @@ type Client struct {
 	RedirectURIs   []string
 	Scopes         string
 	AllowedOrigins []string
-	CreatedAt      time.Time
+	// CCEpoch names the current session of the client's client-credentials
+	// tokens (ClientCredentialsSession); it moves on when they are revoked.
+	CCEpoch   int64
+	CreatedAt time.Time
 	UpdatedAt      time.Time
 }
 
 const clientCols = "id, org_id, name, company, client_type, secret_hash, redirect_uris, scopes, allowed_origins, created_at, updated_at"
 
+// clientSelect adds what only reads need.
+const clientSelect = clientCols + ", cc_epoch"
+
 func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	var c Client
 	var uris, origins string
 	var created, updated int64
-	if err := row.Scan(&c.ID, &c.OrgID, &c.Name, &c.Company, &c.Type, &c.SecretHash, &uris, &c.Scopes, &origins, &created, &updated); err != nil {
+	if err := row.Scan(&c.ID, &c.OrgID, &c.Name, &c.Company, &c.Type, &c.SecretHash, &uris, &c.Scopes, &origins, &created, &updated, &c.CCEpoch); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return c, ErrNotFound
 		}
@@ -80,7 +87,7 @@ func (s *DB) Client(ctx context.Context, id string) (Client, error) {
 	if ok {
 		return c.clone(), nil
 	}
-	c, err := scanClient(s.queryRow(ctx, "SELECT "+clientCols+" FROM oauth_clients WHERE id = ?", id))
+	c, err := scanClient(s.queryRow(ctx, "SELECT "+clientSelect+" FROM oauth_clients WHERE id = ?", id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return c, fmt.Errorf("client: %w", err)
 	}
@@ -101,7 +108,7 @@ func (c Client) clone() Client {
 
 // ClientInTree fetches a client visible from organization root.
 func (s *DB) ClientInTree(ctx context.Context, root int64, id string) (Client, error) {
-	c, err := scanClient(s.queryRow(ctx, "SELECT "+clientCols+" FROM oauth_clients WHERE id = ? AND "+inTree, id, root))
+	c, err := scanClient(s.queryRow(ctx, "SELECT "+clientSelect+" FROM oauth_clients WHERE id = ? AND "+inTree, id, root))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return c, fmt.Errorf("client: %w", err)
 	}
@@ -110,7 +117,7 @@ func (s *DB) ClientInTree(ctx context.Context, root int64, id string) (Client, e
 
 // ListClients lists the clients of root's tree.
 func (s *DB) ListClients(ctx context.Context, root int64) ([]Client, error) {
-	rows, err := s.query(ctx, "SELECT "+clientCols+" FROM oauth_clients WHERE "+inTree+" ORDER BY created_at, id", root)
+	rows, err := s.query(ctx, "SELECT "+clientSelect+" FROM oauth_clients WHERE "+inTree+" ORDER BY created_at, id", root)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
@@ -141,35 +148,51 @@ func (s *DB) UpdateClient(ctx context.Context, c *Client) error {
 	return nil
 }
 
-// DeleteClient removes a client, its codes and consents, and revokes every
-// token family it holds; it returns the revoked family ids.
-func (s *DB) DeleteClient(ctx context.Context, id string) ([]string, error) {
+// EndClientTokens ends every token the client holds or minted: its
+// families of every kind (OAuth grants, implicit grants, its visitors)
+// and its client-credentials tokens, whose session is revoked and whose
+// epoch moves on, so tokens minted from now on are not caught. With
+// remove, the client, its codes and consents are deleted in the same
+// transaction. It returns the revoked session ids.
+func (s *DB) EndClientTokens(ctx context.Context, id, reason string, remove bool) ([]string, error) {
 	defer s.clients.clear()
 	var ids []string
 	err := s.tx(ctx, func(t *Tx) error {
-		rows, err := t.query(ctx, "UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'client deleted' WHERE client_id = ? AND revoked_at IS NULL RETURNING id", s.now(), id)
-		if err != nil {
-			return fmt.Errorf("delete client: %w", err)
-		}
-		for rows.Next() {
-			var fid string
-			if err := rows.Scan(&fid); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, fid)
-		}
-		rows.Close()
-		res, err := t.exec(ctx, "DELETE FROM oauth_clients WHERE id = ?", id)
-		if err != nil {
-			return fmt.Errorf("delete client: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		var epoch, org int64
+		err := t.queryRow(ctx, "SELECT cc_epoch, org_id FROM oauth_clients WHERE id = ?", id).Scan(&epoch, &org)
+		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("end client tokens: %w", err)
+		}
+		now := s.now()
+		if ids, err = revokeFamilies(ctx, t, FamilyFilter{ClientID: id}, reason, now); err != nil {
+			return err
+		}
+		cc := ClientCredentialsSession(id, epoch)
+		if _, err := t.exec(ctx, "INSERT INTO refresh_families (id, kind, subject, org_id, client_id, scope, created_at, revoked_at, revoke_reason) VALUES (?, 'client_credentials', ?, ?, ?, '', ?, ?, ?) ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at",
+			cc, "client:"+id, org, id, now, now, reason); err != nil {
+			return fmt.Errorf("end client tokens: %w", err)
+		}
+		ids = append(ids, cc)
+		if remove {
+			_, err = t.exec(ctx, "DELETE FROM oauth_clients WHERE id = ?", id)
+		} else {
+			_, err = t.exec(ctx, "UPDATE oauth_clients SET cc_epoch = cc_epoch + 1 WHERE id = ?", id)
+		}
+		if err != nil {
+			return fmt.Errorf("end client tokens: %w", err)
 		}
 		return nil
 	})
 	return ids, err
+}
+
+// ClientCredentialsSession is the session id client-credentials tokens
+// of a client carry while its epoch is epoch.
+func ClientCredentialsSession(clientID string, epoch int64) string {
+	return "cc_" + clientID + "." + strconv.FormatInt(epoch, 10)
 }
 
 // Code is a stored authorization code (only its hash).
@@ -280,16 +303,16 @@ func (s *DB) RevokeSession(ctx context.Context, sid, kind, subject string, orgID
 func (s *DB) Family(ctx context.Context, id string) (Family, error) {
 	var f Family
 	var created int64
-	var revoked sql.NullInt64
-	err := s.queryRow(ctx, "SELECT id, kind, subject, org_id, client_id, scope, created_at, revoked_at, revoke_reason FROM refresh_families WHERE id = ?", id).
-		Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &created, &revoked, &f.Reason)
+	var expires, revoked sql.NullInt64
+	err := s.queryRow(ctx, "SELECT id, kind, subject, org_id, client_id, scope, created_at, expires_at, revoked_at, revoke_reason FROM refresh_families WHERE id = ?", id).
+		Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &created, &expires, &revoked, &f.Reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, ErrNotFound
 	}
 	if err != nil {
 		return f, fmt.Errorf("family: %w", err)
 	}
-	f.CreatedAt, f.RevokedAt = fromMS(created), fromNullMS(revoked)
+	f.CreatedAt, f.ExpiresAt, f.RevokedAt = fromMS(created), fromNullMS(expires), fromNullMS(revoked)
 	return f, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,10 @@ type Family struct {
 	ClientID  string
 	Scope     string
 	CreatedAt time.Time
+	// ExpiresAt, when set, is a hard end inherited from the credential the
+	// family was derived from: no refresh token or access token of the
+	// family outlives it (docs/security.md, I1).
+	ExpiresAt time.Time
 	RevokedAt time.Time
 	Reason    string
 }
@@ -30,16 +35,23 @@ type RefreshToken struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	RotatedAt time.Time
-	GraceUsed bool
+	// Dead marks a token retired without a grace window: a sibling that
+	// lost to a rotation of its twin (docs/security.md, I3).
+	Dead bool
 }
 
 // CreateFamily stores a new family with its first token.
 func (s *DB) CreateFamily(ctx context.Context, f *Family, first RefreshToken) error {
 	f.CreatedAt = fromMS(s.now())
 	return s.tx(ctx, func(t *Tx) error {
-		if _, err := t.exec(ctx, "INSERT INTO refresh_families (id, kind, subject, org_id, client_id, scope, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-			f.ID, f.Kind, f.Subject, f.OrgID, f.ClientID, f.Scope, s.ms(f.CreatedAt)); err != nil {
+		if _, err := t.exec(ctx, "INSERT INTO refresh_families (id, kind, subject, org_id, client_id, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			f.ID, f.Kind, f.Subject, f.OrgID, f.ClientID, f.Scope, s.ms(f.CreatedAt), nullMS(f.ExpiresAt)); err != nil {
 			return fmt.Errorf("create family: %w", err)
+		}
+		if first.Hash == nil {
+			// A session without refresh tokens (an implicit grant): the row
+			// is what revocation events find.
+			return nil
 		}
 		return insertToken(ctx, t, f.ID, first)
 	})
@@ -53,24 +65,24 @@ func insertToken(ctx context.Context, t *Tx, familyID string, rt RefreshToken) e
 	return nil
 }
 
-const familyCols = "f.id, f.kind, f.subject, f.org_id, f.client_id, f.scope, f.created_at, f.revoked_at, f.revoke_reason"
+const familyCols = "f.id, f.kind, f.subject, f.org_id, f.client_id, f.scope, f.created_at, f.expires_at, f.revoked_at, f.revoke_reason"
 
 func scanFamilyAndToken(row *sql.Row) (Family, RefreshToken, error) {
 	var f Family
 	var rt RefreshToken
 	var fCreated, created, expires int64
-	var revoked, rotated sql.NullInt64
-	var grace int
-	err := row.Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &fCreated, &revoked, &f.Reason,
-		&rt.Hash, &created, &expires, &rotated, &grace)
+	var fExpires, revoked, rotated sql.NullInt64
+	var dead int
+	err := row.Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &fCreated, &fExpires, &revoked, &f.Reason,
+		&rt.Hash, &created, &expires, &rotated, &dead)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, rt, ErrNotFound
 	}
 	if err != nil {
 		return f, rt, err
 	}
-	f.CreatedAt, f.RevokedAt = fromMS(fCreated), fromNullMS(revoked)
-	rt.FamilyID, rt.CreatedAt, rt.ExpiresAt, rt.RotatedAt, rt.GraceUsed = f.ID, fromMS(created), fromMS(expires), fromNullMS(rotated), grace != 0
+	f.CreatedAt, f.ExpiresAt, f.RevokedAt = fromMS(fCreated), fromNullMS(fExpires), fromNullMS(revoked)
+	rt.FamilyID, rt.CreatedAt, rt.ExpiresAt, rt.RotatedAt, rt.Dead = f.ID, fromMS(created), fromMS(expires), fromNullMS(rotated), dead != 0
 	return f, rt, nil
 }
 
@@ -89,23 +101,27 @@ func (s *DB) LookupRefresh(ctx context.Context, hash []byte) (Family, RefreshTok
 	return f, rt, err
 }
 
-// Rotate retires the token with hash and stores next in its family, in
-// one transaction. It answers:
+// Rotate spends the token with hash and stores next, its successor, in
+// its family, in one transaction (docs/security.md, I3). The successor's
+// secret is derived from the spent one by the caller, so its hash is the
+// same whenever the same token is presented. Rotate answers:
 //   - ErrNotFound, ErrExpired, ErrRevoked for a token that cannot be used;
-//   - ErrReused for a retired token presented again outside the grace
-//     window, or a second time inside it: the family is revoked, with
-//     every token in it, before Rotate returns;
-//   - nil with the family otherwise. A retired token inside the grace
-//     window is honoured once, so two tabs racing one refresh both win.
+//   - nil, replay false: a first use. Every other live token of the family
+//     (a sibling) is retired without grace, so a family has one live token;
+//   - nil, replay true: the token was spent within grace of now and its
+//     successor is still unspent: the caller answers that same successor
+//     again (two tabs racing one refresh), never an independent branch. A
+//     token retired by the cookie path gets its successor now, as a
+//     sibling that dies when either is rotated;
+//   - ErrReused for any other presentation of a spent token: the family is
+//     revoked, with every token in it, before Rotate returns.
 //
-// The conditional UPDATEs decide races: on PostgreSQL the second of two
-// concurrent rotations blocks on the row lock, re-reads it, and falls
-// through to the grace branch; on SQLite the write lock taken at BEGIN
-// serializes them.
-func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next RefreshToken) (Family, error) {
-	var fam Family
+// The conditional UPDATE decides races: on PostgreSQL the second of two
+// concurrent rotations blocks on the row lock, re-reads it, and takes the
+// replay branch; on SQLite the write lock taken at BEGIN serializes them.
+func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next RefreshToken) (fam Family, replay bool, err error) {
 	var reused bool
-	err := s.tx(ctx, func(t *Tx) error {
+	err = s.tx(ctx, func(t *Tx) error {
 		f, rt, err := scanFamilyAndToken(t.queryRow(ctx, tokenQuery, hash))
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -121,31 +137,46 @@ func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next 
 		switch {
 		case !f.RevokedAt.IsZero():
 			return ErrRevoked
-		case now >= s.ms(rt.ExpiresAt):
+		case now >= s.ms(rt.ExpiresAt), !f.ExpiresAt.IsZero() && now >= s.ms(f.ExpiresAt):
 			return ErrExpired
 		}
 		res, err := t.exec(ctx, "UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ? AND rotated_at IS NULL", now, hash)
 		if err != nil {
 			return fmt.Errorf("rotate: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			res, err = t.exec(ctx, "UPDATE refresh_tokens SET grace_used = 1 WHERE hash = ? AND grace_used = 0 AND rotated_at >= ?", hash, now-grace.Milliseconds())
-			if err != nil {
-				return fmt.Errorf("rotate: %w", err)
+		if n, _ := res.RowsAffected(); n == 1 {
+			if _, err := t.exec(ctx, "UPDATE refresh_tokens SET rotated_at = ?, grace_used = 1 WHERE family_id = ? AND rotated_at IS NULL AND hash <> ?", now, f.ID, hash); err != nil {
+				return fmt.Errorf("rotate: retire siblings: %w", err)
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				reused = true
-				return revokeFamily(ctx, t, f.ID, "refresh token reused", now)
+			return insertToken(ctx, t, f.ID, next)
+		}
+		// Spent already (or by a racing transaction that just committed):
+		// re-read it, then decide between the replay and reuse.
+		_, rt, err = scanFamilyAndToken(t.queryRow(ctx, tokenQuery, hash))
+		if err != nil {
+			return fmt.Errorf("rotate: %w", err)
+		}
+		if !rt.Dead && now-s.ms(rt.RotatedAt) <= grace.Milliseconds() {
+			_, succ, err := scanFamilyAndToken(t.queryRow(ctx, tokenQuery, next.Hash))
+			switch {
+			case errors.Is(err, ErrNotFound):
+				replay = true
+				return insertToken(ctx, t, f.ID, next)
+			case err != nil:
+				return fmt.Errorf("rotate: %w", err)
+			case succ.FamilyID == f.ID && succ.RotatedAt.IsZero():
+				replay = true
+				return nil
 			}
 		}
-		next.FamilyID = f.ID
-		return insertToken(ctx, t, f.ID, next)
+		reused = true
+		return revokeFamily(ctx, t, f.ID, "refresh token reused", now)
 	})
 	if err == nil && reused {
 		fam.RevokedAt, fam.Reason = fromMS(s.now()), "refresh token reused"
-		return fam, ErrReused
+		return fam, false, ErrReused
 	}
-	return fam, err
+	return fam, replay, err
 }
 
 func revokeFamily(ctx context.Context, t *Tx, id, reason string, now int64) error {
@@ -162,11 +193,47 @@ func (s *DB) RevokeFamily(ctx context.Context, id, reason string) error {
 	return s.tx(ctx, func(t *Tx) error { return revokeFamily(ctx, t, id, reason, s.now()) })
 }
 
-// RevokeSubjectFamilies ends every live family of (kind, subject) except
-// the one named keep, and returns the ids it ended.
-func (s *DB) RevokeSubjectFamilies(ctx context.Context, kind, subject, keep, reason string) ([]string, error) {
-	rows, err := s.query(ctx, "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE kind = ? AND subject = ? AND id <> ? AND revoked_at IS NULL RETURNING id",
-		s.now(), reason, kind, subject, keep)
+// FamilyFilter selects live families to revoke: those of one of Kinds
+// (all kinds when empty) whose subject is Subject (when set) and whose
+// client is ClientID (when set), except the one named Except.
+type FamilyFilter struct {
+	Kinds    []string
+	Subject  string
+	ClientID string
+	Except   string
+}
+
+// RevokeFamilies ends every live family the filter selects and returns
+// their ids, so the caller can add them to the revocation set at once.
+func (s *DB) RevokeFamilies(ctx context.Context, f FamilyFilter, reason string) ([]string, error) {
+	var ids []string
+	err := s.tx(ctx, func(t *Tx) error {
+		var err error
+		ids, err = revokeFamilies(ctx, t, f, reason, s.now())
+		return err
+	})
+	return ids, err
+}
+
+func revokeFamilies(ctx context.Context, t *Tx, f FamilyFilter, reason string, now int64) ([]string, error) {
+	if f.Subject == "" && f.ClientID == "" {
+		return nil, errors.New("revoke families: name a subject or a client")
+	}
+	q := "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE revoked_at IS NULL AND id <> ?"
+	args := []any{now, reason, f.Except}
+	if f.Subject != "" {
+		q, args = q+" AND subject = ?", append(args, f.Subject)
+	}
+	if f.ClientID != "" {
+		q, args = q+" AND client_id = ?", append(args, f.ClientID)
+	}
+	if len(f.Kinds) > 0 {
+		q += " AND kind IN (?" + strings.Repeat(", ?", len(f.Kinds)-1) + ")"
+		for _, k := range f.Kinds {
+			args = append(args, k)
+		}
+	}
+	rows, err := t.query(ctx, q+" RETURNING id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("revoke families: %w", err)
 	}

@@ -112,25 +112,28 @@ func TestStore(t *testing.T) {
 			if err := db.CreateFamily(ctx, f, tok("t1")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t2")); err != nil {
+			if _, replay, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t2")); err != nil || replay {
+				t.Fatal(err, replay)
+			}
+			// Within grace: the successor already issued, never a branch.
+			if _, replay, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t2")); err != nil || !replay {
+				t.Fatalf("grace: %v %v", err, replay)
+			}
+			if _, _, err := db.Rotate(ctx, []byte("t2"), time.Minute, tok("t4")); err != nil {
 				t.Fatal(err)
 			}
-			// Within grace: honoured once.
-			if _, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t3")); err != nil {
-				t.Fatalf("grace: %v", err)
-			}
-			// Twice is reuse: the family dies, t2 and t3 with it.
-			if _, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t4")); !errors.Is(err, sqlstore.ErrReused) {
+			// Its successor spent too: reuse, and the family dies, t4 with it.
+			if _, _, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t2")); !errors.Is(err, sqlstore.ErrReused) {
 				t.Fatalf("reuse: %v", err)
 			}
-			if _, err := db.Rotate(ctx, []byte("t2"), time.Minute, tok("t5")); !errors.Is(err, sqlstore.ErrRevoked) {
+			if _, _, err := db.Rotate(ctx, []byte("t4"), time.Minute, tok("t5")); !errors.Is(err, sqlstore.ErrRevoked) {
 				t.Fatalf("after reuse: %v", err)
 			}
 			ids, _, err := db.RevokedSince(ctx, 0)
 			if err != nil || len(ids) != 1 || ids[0] != "fam1" {
 				t.Fatalf("revoked since: %v %v", ids, err)
 			}
-			if _, err := db.Rotate(ctx, []byte("nope"), time.Minute, tok("t6")); !errors.Is(err, sqlstore.ErrNotFound) {
+			if _, _, err := db.Rotate(ctx, []byte("nope"), time.Minute, tok("t6")); !errors.Is(err, sqlstore.ErrNotFound) {
 				t.Fatalf("unknown: %v", err)
 			}
 		})
@@ -141,7 +144,7 @@ func TestStore(t *testing.T) {
 			if err := db.CreateFamily(ctx, f, sqlstore.RefreshToken{Hash: []byte("e1"), CreatedAt: now, ExpiresAt: now.Add(-time.Second)}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.Rotate(ctx, []byte("e1"), 0, sqlstore.RefreshToken{Hash: []byte("e2"), CreatedAt: now, ExpiresAt: now}); !errors.Is(err, sqlstore.ErrExpired) {
+			if _, _, err := db.Rotate(ctx, []byte("e1"), 0, sqlstore.RefreshToken{Hash: []byte("e2"), CreatedAt: now, ExpiresAt: now}); !errors.Is(err, sqlstore.ErrExpired) {
 				t.Fatalf("expired: %v", err)
 			}
 		})
@@ -152,31 +155,34 @@ func TestStore(t *testing.T) {
 			if err := db.CreateFamily(ctx, f, sqlstore.RefreshToken{Hash: []byte("c0"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
-			// Two racers on one token: both succeed (rotation + grace).
-			// A third is reuse and revokes the family.
+			// Racers on one token all present the same successor (it is
+			// derived from the token): one rotation, the rest replays of it,
+			// and only one successor row.
 			var wg sync.WaitGroup
 			errs := make([]error, 3)
+			replays := make([]bool, 3)
 			for i := range 3 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, errs[i] = db.Rotate(ctx, []byte("c0"), time.Minute, sqlstore.RefreshToken{Hash: []byte{'c', byte('1' + i)}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+					_, replays[i], errs[i] = db.Rotate(ctx, []byte("c0"), time.Minute, sqlstore.RefreshToken{Hash: []byte("c1"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
 				}()
 			}
 			wg.Wait()
-			ok, reused := 0, 0
-			for _, err := range errs {
-				switch {
-				case err == nil:
-					ok++
-				case errors.Is(err, sqlstore.ErrReused), errors.Is(err, sqlstore.ErrRevoked):
-					reused++
-				default:
-					t.Fatalf("unexpected: %v", err)
+			fresh := 0
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("racer %d: %v", i, err)
+				}
+				if !replays[i] {
+					fresh++
 				}
 			}
-			if ok != 2 || reused != 1 {
-				t.Fatalf("ok=%d reused=%d (%v)", ok, reused, errs)
+			if fresh != 1 {
+				t.Fatalf("fresh rotations = %d, want 1 (%v)", fresh, replays)
+			}
+			if _, _, err := db.Rotate(ctx, []byte("c1"), time.Minute, sqlstore.RefreshToken{Hash: []byte("c2"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
 			}
 		})
 	})
@@ -240,7 +246,7 @@ func TestMemoizedReads(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		if _, err := a.DeleteClient(ctx, c.ID); err != nil {
+		if _, err := a.EndClientTokens(ctx, c.ID, "test", true); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.Client(ctx, c.ID); !errors.Is(err, sqlstore.ErrNotFound) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -57,21 +58,38 @@ func (s *DB) UserInTree(ctx context.Context, root, id int64) (User, error) {
 	return u, err
 }
 
-// DeleteUser removes a user and ends every sign-in of theirs; it returns
-// the ended sessions so the caller can revoke their access tokens at once.
+// UserFamilyKinds are the families whose subject is a user id: password
+// sign-ins, OAuth grants and implicit grants. Customer families name a
+// visitor, never a user.
+var UserFamilyKinds = []string{"agent", "oauth", "implicit"}
+
+// DeleteUser removes a user with their personal access tokens, and ends
+// every sign-in and grant of theirs, in one transaction; it returns the
+// ended sessions so the caller can revoke their access tokens at once.
 func (s *DB) DeleteUser(ctx context.Context, id int64) ([]string, error) {
-	ids, err := s.RevokeSubjectFamilies(ctx, "agent", fmt.Sprint(id), "", "user deleted")
-	if err != nil {
+	var ids []string
+	err := s.tx(ctx, func(t *Tx) error {
+		var err error
+		ids, err = revokeFamilies(ctx, t, FamilyFilter{Kinds: UserFamilyKinds, Subject: strconv.FormatInt(id, 10)}, "user deleted", s.now())
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, "DELETE FROM credentials WHERE kind = 'pat' AND user_id = ?", id); err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		res, err := t.exec(ctx, "DELETE FROM users WHERE id = ?", id)
+		if err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	res, err := s.exec(ctx, "DELETE FROM users WHERE id = ?", id)
-	if err != nil {
-		return ids, fmt.Errorf("delete user: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ids, ErrNotFound
-	}
-	return ids, nil
+	return ids, err
 }
 
 // ListOrganizations lists root and its descendants by id.

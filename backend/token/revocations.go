@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -32,10 +33,17 @@ func (r *Revocations) Add(ids ...string) {
 	r.mu.Unlock()
 }
 
-// Revoked reports whether sid was revoked.
+// Revoked reports whether sid was revoked. A client-credentials session
+// "cc_<client>.<epoch>.<token>" is also revoked with its epoch
+// "cc_<client>.<epoch>", which ends every token the client minted in it.
 func (r *Revocations) Revoked(sid string) bool {
 	r.mu.RLock()
 	_, ok := r.set[sid]
+	if !ok && strings.HasPrefix(sid, "cc_") {
+		if i := strings.LastIndexByte(sid, '.'); i > 0 {
+			_, ok = r.set[sid[:i]]
+		}
+	}
 	r.mu.RUnlock()
 	return ok
 }

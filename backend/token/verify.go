@@ -28,6 +28,10 @@ type VerifyError struct {
 	Reason string
 	// ExpiredAt is set for ErrExpired.
 	ExpiredAt time.Time
+	// Org is the organization of a token whose signature verified but that
+	// expired or was revoked (0 otherwise): the debugger tells only that
+	// organization why.
+	Org int64
 }
 
 func (e *VerifyError) Error() string { return e.Reason }
@@ -167,19 +171,28 @@ func NewCustomerVerifier(keys *Keys, issuer string, revoked func(string) bool) *
 // Verify checks raw and returns its claims.
 func (a *AgentVerifier) Verify(raw string) (shared.AgentClaims, error) {
 	if c, ok := a.cache.get(raw, a.v.now()); ok {
-		return c, a.v.checkRevoked(c.Session)
+		return c, withOrg(a.v.checkRevoked(c.Session), c.Org)
 	}
 	c, err := a.verify(raw)
 	if err == nil {
 		a.cache.put(raw, c, c.Expiry, a.v.now())
 	}
-	return c, err
+	return c, withOrg(err, c.Org)
+}
+
+// withOrg notes org on an expiry or revocation: the signature verified,
+// so the organization is the token's.
+func withOrg(err error, org int64) error {
+	if ve, ok := err.(*VerifyError); ok && (ve.Err == ErrExpired || ve.Err == ErrRevoked) {
+		ve.Org = org
+	}
+	return err
 }
 
 func (a *AgentVerifier) verify(raw string) (shared.AgentClaims, error) {
 	var w agentJWT
 	if err := a.v.parse(raw, &w); err != nil {
-		return shared.AgentClaims{}, err
+		return shared.AgentClaims{Org: w.Org}, err
 	}
 	scope, err := shared.ParseScope(w.Scope)
 	if err != nil {
@@ -202,19 +215,19 @@ func (a *AgentVerifier) verify(raw string) (shared.AgentClaims, error) {
 // Verify checks raw and returns its claims.
 func (cv *CustomerVerifier) Verify(raw string) (shared.CustomerClaims, error) {
 	if c, ok := cv.cache.get(raw, cv.v.now()); ok {
-		return c, cv.v.checkRevoked(c.Session)
+		return c, withOrg(cv.v.checkRevoked(c.Session), c.Org)
 	}
 	c, err := cv.verify(raw)
 	if err == nil {
 		cv.cache.put(raw, c, c.Expiry, cv.v.now())
 	}
-	return c, err
+	return c, withOrg(err, c.Org)
 }
 
 func (cv *CustomerVerifier) verify(raw string) (shared.CustomerClaims, error) {
 	var w customerJWT
 	if err := cv.v.parse(raw, &w); err != nil {
-		return shared.CustomerClaims{}, err
+		return shared.CustomerClaims{Org: w.Org}, err
 	}
 	c := shared.CustomerClaims{Issuer: w.Issuer, Subject: w.Subject, Audience: shared.AudienceCustomer, Expiry: w.ExpiresAt.Unix(),
 		ID: w.ID, Org: w.Org, ClientID: w.ClientID, Session: w.Session}

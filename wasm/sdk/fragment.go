@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Redirect is what an implicit-grant redirect carries (SPEC §7, §8).
+// Redirect is what an implicit-grant redirect carries (docs/api.md, "OAuth 2.0" and "Customers (website visitors)").
 type Redirect struct {
 	AccessToken      string
 	TokenType        string

@@ -1,4 +1,4 @@
--- The chat resources of SPEC §6. Every table has id, org_id, created_at,
+-- The chat resources of (docs/api.md, "Chat API"). Every table has id, org_id, created_at,
 -- updated_at; the rest are the resource's own fields.
 CREATE TABLE groups (
   id {{pk}},

@@ -1,4 +1,4 @@
-package agentauth
+package credential
 
 import (
 	"encoding/base64"

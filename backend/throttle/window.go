@@ -1,38 +1,34 @@
-package agentauth
+package throttle
 
 import (
 	"sync"
 	"time"
 )
 
-// Throttle counts failed sign-ins per key (an account, a client IP) in a
-// fixed window and locks a key that reaches its limit until the window
-// ends. It lives in process memory: across several processes each keeps
-// its own count, which only multiplies an attacker's budget by the number
-// of processes.
-type Throttle struct {
+// Window counts events per key in a fixed window in process memory, for
+// limits that are about load rather than guesses (new visitors per IP):
+// across several processes each keeps its own count. Secret guesses are
+// counted by Guard, in the database.
+type Window struct {
 	Window time.Duration
 	Now    func() time.Time
 
 	mu      sync.Mutex
-	entries map[string]*throttleEntry
+	entries map[string]*windowEntry
 }
 
-type throttleEntry struct {
+type windowEntry struct {
 	fails int
 	start time.Time
 }
 
-// maxEntries bounds memory under a spray of distinct keys.
-const maxEntries = 100_000
-
-// NewThrottle returns a throttle with a window.
-func NewThrottle(window time.Duration) *Throttle {
-	return &Throttle{Window: window, Now: time.Now, entries: map[string]*throttleEntry{}}
+// NewWindow returns a counter with a window.
+func NewWindow(window time.Duration) *Window {
+	return &Window{Window: window, Now: time.Now, entries: map[string]*windowEntry{}}
 }
 
 // Blocked returns how long key must wait, or 0, given its limit.
-func (t *Throttle) Blocked(key string, limit int) time.Duration {
+func (t *Window) Blocked(key string, limit int) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.entries[key]
@@ -51,8 +47,8 @@ func (t *Throttle) Blocked(key string, limit int) time.Duration {
 	return end.Sub(now)
 }
 
-// Fail counts a failure for each key.
-func (t *Throttle) Fail(keys ...string) {
+// Fail counts an event for each key.
+func (t *Window) Fail(keys ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.Now()
@@ -62,21 +58,21 @@ func (t *Throttle) Fail(keys ...string) {
 	for _, k := range keys {
 		e, ok := t.entries[k]
 		if !ok || !now.Before(e.start.Add(t.Window)) {
-			e = &throttleEntry{start: now}
+			e = &windowEntry{start: now}
 			t.entries[k] = e
 		}
 		e.fails++
 	}
 }
 
-// Reset forgets key (after a successful sign-in).
-func (t *Throttle) Reset(key string) {
+// Reset forgets key.
+func (t *Window) Reset(key string) {
 	t.mu.Lock()
 	delete(t.entries, key)
 	t.mu.Unlock()
 }
 
-func (t *Throttle) sweep(now time.Time) {
+func (t *Window) sweep(now time.Time) {
 	for k, e := range t.entries {
 		if !now.Before(e.start.Add(t.Window)) {
 			delete(t.entries, k)

@@ -1,0 +1,98 @@
+package credential
+
+import (
+	"context"
+	"strconv"
+
+	"chatauth/backend/sqlstore"
+	"chatauth/backend/token"
+)
+
+// The revocation cascade (docs/security.md, I2). Every credential records
+// what it derives from: access tokens carry their session (sid): a
+// refresh family for sign-ins and OAuth grants, a family row without
+// refresh tokens for implicit grants, the client's epoch session for
+// client-credentials tokens. Each event below revokes those sessions in
+// the database and in this process's revocation set at once; other
+// processes learn of them from the database within their poll interval.
+
+// CascadeStore is what the cascade needs of the database.
+type CascadeStore interface {
+	RevokeFamilies(ctx context.Context, f sqlstore.FamilyFilter, reason string) ([]string, error)
+	RevokeFamily(ctx context.Context, id, reason string) error
+	RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) error
+	EndClientTokens(ctx context.Context, id, reason string, remove bool) ([]string, error)
+	DeleteUser(ctx context.Context, id int64) ([]string, error)
+	Audit(ctx context.Context, e sqlstore.AuditEvent) error
+}
+
+var _ CascadeStore = (*sqlstore.DB)(nil)
+
+// Cascade carries revocation events to every derived credential.
+type Cascade struct {
+	Store       CascadeStore
+	Revocations *token.Revocations
+}
+
+func (c *Cascade) revoked(ids []string, err error) error {
+	c.Revocations.Add(ids...)
+	return err
+}
+
+// SignOut ends one sign-in: its refresh family and every access token of
+// it.
+func (c *Cascade) SignOut(ctx context.Context, sid string) error {
+	if sid == "" {
+		return nil
+	}
+	if err := c.Store.RevokeFamily(ctx, sid, "signed out"); err != nil {
+		return err
+	}
+	c.Revocations.Add(sid)
+	return nil
+}
+
+// SignOutAll ends every first-party sign-in of a user. OAuth grants are
+// the apps' and are ended where they are managed (or by a password or
+// role change).
+func (c *Cascade) SignOutAll(ctx context.Context, userID int64) error {
+	return c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Kinds: []string{"agent"}, Subject: strconv.FormatInt(userID, 10)}, "signed out everywhere"))
+}
+
+// UserChanged ends every sign-in, OAuth grant and implicit grant of a
+// user whose password or role changed, except the session keep (the
+// request that changed one's own password). Personal access tokens and
+// the API token act with the user's role as it is now, so they shrink
+// with a demotion instead of ending.
+func (c *Cascade) UserChanged(ctx context.Context, userID int64, keep, reason string) error {
+	return c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Kinds: sqlstore.UserFamilyKinds, Subject: strconv.FormatInt(userID, 10), Except: keep}, reason))
+}
+
+// DeleteUser deletes a user and, in the same transaction, every sign-in,
+// grant and personal access token of theirs; the API token goes with the
+// user's row.
+func (c *Cascade) DeleteUser(ctx context.Context, userID int64) error {
+	return c.revoked(c.Store.DeleteUser(ctx, userID))
+}
+
+// ClientChanged ends every token a client holds or minted (its grants,
+// implicit tokens, visitors and client-credentials tokens): the client
+// was made public or its secret was reset.
+func (c *Cascade) ClientChanged(ctx context.Context, clientID, reason string) error {
+	return c.revoked(c.Store.EndClientTokens(ctx, clientID, reason, false))
+}
+
+// DeleteClient deletes a client and ends every token it holds or minted.
+func (c *Cascade) DeleteClient(ctx context.Context, clientID string) error {
+	return c.revoked(c.Store.EndClientTokens(ctx, clientID, "client deleted", true))
+}
+
+// EndSession ends the session of one access token that has no refresh
+// family of its own (a client-credentials token revoked at /oauth/revoke).
+func (c *Cascade) EndSession(ctx context.Context, sid, kind, subject string, org int64, reason string) error {
+	if err := c.Store.RevokeSession(ctx, sid, kind, subject, org, reason); err != nil {
+		return err
+	}
+	c.Revocations.Add(sid)
+	return nil
+}

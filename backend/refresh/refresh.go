@@ -1,0 +1,261 @@
+// Package refresh is chatauth's one implementation of refresh-token
+// families (docs/security.md, I3): a family is everything issued from one
+// sign-in, OAuth grant or visitor session. Families starts one, rotates
+// its token with reuse detection and the grace rule, and revokes it.
+// Agent sign-in, the OAuth token endpoint and customer sessions all use
+// it; each maps the errors below to its own wire format.
+package refresh
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"time"
+
+	"chatauth/backend/apierr"
+	"chatauth/backend/sqlstore"
+	"chatauth/backend/token"
+)
+
+// Family kinds. A family's kind says which endpoint refreshes it.
+const (
+	KindAgent    = "agent"    // password (first-party) sign-in
+	KindOAuth    = "oauth"    // OAuth authorization-code grant
+	KindCustomer = "customer" // website visitor
+	// KindImplicit is a session without refresh tokens: an implicit grant.
+	// Its row is what revocation events find.
+	KindImplicit = "implicit"
+)
+
+// Errors of Rotate. Wrong-owner or wrong-kind refusals are the caller's
+// check's own errors, returned unchanged.
+var (
+	ErrUnknown = errors.New("refresh token is unknown")
+	ErrRevoked = errors.New("refresh token revoked")
+	ErrExpired = errors.New("refresh token expired")
+	// ErrReused: a spent token presented again outside the grace rule.
+	// The family is revoked, with every token derived from it.
+	ErrReused = errors.New("refresh token reused")
+)
+
+// Store is what families need of the database.
+type Store interface {
+	CreateFamily(ctx context.Context, f *sqlstore.Family, first sqlstore.RefreshToken) error
+	LookupRefresh(ctx context.Context, hash []byte) (sqlstore.Family, sqlstore.RefreshToken, error)
+	Rotate(ctx context.Context, hash []byte, grace time.Duration, next sqlstore.RefreshToken) (sqlstore.Family, bool, error)
+	RevokeFamily(ctx context.Context, id, reason string) error
+	AddRefreshToken(ctx context.Context, familyID string, rt sqlstore.RefreshToken) error
+	Family(ctx context.Context, id string) (sqlstore.Family, error)
+	Audit(ctx context.Context, e sqlstore.AuditEvent) error
+}
+
+var _ Store = (*sqlstore.DB)(nil)
+
+// Families starts, rotates and revokes refresh families.
+type Families struct {
+	Store       Store
+	Revocations *token.Revocations
+	// TTL is the life of each refresh token; Grace how long a spent one
+	// still answers with its successor (racing tabs).
+	TTL   time.Duration
+	Grace time.Duration
+	Now   func() time.Time
+	// successorKey derives a token's successor from its secret, so a
+	// replay within grace gets the very token already issued while the
+	// database holds only hashes.
+	successorKey []byte
+}
+
+// New returns Families whose successors are keyed by secret.
+func New(store Store, rev *token.Revocations, secret token.Secret, ttl, grace time.Duration, now func() time.Time) *Families {
+	if now == nil {
+		now = time.Now
+	}
+	return &Families{Store: store, Revocations: rev, TTL: ttl, Grace: grace, Now: now, successorKey: secret.Derive("refresh successor", 32)}
+}
+
+// Successor is the secret that follows secret in its family: the same
+// prefix and an HMAC of the whole secret under a key only the server has.
+func (f *Families) Successor(secret string) string {
+	prefix := secret
+	if i := indexUnderscore(secret); i >= 0 {
+		prefix = secret[:i+1]
+	}
+	m := hmac.New(sha256.New, f.successorKey)
+	m.Write([]byte(secret))
+	return prefix + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func indexUnderscore(s string) int {
+	for i := 0; i < len(s) && i < 8; i++ {
+		if s[i] == '_' {
+			return i
+		}
+	}
+	return -1
+}
+
+// expiry is the end of a token minted now in fam: its TTL, or the
+// family's hard end if sooner.
+func (f *Families) expiry(fam sqlstore.Family, now time.Time) time.Time {
+	exp := now.Add(f.TTL)
+	if !fam.ExpiresAt.IsZero() && fam.ExpiresAt.Before(exp) {
+		return fam.ExpiresAt
+	}
+	return exp
+}
+
+// AccessTTL caps an access token's life at the family's hard end, so no
+// token outlives what it was derived from (docs/security.md, I1).
+func AccessTTL(fam sqlstore.Family, ttl time.Duration, now time.Time) time.Duration {
+	if fam.ExpiresAt.IsZero() {
+		return ttl
+	}
+	if left := fam.ExpiresAt.Sub(now); left < ttl {
+		return max(left, time.Second)
+	}
+	return ttl
+}
+
+// Start stores fam (its ID set when empty) with a first refresh token of
+// prefix and returns that token.
+func (f *Families) Start(ctx context.Context, fam *sqlstore.Family, prefix string) (string, error) {
+	if fam.ID == "" {
+		fam.ID = token.NewID()
+	}
+	secret, hash := token.NewOpaque(prefix)
+	now := f.Now()
+	if err := f.Store.CreateFamily(ctx, fam, sqlstore.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: f.expiry(*fam, now)}); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// StartSession stores a family that has no refresh tokens (an implicit
+// grant), so the revocation events of its subject and client reach the
+// access tokens that carry its id.
+func (f *Families) StartSession(ctx context.Context, fam *sqlstore.Family) error {
+	if fam.ID == "" {
+		fam.ID = token.NewID()
+	}
+	return f.Store.CreateFamily(ctx, fam, sqlstore.RefreshToken{})
+}
+
+// Add gives a live family a new refresh token and retires its others:
+// the cookie path of a returning visitor, which proves possession by the
+// cookie rather than by the previous token.
+func (f *Families) Add(ctx context.Context, id, prefix string) (sqlstore.Family, string, error) {
+	fam, err := f.Store.Family(ctx, id)
+	switch {
+	case errors.Is(err, sqlstore.ErrNotFound):
+		return fam, "", ErrUnknown
+	case err != nil:
+		return fam, "", err
+	case !fam.RevokedAt.IsZero():
+		return fam, "", ErrRevoked
+	}
+	secret, hash := token.NewOpaque(prefix)
+	now := f.Now()
+	if !now.Before(f.expiry(fam, now)) {
+		return fam, "", ErrExpired
+	}
+	err = f.Store.AddRefreshToken(ctx, id, sqlstore.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: f.expiry(fam, now)})
+	switch {
+	case errors.Is(err, sqlstore.ErrRevoked):
+		return fam, "", ErrRevoked
+	case errors.Is(err, sqlstore.ErrNotFound):
+		return fam, "", ErrUnknown
+	}
+	return fam, secret, err
+}
+
+// Lookup finds the family of secret without spending it.
+func (f *Families) Lookup(ctx context.Context, secret string) (sqlstore.Family, sqlstore.RefreshToken, error) {
+	fam, rt, err := f.Store.LookupRefresh(ctx, token.Hash(secret))
+	if errors.Is(err, sqlstore.ErrNotFound) {
+		return fam, rt, ErrUnknown
+	}
+	return fam, rt, err
+}
+
+// Rotate spends secret and returns its family and the successor. check
+// runs on the family before anything is spent, so a caller who may not
+// refresh it (another client, another user) cannot burn the token; its
+// error is returned as is. A replay within the grace window answers the
+// successor already issued (the same secret), never a new branch.
+func (f *Families) Rotate(ctx context.Context, secret string, check func(sqlstore.Family) error) (sqlstore.Family, string, error) {
+	hash := token.Hash(secret)
+	fam, _, err := f.Store.LookupRefresh(ctx, hash)
+	if errors.Is(err, sqlstore.ErrNotFound) {
+		return fam, "", ErrUnknown
+	}
+	if err != nil {
+		return fam, "", err
+	}
+	if check != nil {
+		if err := check(fam); err != nil {
+			return fam, "", err
+		}
+	}
+	next := f.Successor(secret)
+	now := f.Now()
+	fam, _, err = f.Store.Rotate(ctx, hash, f.Grace, sqlstore.RefreshToken{Hash: token.Hash(next), CreatedAt: now, ExpiresAt: f.expiry(fam, now)})
+	switch {
+	case errors.Is(err, sqlstore.ErrReused):
+		f.Revocations.Add(fam.ID)
+		f.audit(ctx, fam)
+		return fam, "", ErrReused
+	case errors.Is(err, sqlstore.ErrRevoked):
+		return fam, "", ErrRevoked
+	case errors.Is(err, sqlstore.ErrExpired):
+		return fam, "", ErrExpired
+	case errors.Is(err, sqlstore.ErrNotFound):
+		return fam, "", ErrUnknown
+	case err != nil:
+		return fam, "", err
+	}
+	return fam, next, nil
+}
+
+func (f *Families) audit(ctx context.Context, fam sqlstore.Family) {
+	subject, detail := "user:"+fam.Subject, "sign-in revoked"
+	switch fam.Kind {
+	case KindOAuth:
+		detail = "OAuth grant of client " + fam.ClientID + " revoked"
+	case KindCustomer:
+		subject, detail = "customer:"+fam.Subject, "visitor's tokens revoked"
+	}
+	f.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: fam.OrgID, Event: "refresh.reuse_detected", Subject: subject, Detail: detail})
+}
+
+// Revoke ends a family: its refresh tokens stop at once, and its access
+// tokens on every process once the revocation reaches their verifiers.
+func (f *Families) Revoke(ctx context.Context, id, reason string) error {
+	if err := f.Store.RevokeFamily(ctx, id, reason); err != nil {
+		return err
+	}
+	f.Revocations.Add(id)
+	return nil
+}
+
+// APIError maps Rotate's errors to the agent and customer APIs' answers
+// (the OAuth token endpoint maps them to RFC 6749 errors itself); again
+// says how to start over.
+func APIError(err error, again string) error {
+	switch {
+	case errors.Is(err, ErrReused):
+		return apierr.InvalidToken("refresh token was already used; for safety every token of this session is now revoked. " + again)
+	case errors.Is(err, ErrRevoked):
+		return apierr.InvalidToken("refresh token revoked; " + again)
+	case errors.Is(err, ErrExpired):
+		return apierr.InvalidToken("refresh token expired; " + again)
+	case errors.Is(err, ErrUnknown):
+		return apierr.InvalidToken("refresh token is unknown; " + again)
+	}
+	if _, ok := apierr.As(err); ok {
+		return err
+	}
+	return apierr.Internal(err)
+}

@@ -1,0 +1,11 @@
+-- The credential core (docs/security.md).
+-- A family's expires_at is a hard end inherited from the credential it
+-- was derived from (a visitor vouched for by an expiring agent token
+-- cannot outlive that token); NULL means only the refresh lifetime.
+ALTER TABLE refresh_families ADD COLUMN expires_at BIGINT;
+-- Client-credentials tokens carry "cc_<client>.<cc_epoch>" as their
+-- session: bumping the epoch (secret reset, made public, deleted) after
+-- revoking that session ends every token the client minted, without a
+-- row per token.
+ALTER TABLE oauth_clients ADD COLUMN cc_epoch BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX refresh_families_client ON refresh_families(client_id);

@@ -1,0 +1,26 @@
+package shared
+
+// Error codes of the JSON error body {"error": code, "message": …}
+// (docs/api.md, "Errors"). The server writes them and the SDK reads
+// them, so both compile against these constants: a client tells errors
+// apart by code, never by the wording of the message.
+const (
+	ErrInvalidToken      = "invalid_token"
+	ErrInsufficientScope = "insufficient_scope"
+	ErrNotFound          = "not_found"
+	ErrInvalidRequest    = "invalid_request"
+	// ErrInvalidClient: the client_id is unknown, or the page's origin is
+	// not in the client's allowed_origins.
+	ErrInvalidClient     = "invalid_client"
+	ErrTooManyRequests   = "too_many_requests"
+	ErrConflict          = "conflict"
+	ErrTooLarge          = "request_too_large"
+	ErrMethodNotAllowed  = "method_not_allowed"
+	ErrInvalidCredential = "invalid_credentials"
+	ErrForbidden         = "forbidden"
+	// ErrSignInRequired: minting a long-lived credential needs a
+	// first-party sign-in, not the credential that was sent.
+	ErrSignInRequired = "sign_in_required"
+	ErrUnavailable    = "service_unavailable"
+	ErrInternal       = "internal_error"
+)
