@@ -14,8 +14,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
-	"chatauth/backend/directory"
 	"chatauth/backend/customerauth"
+	"chatauth/backend/directory"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/shared"

@@ -27,7 +27,7 @@ type Client struct {
 	// tokens (ClientCredentialsSession); it moves on when they are revoked.
 	CCEpoch   int64
 	CreatedAt time.Time
-	UpdatedAt      time.Time
+	UpdatedAt time.Time
 }
 
 const clientCols = "id, org_id, name, company, client_type, secret_hash, redirect_uris, scopes, allowed_origins, created_at, updated_at"
