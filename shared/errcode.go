@@ -9,8 +9,8 @@ const (
 	ErrInsufficientScope = "insufficient_scope"
 	ErrNotFound          = "not_found"
 	ErrInvalidRequest    = "invalid_request"
-	// ErrInvalidClient: the client_id is unknown, or the page's origin is
-	// not in the client's allowed_origins.
+	// ErrInvalidClient: the client_id is unknown (400). A page whose origin
+	// is not in the client's allowed_origins gets ErrForbidden (403).
 	ErrInvalidClient     = "invalid_client"
 	ErrTooManyRequests   = "too_many_requests"
 	ErrConflict          = "conflict"

@@ -168,7 +168,7 @@ func (s *Server) customerClient(c echo.Context, id string) (sqlstore.Client, err
 	}
 	client, err := s.Store.Client(c.Request().Context(), id)
 	if errors.Is(err, sqlstore.ErrNotFound) {
-		return client, apierr.InvalidRequest("client_id: no client " + quoteShort(id) + " is registered on this server")
+		return client, apierr.New(apierr.CodeInvalidClient, "client_id: no client "+quoteShort(id)+" is registered on this server")
 	}
 	if err != nil {
 		return client, apierr.Internal(err)

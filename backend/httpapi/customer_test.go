@@ -112,7 +112,7 @@ func TestCustomerTokenCases(t *testing.T) {
 			t.Fatalf("bad preflight: %d %v", pre.Status, pre.Header)
 		}
 		// Bad requests name the field.
-		expect(t, w.visitorToken(map[string]any{"client_id": "nope", "response_type": "token"}), 400, "invalid_request")
+		expect(t, w.visitorToken(map[string]any{"client_id": "nope", "response_type": "token"}), 400, "invalid_client")
 		expect(t, w.visitorToken(map[string]any{"response_type": "code"}), 400, "invalid_request")
 	})
 }

@@ -20,7 +20,7 @@ var statusOf = map[string]int{
 	apierr.CodeInsufficientScope: http.StatusForbidden,
 	apierr.CodeForbidden:         http.StatusForbidden,
 	apierr.CodeSignInRequired:    http.StatusForbidden,
-	apierr.CodeInvalidClient:     http.StatusForbidden,
+	apierr.CodeInvalidClient:     http.StatusBadRequest,
 	apierr.CodeNotFound:          http.StatusNotFound,
 	apierr.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
 	apierr.CodeInvalidRequest:    http.StatusBadRequest,

@@ -1,16 +1,18 @@
 package sdk
 
+import "chatauth/shared"
+
 // Stable error codes, as JavaScript sees them in Error.code.
 const (
-	CodeStateMismatch  = "state_mismatch"  // the redirect's state is not the one we sent
-	CodeAccessDenied   = "access_denied"   // the server or the user refused
-	CodeNetwork        = "network"         // no answer from the server (offline, DNS, CORS)
-	CodeInvalidClient  = "invalid_client"  // client_id unknown or origin not allowed
-	CodeInvalidToken   = "invalid_token"   // the server refused the credential
-	CodeInvalidRequest = "invalid_request" // a bad option or a malformed redirect
-	CodeServer         = "server_error"    // the server failed (5xx)
-	CodeRateLimited    = "rate_limited"    // 429: too many new visitors from this address
-	CodeNoToken        = "no_token"        // nothing in the redirect, or no way to get a token
+	CodeStateMismatch  = "state_mismatch"        // the redirect's state is not the one we sent
+	CodeAccessDenied   = "access_denied"         // the server or the user refused
+	CodeNetwork        = "network"               // no answer from the server (offline, DNS, CORS)
+	CodeInvalidClient  = shared.ErrInvalidClient // client_id unknown or origin not allowed
+	CodeInvalidToken   = "invalid_token"         // the server refused the credential
+	CodeInvalidRequest = "invalid_request"       // a bad option or a malformed redirect
+	CodeServer         = "server_error"          // the server failed (5xx)
+	CodeRateLimited    = "rate_limited"          // 429: too many new visitors from this address
+	CodeNoToken        = "no_token"              // nothing in the redirect, or no way to get a token
 )
 
 // Error is an SDK error with a stable code and a message for a developer.
@@ -36,9 +38,7 @@ func ServerError(status int, code, message string) *Error {
 		return errorf(CodeServer, message)
 	case status == 401:
 		return errorf(CodeInvalidToken, message)
-	case status == 403:
-		return errorf(CodeInvalidClient, message)
-	case status == 400 && len(message) >= 10 && message[:10] == "client_id:":
+	case code == shared.ErrInvalidClient, status == 403:
 		return errorf(CodeInvalidClient, message)
 	case code == "access_denied":
 		return errorf(CodeAccessDenied, message)

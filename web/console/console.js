@@ -40,6 +40,9 @@ async function refresh() {
   return true;
 }
 
+// signOut forgets the session here; the "Sign out" button also ends it on
+// the server (POST /api/v1/auth/logout), so a copied token or refresh
+// token stops working too.
 function signOut() {
   session = null;
   sessionStorage.removeItem("chatauth.console");
@@ -327,7 +330,12 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#copy-bot").addEventListener("click", () => copy("#bot-secret"));
   $("#debug-go").addEventListener("click", inspectToken);
   $("#signin-form").addEventListener("submit", signIn);
-  $("#signout").addEventListener("click", signOut);
+  $("#signout").addEventListener("click", async () => {
+    if (session) {
+      await fetch("/api/v1/auth/logout", { method: "POST", headers: { Authorization: "Bearer " + session.token } }).catch(() => {});
+    }
+    signOut();
+  });
   $("#reply-form").addEventListener("submit", reply);
   $("#reply").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#reply-form").requestSubmit(); } });
   $("#assign").addEventListener("click", () => updateConversation({ assignee_id: session.user.id }, "Assigned to you."));
