@@ -311,8 +311,10 @@ async function inspectToken() {
   if (!tok) return;
   $("#debug-decoded").textContent = decodeLocally(tok);
   try {
-    const r = await fetch("/api/v1/token/info", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: tok }) });
-    $("#debug-verdict").textContent = JSON.stringify(await r.json(), null, 2);
+    // Asked as the signed-in user: the server answers only about tokens
+    // of this organization.
+    const r = await api("/api/v1/token/info", { method: "POST", body: JSON.stringify({ token: tok }) });
+    $("#debug-verdict").textContent = JSON.stringify(r, null, 2);
   } catch (e) { $("#debug-verdict").textContent = e.message; }
 }
 
