@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/credential"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
@@ -97,6 +98,10 @@ func (s *Server) createPAT(c echo.Context) error {
 	if len(b.Scopes) == 0 {
 		return apierr.InvalidRequest("scopes: name at least one of read, write, chat (and optionally a role up to yours)")
 	}
+	holder := AgentFrom(c).Cred
+	if err := credential.LongLived(holder, "creating a personal access token"); err != nil {
+		return err
+	}
 	u, err := s.selfUser(c)
 	if err != nil {
 		return err
@@ -108,6 +113,9 @@ func (s *Server) createPAT(c echo.Context) error {
 			return apierr.InvalidRequest("scopes: " + oe.Description)
 		}
 		return apierr.Internal(err)
+	}
+	if err := credential.Within(holder.Agent.Scope, scope); err != nil {
+		return err
 	}
 	cr := sqlstore.Credential{Kind: "pat", OrgID: u.OrgID, UserID: u.ID, Name: strings.TrimSpace(b.Name), Scope: scope.String()}
 	if b.ExpiresIn != nil {
@@ -181,6 +189,9 @@ func (s *Server) createBot(c echo.Context) error {
 	if err := first(required("name", b.Name), maxLen("name", b.Name, 200)); err != nil {
 		return err
 	}
+	if err := credential.LongLived(AgentFrom(c).Cred, "creating an agent bot"); err != nil {
+		return err
+	}
 	secret, hash := token.NewOpaque(token.PrefixBot)
 	cr := sqlstore.Credential{Kind: "bot", OrgID: AgentFrom(c).Org, Name: strings.TrimSpace(b.Name), Scope: "bot read write chat", Hash: hash}
 	if err := s.Store.CreateCredential(c.Request().Context(), &cr); err != nil {
@@ -209,6 +220,9 @@ func (s *Server) orgBot(c echo.Context) (sqlstore.Credential, error) {
 func (s *Server) resetBot(c echo.Context) error {
 	cr, err := s.orgBot(c)
 	if err != nil {
+		return err
+	}
+	if err := credential.LongLived(AgentFrom(c).Cred, "resetting an agent bot's token"); err != nil {
 		return err
 	}
 	secret, hash := token.NewOpaque(token.PrefixBot)

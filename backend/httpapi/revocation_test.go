@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -117,39 +118,18 @@ func revAuthorize(t *testing.T, b *browser, authURL, email, password string) *ur
 	return u
 }
 
-func revBasic(id, secret string) string {
-	return "Authorization: Basic " + basicPair(id, secret)
-}
-
-func basicPair(id, secret string) string {
-	return strings.TrimPrefix(revBasicHeader(url.QueryEscape(id), url.QueryEscape(secret)), "Basic ")
-}
-
-func revBasicHeader(id, secret string) string {
-	return "Basic " + b64(id+":"+secret)
-}
-
-func b64(s string) string {
-	const enc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-	var out strings.Builder
-	for i := 0; i < len(s); i += 3 {
-		var n uint32
-		k := min(3, len(s)-i)
-		for j := 0; j < 3; j++ {
-			n <<= 8
-			if j < k {
-				n |= uint32(s[i+j])
-			}
-		}
-		for j := 0; j < 4; j++ {
-			if j <= k {
-				out.WriteByte(enc[(n>>(18-6*uint(j)))&63])
-			} else {
-				out.WriteByte('=')
-			}
-		}
+// revForm posts a form to e, with the client's Basic credentials when
+// secret is set (postForm, without a *testing.T to fail).
+func revForm(e *apptest.Env, path string, form url.Values, id, secret string) apptest.Response {
+	headers := []string{"Content-Type: application/x-www-form-urlencoded"}
+	if secret != "" {
+		req, _ := http.NewRequest("POST", "/", nil)
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+		headers = append(headers, "Authorization: "+req.Header.Get("Authorization"))
+	} else {
+		form.Set("client_id", id)
 	}
-	return out.String()
+	return e.Do("POST", path, form.Encode(), headers...)
 }
 
 // revSetup makes a target user of role and fresh credentials of every
@@ -285,12 +265,11 @@ func (c *revCreds) present(e *apptest.Env, kind string) (revResult, apptest.Resp
 		return revOther, r
 	case revOAuthRefresh:
 		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {c.oauthRefresh}}
+		secret := c.appSecret
 		if c.appPublic {
-			form.Set("client_id", c.app)
-			r = postForm(e.T.(*testing.T), e, "/oauth/token", form)
-		} else {
-			r = postForm(e.T.(*testing.T), e, "/oauth/token", form, c.app, c.appSecret)
+			secret = ""
 		}
+		r = revForm(e, "/oauth/token", form, c.app, secret)
 		switch {
 		case r.Status == 200 && r.Str("refresh_token") != "":
 			c.oauthRefresh = r.Str("refresh_token")
