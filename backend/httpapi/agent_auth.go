@@ -30,6 +30,15 @@ func noStore(c echo.Context) {
 	h.Set("Pragma", "no-cache")
 }
 
+// noStoreFirst is noStore as a middleware, for routes whose middleware
+// may answer before the handler runs.
+func noStoreFirst(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		noStore(c)
+		return next(c)
+	}
+}
+
 // postAuthToken is password login, or refresh after expiry when the body
 // carries a refresh token (docs/api.md, "Agent authentication").
 func (s *Server) postAuthToken(c echo.Context) error {

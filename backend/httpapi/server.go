@@ -120,7 +120,8 @@ func (s *Server) routes() {
 
 	v1 := e.Group("/api/v1")
 	v1.POST("/auth/token", s.postAuthToken)
-	v1.GET("/auth/token", s.getAuthToken, s.RequireAgent)
+	// no-store before the bearer check, so its 401 carries it too.
+	v1.GET("/auth/token", s.getAuthToken, noStoreFirst, s.RequireAgent)
 	v1.POST("/auth/logout", s.logout, s.RequireAgent)
 	v1.POST("/auth/logout_all", s.logoutAll, s.RequireAgent)
 	v1.GET("/profile", s.getProfile, s.RequireAgent)

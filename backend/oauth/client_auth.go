@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
@@ -34,11 +35,11 @@ func ParseBasic(header string) (id, secret string, err error) {
 	if !ok {
 		return "", "", errors.New("Basic credential has no ':' between client_id and client_secret")
 	}
-	if id, err = url.QueryUnescape(rawID); err != nil {
-		return "", "", errors.New("client_id in the Basic credential is not form-urlencoded")
+	if id, err = url.QueryUnescape(rawID); err != nil || !utf8.ValidString(id) {
+		return "", "", errors.New("client_id in the Basic credential is not form-urlencoded UTF-8")
 	}
-	if secret, err = url.QueryUnescape(rawSecret); err != nil {
-		return "", "", errors.New("client_secret in the Basic credential is not form-urlencoded")
+	if secret, err = url.QueryUnescape(rawSecret); err != nil || !utf8.ValidString(secret) {
+		return "", "", errors.New("client_secret in the Basic credential is not form-urlencoded UTF-8")
 	}
 	return id, secret, nil
 }
