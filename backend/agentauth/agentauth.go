@@ -222,6 +222,9 @@ func (s *Service) ResetAPIToken(ctx context.Context, holder credential.Credentia
 	if err := s.Store.SetAPITokenHash(ctx, u, hash); err != nil {
 		return "", apierr.Internal(err)
 	}
+	if err := s.Cascade.CredentialEnded(ctx, sqlstore.APITokenParent(u), "API token reset"); err != nil {
+		return "", apierr.Internal(err)
+	}
 	s.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: holder.Agent.Org, Actor: holder.Agent.Subject, Event: "credential.reset", Subject: "api:" + strconv.FormatInt(u, 10)})
 	return tok, nil
 }

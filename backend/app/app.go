@@ -25,6 +25,7 @@ import (
 	"chatauth/backend/httpapi"
 	"chatauth/backend/oauth"
 	"chatauth/backend/refresh"
+	"chatauth/backend/retention"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/throttle"
 	"chatauth/backend/token"
@@ -42,8 +43,12 @@ type App struct {
 	Server      *httpapi.Server
 	Log         *slog.Logger
 
-	stop context.CancelFunc
-	done chan struct{}
+	// Purger deletes what no request can use any more (backend/retention).
+	Purger *retention.Purger
+
+	stop   context.CancelFunc
+	done   chan struct{}
+	purged chan struct{} // closed when Purger.Run returns
 }
 
 type options struct {
@@ -162,6 +167,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		go a.reloadKeys(bg)
 		a.Revocations.Poll(bg, db, 500*time.Millisecond, max(cfg.AccessTTL, cfg.CustomerTTL), log)
 	}()
+	// Retention: a revoked family stays listed for a minute longer than
+	// the poller keeps it; one purger at a time on PostgreSQL (db.TryExclusive).
+	a.Purger = &retention.Purger{Store: db, Lock: db, Log: log, Policy: sqlstore.PurgePolicy{
+		Grace: cfg.RefreshGrace, RevocationKeep: max(cfg.AccessTTL, cfg.CustomerTTL) + time.Minute,
+		CodeKeep: max(sqlstore.DefaultCodeKeep, cfg.CodeTTL), VisitorRetention: cfg.VisitorRetention, AuditRetention: cfg.AuditRetention,
+	}}
+	a.purged = make(chan struct{})
+	go func() { defer close(a.purged); a.Purger.Run(bg) }()
 	return a, nil
 }
 
@@ -258,6 +271,9 @@ func (a *App) reloadKeys(ctx context.Context) {
 func (a *App) Close() error {
 	a.stop()
 	<-a.done
+	if a.purged != nil {
+		<-a.purged
+	}
 	return a.Store.Close()
 }
 

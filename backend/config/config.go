@@ -31,6 +31,10 @@ type Config struct {
 	Secret           string
 	LogFormat        string // "text" or "json"
 	TrustProxyHeader bool   // take the client IP from X-Forwarded-For
+	// Retention (backend/retention): how long a visitor with no
+	// conversation and no live session, and an audit event, are kept.
+	VisitorRetention time.Duration
+	AuditRetention   time.Duration
 }
 
 type setting struct {
@@ -111,6 +115,8 @@ var settings = []setting{
 		return nil
 	}},
 	{"CHATAUTH_TRUST_PROXY", "false", "take the client IP from X-Forwarded-For (only behind a proxy you run)", boolean(func(c *Config) *bool { return &c.TrustProxyHeader })},
+	{"CHATAUTH_VISITOR_RETENTION", "720h", "a visitor with no conversation and no live session is deleted once unchanged this long (at least 24h)", duration(func(c *Config) *time.Duration { return &c.VisitorRetention })},
+	{"CHATAUTH_AUDIT_RETENTION", "8760h", "audit events are deleted after this long (at least 24h)", duration(func(c *Config) *time.Duration { return &c.AuditRetention })},
 }
 
 // flagName turns CHATAUTH_ACCESS_TTL into access-ttl.
@@ -178,6 +184,11 @@ func (c *Config) check() error {
 	for name, d := range map[string]time.Duration{"CHATAUTH_ACCESS_TTL": c.AccessTTL, "CHATAUTH_CUSTOMER_TTL": c.CustomerTTL, "CHATAUTH_REFRESH_TTL": c.RefreshTTL, "CHATAUTH_CODE_TTL": c.CodeTTL} {
 		if d < time.Second {
 			return fmt.Errorf("%s: must be at least 1s", name)
+		}
+	}
+	for name, d := range map[string]time.Duration{"CHATAUTH_VISITOR_RETENTION": c.VisitorRetention, "CHATAUTH_AUDIT_RETENTION": c.AuditRetention} {
+		if d < 24*time.Hour {
+			return fmt.Errorf("%s = %s: must be at least 24h; write it like 720h for 30 days", name, d)
 		}
 	}
 	return nil

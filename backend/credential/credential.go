@@ -8,8 +8,10 @@ package credential
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
+	"chatauth/backend/sqlstore"
 	"chatauth/shared"
 )
 
@@ -123,3 +125,25 @@ func (e *Invalid) Error() string { return e.Reason }
 func (e *Invalid) Unwrap() error { return e.Err }
 
 func invalid(k Kind, reason string) *Invalid { return &Invalid{Kind: k, Reason: reason} }
+
+// Parent names c as the credential a derived session depends on (a
+// visitor it vouched for): the session it belongs to, or for a credential
+// without one its own row, so that revoking, deleting or resetting c
+// revokes what it vouched for.
+func (c Credential) Parent() string {
+	switch c.Kind {
+	case API:
+		return sqlstore.APITokenParent(c.UserID())
+	case Personal:
+		return sqlstore.CredentialParent("pat", c.ID)
+	case Bot:
+		return sqlstore.CredentialParent("bot", c.ID)
+	case ClientToken:
+		// Its session is the client's epoch plus the token: the epoch is
+		// what client events revoke.
+		if i := strings.LastIndexByte(c.Agent.Session, '.'); i > 0 {
+			return c.Agent.Session[:i]
+		}
+	}
+	return c.Agent.Session
+}

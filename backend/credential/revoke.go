@@ -2,6 +2,7 @@ package credential
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"chatauth/backend/sqlstore"
@@ -19,10 +20,13 @@ import (
 // CascadeStore is what the cascade needs of the database.
 type CascadeStore interface {
 	RevokeFamilies(ctx context.Context, f sqlstore.FamilyFilter, reason string) ([]string, error)
-	RevokeFamily(ctx context.Context, id, reason string) error
+	RevokeFamily(ctx context.Context, id, reason string) ([]string, error)
 	RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) error
 	EndClientTokens(ctx context.Context, id, reason string, remove bool) ([]string, error)
 	DeleteUser(ctx context.Context, id int64) ([]string, error)
+	CreateFamily(ctx context.Context, f *sqlstore.Family, first sqlstore.RefreshToken) error
+	Family(ctx context.Context, id string) (sqlstore.Family, error)
+	DropCodes(ctx context.Context, userID int64, clientID string) error
 	Audit(ctx context.Context, e sqlstore.AuditEvent) error
 }
 
@@ -45,18 +49,52 @@ func (c *Cascade) SignOut(ctx context.Context, sid string) error {
 	if sid == "" {
 		return nil
 	}
-	if err := c.Store.RevokeFamily(ctx, sid, "signed out"); err != nil {
-		return err
-	}
-	c.Revocations.Add(sid)
-	return nil
+	return c.revoked(c.Store.RevokeFamily(ctx, sid, "signed out"))
 }
 
-// SignOutAll ends every first-party sign-in of a user. OAuth grants are
-// the apps' and are ended where they are managed (or by a password or
-// role change).
+// CredentialEnded ends the visitor sessions a long-lived credential
+// vouched for (parent: sqlstore.CredentialParent or APITokenParent), when
+// it is deleted or reset.
+func (c *Cascade) CredentialEnded(ctx context.Context, parent, reason string) error {
+	return c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Parent: parent}, reason))
+}
+
+// SignOutAll ends every first-party sign-in of a user, the browser
+// sign-in of the authorization page included, and their unredeemed
+// authorization codes. OAuth grants are the apps' and are ended where
+// they are managed (or by a password or role change).
 func (c *Cascade) SignOutAll(ctx context.Context, userID int64) error {
-	return c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Kinds: []string{"agent"}, Subject: strconv.FormatInt(userID, 10)}, "signed out everywhere"))
+	if err := c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Kinds: []string{"agent", sqlstore.KindBrowser}, Subject: strconv.FormatInt(userID, 10)}, "signed out everywhere")); err != nil {
+		return err
+	}
+	return c.Store.DropCodes(ctx, userID, "")
+}
+
+// StartBrowserSession records the browser sign-in of the authorization
+// page as a session of the user, so the user's revocation events end it.
+func (c *Cascade) StartBrowserSession(ctx context.Context, u sqlstore.User) (string, error) {
+	f := &sqlstore.Family{ID: token.NewID(), Kind: sqlstore.KindBrowser, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID}
+	if err := c.Store.CreateFamily(ctx, f, sqlstore.RefreshToken{}); err != nil {
+		return "", err
+	}
+	return f.ID, nil
+}
+
+// BrowserSessionLive reports whether the browser sign-in sid of user uid
+// still stands. A cookie from before sessions were recorded (no sid) does
+// not.
+func (c *Cascade) BrowserSessionLive(ctx context.Context, sid string, uid int64) (bool, error) {
+	if sid == "" || c.Revocations.Revoked(sid) {
+		return false, nil
+	}
+	f, err := c.Store.Family(ctx, sid)
+	if errors.Is(err, sqlstore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return f.Kind == sqlstore.KindBrowser && f.Subject == strconv.FormatInt(uid, 10) && f.RevokedAt.IsZero(), nil
 }
 
 // UserChanged ends every sign-in, OAuth grant and implicit grant of a
@@ -65,7 +103,11 @@ func (c *Cascade) SignOutAll(ctx context.Context, userID int64) error {
 // the API token act with the user's role as it is now, so they shrink
 // with a demotion instead of ending.
 func (c *Cascade) UserChanged(ctx context.Context, userID int64, keep, reason string) error {
-	return c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Kinds: sqlstore.UserFamilyKinds, Subject: strconv.FormatInt(userID, 10), Except: keep}, reason))
+	if err := c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Kinds: sqlstore.UserFamilyKinds, Subject: strconv.FormatInt(userID, 10), Except: keep}, reason)); err != nil {
+		return err
+	}
+	// A code issued before the change would otherwise start a new grant.
+	return c.Store.DropCodes(ctx, userID, "")
 }
 
 // DeleteUser deletes a user and, in the same transaction, every sign-in,

@@ -62,9 +62,10 @@ func (s *Service) answer(c sqlstore.Customer, fam sqlstore.Family, rt string) (A
 }
 
 // newFamily starts a visitor session; until, when set, is its hard end
-// (the expiry of the credential that vouched for the visitor).
-func (s *Service) newFamily(ctx context.Context, c sqlstore.Customer, clientID string, until time.Time) (Answer, error) {
-	f := &sqlstore.Family{Kind: FamilyKind, Subject: c.EntityID, OrgID: c.OrgID, ClientID: clientID, Scope: "guest", ExpiresAt: until}
+// and parent the credential it derives from (both set when a credential
+// vouched for the visitor).
+func (s *Service) newFamily(ctx context.Context, c sqlstore.Customer, clientID string, until time.Time, parent string) (Answer, error) {
+	f := &sqlstore.Family{Kind: FamilyKind, Subject: c.EntityID, OrgID: c.OrgID, ClientID: clientID, Scope: "guest", ExpiresAt: until, Parent: parent}
 	rt, err := s.Families.Start(ctx, f, token.PrefixCustomerRefresh)
 	if err != nil {
 		return Answer{}, apierr.Internal(err)
@@ -78,7 +79,7 @@ func (s *Service) New(ctx context.Context, client sqlstore.Client) (Answer, erro
 	if err := s.Store.CreateCustomer(ctx, c); err != nil {
 		return Answer{}, apierr.Internal(err)
 	}
-	return s.newFamily(ctx, *c, client.ID, time.Time{})
+	return s.newFamily(ctx, *c, client.ID, time.Time{}, "")
 }
 
 // Continue is the cookie path: the cookie proves the visitor, so a fresh
@@ -90,16 +91,33 @@ func (s *Service) Continue(ctx context.Context, client sqlstore.Client, entityID
 		return Answer{}, err
 	}
 	if sid != "" {
-		fam, rt, err := s.Families.Add(ctx, sid, token.PrefixCustomerRefresh)
-		if err == nil && fam.ClientID == client.ID && fam.Subject == c.EntityID {
+		fam, rt, err := s.Families.Add(ctx, sid, token.PrefixCustomerRefresh, func(fam sqlstore.Family) error {
+			if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != c.EntityID {
+				return errForeignFamily
+			}
+			return nil
+		})
+		if err == nil {
 			return s.answer(c, fam, rt)
 		}
-		if err != nil && !errors.Is(err, refresh.ErrRevoked) && !errors.Is(err, refresh.ErrUnknown) {
+		if errors.Is(err, errForeignFamily) {
+			return s.newFamily(ctx, c, client.ID, time.Time{}, "")
+		}
+		if !errors.Is(err, refresh.ErrRevoked) && !errors.Is(err, refresh.ErrUnknown) && !errors.Is(err, refresh.ErrExpired) {
 			return Answer{}, apierr.Internal(err)
 		}
+		// A session that a credential vouched for ends with it: its cookie
+		// cannot start it again (docs/security.md, I1, I2).
+		if fam.Parent != "" || !fam.ExpiresAt.IsZero() {
+			return Answer{}, ErrUnknownVisitor
+		}
 	}
-	return s.newFamily(ctx, c, client.ID, time.Time{})
+	return s.newFamily(ctx, c, client.ID, time.Time{}, "")
 }
+
+// errForeignFamily: a cookie's session is not this visitor's at this
+// client (it cannot be, the cookie is sealed; this is defence in depth).
+var errForeignFamily = errors.New("session of another visitor or client")
 
 // ErrUnknownVisitor is answered when a cookie or vouched entity_id names
 // no visitor of the client's organization.
@@ -140,7 +158,7 @@ func (s *Service) Vouch(ctx context.Context, client sqlstore.Client, entityID st
 		return Answer{}, err
 	}
 	until, _ := credential.NotAfter(holder, time.Time{})
-	return s.newFamily(ctx, c, client.ID, until)
+	return s.newFamily(ctx, c, client.ID, until, holder.Parent())
 }
 
 // Refresh rotates a customer refresh token (no cookie needed), with the

@@ -132,8 +132,26 @@ func conflict(err error) error {
 	return apierr.Internal(err)
 }
 
+// Caller is who asks: an agent-API credential, or nil for the platform
+// API (the operator's platform token).
+type Caller = *credential.Credential
+
+// mayMint applies the ceiling (docs/security.md, I1): a new user, or a
+// new password, email or role, is a new way to sign in, so only a
+// first-party sign-in may set one; a personal, API, bot or OAuth token
+// could otherwise turn itself into an unrestricted account.
+func mayMint(by Caller, what string) error {
+	if by == nil {
+		return nil
+	}
+	return credential.LongLived(*by, what)
+}
+
 // Create makes a user in org from a complete patch.
-func (s *Users) Create(ctx context.Context, org int64, p Patch) (sqlstore.User, error) {
+func (s *Users) Create(ctx context.Context, by Caller, org int64, p Patch) (sqlstore.User, error) {
+	if err := mayMint(by, "creating a user"); err != nil {
+		return sqlstore.User{}, err
+	}
 	for _, f := range []struct {
 		name string
 		v    *string
@@ -156,7 +174,12 @@ func (s *Users) Create(ctx context.Context, org int64, p Patch) (sqlstore.User, 
 // sign-in, OAuth grant and implicit grant of the user, so no token keeps
 // rights the user no longer has (personal and API tokens act with the
 // role as it is now).
-func (s *Users) Update(ctx context.Context, u *sqlstore.User, p Patch) error {
+func (s *Users) Update(ctx context.Context, by Caller, u *sqlstore.User, p Patch) error {
+	if p.Password != nil || p.Email != nil || p.Role != nil {
+		if err := mayMint(by, "changing a user's password, email or role"); err != nil {
+			return err
+		}
+	}
 	changed, err := s.apply(p, u)
 	if err != nil {
 		return err

@@ -155,6 +155,9 @@ func (s *Server) deletePAT(c echo.Context) error {
 	if err := s.Store.DeleteCredential(c.Request().Context(), id); err != nil {
 		return storeErr(err, shared.Self, id)
 	}
+	if err := s.Cascade.CredentialEnded(c.Request().Context(), sqlstore.CredentialParent("pat", id), "personal access token deleted"); err != nil {
+		return apierr.Internal(err)
+	}
 	s.audit(c, cr.OrgID, "credential.revoked", "pat:"+strconv.FormatInt(id, 10), cr.Name)
 	return c.NoContent(http.StatusNoContent)
 }
@@ -229,6 +232,9 @@ func (s *Server) resetBot(c echo.Context) error {
 	if err := s.Store.ResetCredential(c.Request().Context(), cr.ID, hash); err != nil {
 		return apierr.Internal(err)
 	}
+	if err := s.Cascade.CredentialEnded(c.Request().Context(), sqlstore.CredentialParent("bot", cr.ID), "bot token reset"); err != nil {
+		return apierr.Internal(err)
+	}
 	s.audit(c, cr.OrgID, "credential.reset", "bot:"+strconv.FormatInt(cr.ID, 10), cr.Name)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, map[string]any{"id": cr.ID, "access_token": secret})
@@ -240,6 +246,9 @@ func (s *Server) deleteBot(c echo.Context) error {
 		return err
 	}
 	if err := s.Store.DeleteCredential(c.Request().Context(), cr.ID); err != nil {
+		return apierr.Internal(err)
+	}
+	if err := s.Cascade.CredentialEnded(c.Request().Context(), sqlstore.CredentialParent("bot", cr.ID), "bot deleted"); err != nil {
 		return apierr.Internal(err)
 	}
 	s.audit(c, cr.OrgID, "credential.revoked", "bot:"+strconv.FormatInt(cr.ID, 10), cr.Name)

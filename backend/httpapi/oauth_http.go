@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -92,7 +93,14 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 		}
 		// A new sign-in gets a new CSRF token.
 		delete(sess.Values, "csrf")
-		sess.Values["uid"] = u.ID
+		// The browser sign-in is a session like any other: a password or
+		// role change, sign-out everywhere or deleting the user ends it
+		// (docs/security.md, I2).
+		sid, err := s.Cascade.StartBrowserSession(ctx, u)
+		if err != nil {
+			return apierr.Internal(err)
+		}
+		sess.Values["uid"], sess.Values["sid"] = u.ID, sid
 		user = &u
 	case "deny":
 		return s.redirect(c, req.ErrorRedirect(oauth.ErrAccessDenied.WithDescription("the user denied the request")))
@@ -101,8 +109,16 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 		return s.errorPage(c, http.StatusBadRequest, "Invalid request", "Unknown form action.")
 	}
 	if uid, ok := sess.Values["uid"].(int64); ok && user == nil && !(action == "" && req.Prompt == "login") {
-		if u, err := s.Store.UserByID(ctx, uid); err == nil {
+		sid, _ := sess.Values["sid"].(string)
+		live, err := s.Cascade.BrowserSessionLive(ctx, sid, uid)
+		if err != nil {
+			return apierr.Internal(err)
+		}
+		if u, err := s.Store.UserByID(ctx, uid); err == nil && live {
 			user = &u
+		} else {
+			delete(sess.Values, "uid")
+			delete(sess.Values, "sid")
 		}
 	}
 	if user == nil {
@@ -242,7 +258,12 @@ func formNotUTF8(body string) error {
 // already an oauth.Error is logged and answered as server_error.
 func (s *Server) oauthFail(c echo.Context, err error) error {
 	var oe *oauth.Error
-	if msg, ok := sqlstore.Unavailable(err); ok && !errors.As(err, &oe) {
+	if ae, ok := apierr.As(err); ok && ae.Code == apierr.CodeTooManyRequests && !errors.As(err, &oe) {
+		// Too many wrong client secrets: RFC 6749 has no code for it, so
+		// the answer is a 429 with Retry-After and invalid_client.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(ae.RetryAfter/time.Second))))
+		oe = &oauth.Error{Code: oauth.ErrInvalidClient.Code, Description: ae.Message, Status: http.StatusTooManyRequests}
+	} else if msg, ok := sqlstore.Unavailable(err); ok && !errors.As(err, &oe) {
 		s.log.Error("oauth endpoint: database unavailable", "path", c.Request().URL.Path, "err", err)
 		oe = oauth.ErrTemporarilyUnavailable.WithDescription(msg)
 		c.Response().Header().Set("Retry-After", "1")

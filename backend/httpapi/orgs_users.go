@@ -197,17 +197,11 @@ func (s *Server) createUser(c echo.Context) error {
 		}
 		org = *req.AccountID
 	}
-	u, err := s.newUser(c, req, org)
+	u, err := s.Users.Create(c.Request().Context(), &AgentFrom(c).Cred, org, req.patch())
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, renderUser(u))
-}
-
-// newUser stores a user in org; the agent API and the platform API
-// share it.
-func (s *Server) newUser(c echo.Context, req userBody, org int64) (sqlstore.User, error) {
-	return s.Users.Create(c.Request().Context(), org, req.patch())
 }
 
 // updateUser: an admin may change any field of a user in the tree; anyone
@@ -234,7 +228,7 @@ func (s *Server) updateUser(c echo.Context) error {
 	if self && req.Password != nil {
 		return apierr.InvalidRequest("password: change your own password at PATCH /api/v1/profile, with current_password")
 	}
-	if err := s.Users.Update(ctx, &u, req.patch()); err != nil {
+	if err := s.Users.Update(ctx, &a.Cred, &u, req.patch()); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, renderUser(u))

@@ -183,7 +183,7 @@ func (s *Server) platformCreateUser(c echo.Context) error {
 	if _, err := s.Store.Organization(c.Request().Context(), *req.AccountID); err != nil {
 		return apierr.InvalidRequest("account_id: no such account")
 	}
-	u, err := s.newUser(c, req, *req.AccountID)
+	u, err := s.Users.Create(c.Request().Context(), nil, *req.AccountID, req.patch())
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func (s *Server) platformPatchUser(c echo.Context) error {
 	if req.AccountID != nil {
 		return apierr.InvalidRequest("account_id: cannot be changed")
 	}
-	if err := s.Users.Update(c.Request().Context(), &u, req.patch()); err != nil {
+	if err := s.Users.Update(c.Request().Context(), nil, &u, req.patch()); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, renderUser(u))

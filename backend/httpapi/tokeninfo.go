@@ -11,6 +11,7 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
+	"chatauth/backend/token"
 	"chatauth/shared"
 )
 
@@ -189,16 +190,35 @@ func (s *Server) inspect(c echo.Context, raw string) (TokenInfo, int64, error) {
 		err error
 	)
 	scheme, rest, _ := strings.Cut(raw, " ")
+	secret := raw
+	switch {
+	case strings.EqualFold(scheme, "Basic"):
+		secret = token.PrefixPersonal
+	case strings.EqualFold(scheme, "Bearer"):
+		secret = strings.TrimSpace(rest)
+	}
+	// A secret looked up by its hash is a guess like any other: the
+	// debugger must not be a free oracle for them (docs/security.md, I5).
+	keys := s.Guesses.IPKeys(c.RealIP())
+	opaque := opaqueKind(secret) != ""
+	if opaque {
+		if err := s.Guesses.CheckFast(keys); err != nil {
+			return TokenInfo{}, 0, err
+		}
+	}
 	switch {
 	case strings.EqualFold(scheme, "Basic"):
 		cr, err = s.Inspector.InspectBasic(ctx, raw)
-	case strings.EqualFold(scheme, "Bearer"):
-		cr, err = s.Inspector.Inspect(ctx, strings.TrimSpace(rest))
 	default:
-		cr, err = s.Inspector.Inspect(ctx, raw)
+		cr, err = s.Inspector.Inspect(ctx, secret)
 	}
 	var inv *credential.Invalid
 	if errors.As(err, &inv) {
+		if opaque && inv.Org == 0 {
+			if ferr := s.Guesses.Fail(ctx, keys, 0, "", nil); ferr != nil {
+				return TokenInfo{}, 0, ferr
+			}
+		}
 		return invalid(string(inv.Kind), inv.Reason), inv.Org, nil
 	}
 	if err != nil {

@@ -45,7 +45,7 @@ type Store interface {
 	CreateFamily(ctx context.Context, f *sqlstore.Family, first sqlstore.RefreshToken) error
 	LookupRefresh(ctx context.Context, hash []byte) (sqlstore.Family, sqlstore.RefreshToken, error)
 	Rotate(ctx context.Context, hash []byte, grace time.Duration, next sqlstore.RefreshToken) (sqlstore.Family, bool, error)
-	RevokeFamily(ctx context.Context, id, reason string) error
+	RevokeFamily(ctx context.Context, id, reason string) ([]string, error)
 	AddRefreshToken(ctx context.Context, familyID string, rt sqlstore.RefreshToken) error
 	Family(ctx context.Context, id string) (sqlstore.Family, error)
 	Audit(ctx context.Context, e sqlstore.AuditEvent) error
@@ -145,15 +145,22 @@ func (f *Families) StartSession(ctx context.Context, fam *sqlstore.Family) error
 
 // Add gives a live family a new refresh token and retires its others:
 // the cookie path of a returning visitor, which proves possession by the
-// cookie rather than by the previous token.
-func (f *Families) Add(ctx context.Context, id, prefix string) (sqlstore.Family, string, error) {
+// cookie rather than by the previous token. check runs on the family
+// before anything changes; its error is returned as is.
+func (f *Families) Add(ctx context.Context, id, prefix string, check func(sqlstore.Family) error) (sqlstore.Family, string, error) {
 	fam, err := f.Store.Family(ctx, id)
 	switch {
 	case errors.Is(err, sqlstore.ErrNotFound):
 		return fam, "", ErrUnknown
 	case err != nil:
 		return fam, "", err
-	case !fam.RevokedAt.IsZero():
+	}
+	if check != nil {
+		if err := check(fam); err != nil {
+			return fam, "", err
+		}
+	}
+	if !fam.RevokedAt.IsZero() {
 		return fam, "", ErrRevoked
 	}
 	secret, hash := token.NewOpaque(prefix)
@@ -233,11 +240,9 @@ func (f *Families) audit(ctx context.Context, fam sqlstore.Family) {
 // Revoke ends a family: its refresh tokens stop at once, and its access
 // tokens on every process once the revocation reaches their verifiers.
 func (f *Families) Revoke(ctx context.Context, id, reason string) error {
-	if err := f.Store.RevokeFamily(ctx, id, reason); err != nil {
-		return err
-	}
-	f.Revocations.Add(id)
-	return nil
+	ids, err := f.Store.RevokeFamily(ctx, id, reason)
+	f.Revocations.Add(ids...)
+	return err
 }
 
 // APIError maps Rotate's errors to the agent and customer APIs' answers

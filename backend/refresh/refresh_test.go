@@ -280,7 +280,7 @@ func TestRotate(t *testing.T) {
 					t.Fatalf("token of a revoked family: %v", err)
 				}
 			}
-			if _, _, err := fx.f.Add(ctx, fam.ID, token.PrefixRefresh); !errors.Is(err, refresh.ErrRevoked) {
+			if _, _, err := fx.f.Add(ctx, fam.ID, token.PrefixRefresh, nil); !errors.Is(err, refresh.ErrRevoked) {
 				t.Fatalf("add to a revoked family: %v", err)
 			}
 			ev := fx.auditEvents(t, "refresh.reuse_detected")
@@ -443,7 +443,7 @@ func TestAdd(t *testing.T) {
 			fx := newFixture(t, dsn)
 			fam, s1 := fx.start(t, refresh.KindCustomer, token.PrefixCustomerRefresh)
 			fx.clk.Add(time.Minute)
-			got, s2, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh)
+			got, s2, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -463,7 +463,7 @@ func TestAdd(t *testing.T) {
 				t.Fatalf("tokens = %d, live = %d", all, live)
 			}
 			// Again: one live token.
-			_, s3, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh)
+			_, s3, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -475,14 +475,14 @@ func TestAdd(t *testing.T) {
 
 		t.Run("unknown and revoked families", func(t *testing.T) {
 			fx := newFixture(t, dsn)
-			if _, s, err := fx.f.Add(ctx, "no-such-family", token.PrefixCustomerRefresh); !errors.Is(err, refresh.ErrUnknown) || s != "" {
+			if _, s, err := fx.f.Add(ctx, "no-such-family", token.PrefixCustomerRefresh, nil); !errors.Is(err, refresh.ErrUnknown) || s != "" {
 				t.Fatalf("unknown: %q %v", s, err)
 			}
 			fam, _ := fx.start(t, refresh.KindCustomer, token.PrefixCustomerRefresh)
 			if err := fx.f.Revoke(ctx, fam.ID, "signed out"); err != nil {
 				t.Fatal(err)
 			}
-			if _, s, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh); !errors.Is(err, refresh.ErrRevoked) || s != "" {
+			if _, s, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh, nil); !errors.Is(err, refresh.ErrRevoked) || s != "" {
 				t.Fatalf("revoked: %q %v", s, err)
 			}
 			if all, _ := fx.tokens(t, fam.ID); all != 1 {
@@ -495,7 +495,7 @@ func TestAdd(t *testing.T) {
 		siblings := func(t *testing.T, fx *fixture) (fam sqlstore.Family, fromCookie, sibling string) {
 			t.Helper()
 			fam, s1 := fx.start(t, refresh.KindCustomer, token.PrefixCustomerRefresh)
-			_, s2, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh)
+			_, s2, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -560,7 +560,7 @@ func TestAdd(t *testing.T) {
 		t.Run("a retired token after grace is reuse", func(t *testing.T) {
 			fx := newFixture(t, dsn)
 			fam, s1 := fx.start(t, refresh.KindCustomer, token.PrefixCustomerRefresh)
-			_, s2, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh)
+			_, s2, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -598,7 +598,7 @@ func TestFamilyExpiresAt(t *testing.T) {
 		if _, rt := fx.lookup(t, s2); !rt.ExpiresAt.Equal(end) {
 			t.Fatalf("successor expires %v, want the family's end %v", rt.ExpiresAt, end)
 		}
-		rotated, s3, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh)
+		rotated, s3, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -613,7 +613,7 @@ func TestFamilyExpiresAt(t *testing.T) {
 		if _, _, err := fx.f.Rotate(ctx, s3, nil); !errors.Is(err, refresh.ErrExpired) {
 			t.Fatalf("rotate at the family's end: %v", err)
 		}
-		if _, s, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh); !errors.Is(err, refresh.ErrExpired) || s != "" {
+		if _, s, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh, nil); !errors.Is(err, refresh.ErrExpired) || s != "" {
 			t.Fatalf("add at the family's end: %q %v", s, err)
 		}
 

@@ -176,6 +176,11 @@ func (s *DB) EndClientTokens(ctx context.Context, id, reason string, remove bool
 			return fmt.Errorf("end client tokens: %w", err)
 		}
 		ids = append(ids, cc)
+		// Unredeemed codes were issued under what the client was; a public
+		// client could otherwise redeem a code issued without PKCE.
+		if _, err := t.exec(ctx, "DELETE FROM oauth_codes WHERE client_id = ? AND used_at IS NULL", id); err != nil {
+			return fmt.Errorf("end client tokens: %w", err)
+		}
 		if remove {
 			_, err = t.exec(ctx, "DELETE FROM oauth_clients WHERE id = ?", id)
 		} else {
@@ -248,7 +253,8 @@ func (s *DB) RedeemCode(ctx context.Context, hash []byte, familyID string) (Code
 		if used.Valid {
 			reused = true
 			if c.FamilyID != "" {
-				return revokeFamily(ctx, t, c.FamilyID, "authorization code reused", s.now())
+				_, err := revokeFamily(ctx, t, c.FamilyID, "authorization code reused", s.now())
+				return err
 			}
 			return nil
 		}
@@ -340,4 +346,18 @@ func (s *DB) OriginAllowed(ctx context.Context, origin string) (bool, error) {
 		}
 	}
 	return false, rows.Err()
+}
+
+// DropCodes deletes the unredeemed authorization codes of a user (of one
+// client when clientID is set): after a password or role change or a
+// sign-out everywhere, a code issued before must not start a new grant.
+func (s *DB) DropCodes(ctx context.Context, userID int64, clientID string) error {
+	q, args := "DELETE FROM oauth_codes WHERE user_id = ? AND used_at IS NULL", []any{userID}
+	if clientID != "" {
+		q, args = q+" AND client_id = ?", append(args, clientID)
+	}
+	if _, err := s.exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("drop codes: %w", err)
+	}
+	return nil
 }

@@ -24,6 +24,10 @@ type Family struct {
 	// family was derived from: no refresh token or access token of the
 	// family outlives it (docs/security.md, I1).
 	ExpiresAt time.Time
+	// Parent is the credential the family derives from other than its
+	// subject (the credential that vouched for a visitor): revoking it
+	// revokes the family.
+	Parent    string
 	RevokedAt time.Time
 	Reason    string
 }
@@ -44,8 +48,8 @@ type RefreshToken struct {
 func (s *DB) CreateFamily(ctx context.Context, f *Family, first RefreshToken) error {
 	f.CreatedAt = fromMS(s.now())
 	return s.tx(ctx, func(t *Tx) error {
-		if _, err := t.exec(ctx, "INSERT INTO refresh_families (id, kind, subject, org_id, client_id, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-			f.ID, f.Kind, f.Subject, f.OrgID, f.ClientID, f.Scope, s.ms(f.CreatedAt), nullMS(f.ExpiresAt)); err != nil {
+		if _, err := t.exec(ctx, "INSERT INTO refresh_families (id, kind, subject, org_id, client_id, scope, created_at, expires_at, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			f.ID, f.Kind, f.Subject, f.OrgID, f.ClientID, f.Scope, s.ms(f.CreatedAt), nullMS(f.ExpiresAt), f.Parent); err != nil {
 			return fmt.Errorf("create family: %w", err)
 		}
 		if first.Hash == nil {
@@ -65,7 +69,7 @@ func insertToken(ctx context.Context, t *Tx, familyID string, rt RefreshToken) e
 	return nil
 }
 
-const familyCols = "f.id, f.kind, f.subject, f.org_id, f.client_id, f.scope, f.created_at, f.expires_at, f.revoked_at, f.revoke_reason"
+const familyCols = "f.id, f.kind, f.subject, f.org_id, f.client_id, f.scope, f.created_at, f.expires_at, f.parent, f.revoked_at, f.revoke_reason"
 
 func scanFamilyAndToken(row *sql.Row) (Family, RefreshToken, error) {
 	var f Family
@@ -73,7 +77,7 @@ func scanFamilyAndToken(row *sql.Row) (Family, RefreshToken, error) {
 	var fCreated, created, expires int64
 	var fExpires, revoked, rotated sql.NullInt64
 	var dead int
-	err := row.Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &fCreated, &fExpires, &revoked, &f.Reason,
+	err := row.Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &fCreated, &fExpires, &f.Parent, &revoked, &f.Reason,
 		&rt.Hash, &created, &expires, &rotated, &dead)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, rt, ErrNotFound
@@ -170,7 +174,8 @@ func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next 
 			}
 		}
 		reused = true
-		return revokeFamily(ctx, t, f.ID, "refresh token reused", now)
+		_, err = revokeFamily(ctx, t, f.ID, "refresh token reused", now)
+		return err
 	})
 	if err == nil && reused {
 		fam.RevokedAt, fam.Reason = fromMS(s.now()), "refresh token reused"
@@ -179,27 +184,72 @@ func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next 
 	return fam, replay, err
 }
 
-func revokeFamily(ctx context.Context, t *Tx, id, reason string, now int64) error {
-	if _, err := t.exec(ctx, "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL", now, reason, id); err != nil {
-		return fmt.Errorf("revoke family: %w", err)
+// revokeFamily ends family id and the families it vouched for, and
+// returns every id it ended.
+func revokeFamily(ctx context.Context, t *Tx, id, reason string, now int64) ([]string, error) {
+	res, err := t.exec(ctx, "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL", now, reason, id)
+	if err != nil {
+		return nil, fmt.Errorf("revoke family: %w", err)
 	}
-	return nil
+	ids := []string{id}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ids, nil
+	}
+	children, err := revokeChildren(ctx, t, []string{id}, now)
+	return append(ids, children...), err
 }
 
-// RevokeFamily ends a family: its refresh tokens stop working, and access
-// tokens carrying its id as "sid" are refused once the revocation reaches
-// the verifier.
-func (s *DB) RevokeFamily(ctx context.Context, id, reason string) error {
-	return s.tx(ctx, func(t *Tx) error { return revokeFamily(ctx, t, id, reason, s.now()) })
+// revokeChildren ends the families whose parent is one of parents.
+func revokeChildren(ctx context.Context, t *Tx, parents []string, now int64) ([]string, error) {
+	if len(parents) == 0 {
+		return nil, nil
+	}
+	args := []any{now}
+	for _, p := range parents {
+		args = append(args, p)
+	}
+	return scanIDs(t.query(ctx, "UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'the credential that vouched for it was revoked' WHERE revoked_at IS NULL AND parent IN (?"+strings.Repeat(", ?", len(parents)-1)+") RETURNING id", args...))
+}
+
+func scanIDs(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, fmt.Errorf("revoke families: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("revoke families: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// RevokeFamily ends a family (and the families it vouched for): its
+// refresh tokens stop working, and access tokens carrying its id as
+// "sid" are refused once the revocation reaches the verifier. It returns
+// every id it ended.
+func (s *DB) RevokeFamily(ctx context.Context, id, reason string) ([]string, error) {
+	var ids []string
+	err := s.tx(ctx, func(t *Tx) error {
+		var err error
+		ids, err = revokeFamily(ctx, t, id, reason, s.now())
+		return err
+	})
+	return ids, err
 }
 
 // FamilyFilter selects live families to revoke: those of one of Kinds
-// (all kinds when empty) whose subject is Subject (when set) and whose
-// client is ClientID (when set), except the one named Except.
+// (all kinds when empty) whose subject is Subject (when set), whose
+// client is ClientID (when set) and whose parent is Parent (when set),
+// except the one named Except. The families they vouched for go too.
 type FamilyFilter struct {
 	Kinds    []string
 	Subject  string
 	ClientID string
+	Parent   string
 	Except   string
 }
 
@@ -216,8 +266,8 @@ func (s *DB) RevokeFamilies(ctx context.Context, f FamilyFilter, reason string) 
 }
 
 func revokeFamilies(ctx context.Context, t *Tx, f FamilyFilter, reason string, now int64) ([]string, error) {
-	if f.Subject == "" && f.ClientID == "" {
-		return nil, errors.New("revoke families: name a subject or a client")
+	if f.Subject == "" && f.ClientID == "" && f.Parent == "" {
+		return nil, errors.New("revoke families: name a subject, a client or a parent")
 	}
 	q := "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE revoked_at IS NULL AND id <> ?"
 	args := []any{now, reason, f.Except}
@@ -227,26 +277,21 @@ func revokeFamilies(ctx context.Context, t *Tx, f FamilyFilter, reason string, n
 	if f.ClientID != "" {
 		q, args = q+" AND client_id = ?", append(args, f.ClientID)
 	}
+	if f.Parent != "" {
+		q, args = q+" AND parent = ?", append(args, f.Parent)
+	}
 	if len(f.Kinds) > 0 {
 		q += " AND kind IN (?" + strings.Repeat(", ?", len(f.Kinds)-1) + ")"
 		for _, k := range f.Kinds {
 			args = append(args, k)
 		}
 	}
-	rows, err := t.query(ctx, q+" RETURNING id", args...)
+	ids, err := scanIDs(t.query(ctx, q+" RETURNING id", args...))
 	if err != nil {
-		return nil, fmt.Errorf("revoke families: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("revoke families: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	children, err := revokeChildren(ctx, t, ids, now)
+	return append(ids, children...), err
 }
 
 // RevokedSince lists families revoked at or after since (Unix ms), and the

@@ -61,7 +61,11 @@ func (s *DB) UserInTree(ctx context.Context, root, id int64) (User, error) {
 // UserFamilyKinds are the families whose subject is a user id: password
 // sign-ins, OAuth grants and implicit grants. Customer families name a
 // visitor, never a user.
-var UserFamilyKinds = []string{"agent", "oauth", "implicit"}
+var UserFamilyKinds = []string{"agent", "oauth", "implicit", KindBrowser}
+
+// KindBrowser is the browser sign-in of the authorization page: a session
+// row without refresh tokens.
+const KindBrowser = "browser"
 
 // DeleteUser removes a user with their personal access tokens, and ends
 // every sign-in and grant of theirs, in one transaction; it returns the
@@ -70,10 +74,18 @@ func (s *DB) DeleteUser(ctx context.Context, id int64) ([]string, error) {
 	var ids []string
 	err := s.tx(ctx, func(t *Tx) error {
 		var err error
-		ids, err = revokeFamilies(ctx, t, FamilyFilter{Kinds: UserFamilyKinds, Subject: strconv.FormatInt(id, 10)}, "user deleted", s.now())
+		now := s.now()
+		ids, err = revokeFamilies(ctx, t, FamilyFilter{Kinds: UserFamilyKinds, Subject: strconv.FormatInt(id, 10)}, "user deleted", now)
 		if err != nil {
 			return err
 		}
+		// Visitors the user's API token or personal tokens vouched for.
+		vouched, err := scanIDs(t.query(ctx, "UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'user deleted' WHERE revoked_at IS NULL AND (parent = ? OR parent IN (SELECT 'cred:pat:' || id FROM credentials WHERE kind = 'pat' AND user_id = ?)) RETURNING id",
+			now, APITokenParent(id), id))
+		if err != nil {
+			return err
+		}
+		ids = append(ids, vouched...)
 		if _, err := t.exec(ctx, "DELETE FROM credentials WHERE kind = 'pat' AND user_id = ?", id); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
@@ -152,4 +164,14 @@ func (s *DB) pageOrgs(ctx context.Context, op, where string, limit int, args ...
 
 func (s *DB) pageUsers(ctx context.Context, op, where string, limit int, args ...any) ([]User, bool, error) {
 	return page(ctx, s, op, "SELECT "+userCols+" FROM users "+where, limit, func(r *sql.Rows) (User, error) { return scanUser(r) }, args...)
+}
+
+// APITokenParent is the parent of the visitors a user's API token vouched
+// for: a reset of the token, or deleting the user, revokes them.
+func APITokenParent(userID int64) string { return "cred:api:" + strconv.FormatInt(userID, 10) }
+
+// CredentialParent is the parent of the visitors a personal or bot token
+// vouched for: deleting or resetting it revokes them.
+func CredentialParent(kind string, id int64) string {
+	return "cred:" + kind + ":" + strconv.FormatInt(id, 10)
 }

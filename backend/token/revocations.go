@@ -16,13 +16,39 @@ import (
 type Revocations struct {
 	mu  sync.RWMutex
 	set map[string]time.Time // sid → when we learned of it
+	// Publish, when set, tells other processes of revocations made here
+	// (LISTEN/NOTIFY on PostgreSQL); Pushed reports whether that channel is
+	// up, in which case Poll does not read the store (it only prunes).
+	Publish func(ids []string)
+	Pushed  func() bool
+	resync  chan struct{}
+}
+
+// Resync makes the poller read the store now (after the push channel
+// came back: what it may have missed meanwhile).
+func (r *Revocations) Resync() {
+	select {
+	case r.resync <- struct{}{}:
+	default:
+	}
 }
 
 // NewRevocations returns an empty set.
-func NewRevocations() *Revocations { return &Revocations{set: map[string]time.Time{}} }
+func NewRevocations() *Revocations {
+	return &Revocations{set: map[string]time.Time{}, resync: make(chan struct{}, 1)}
+}
 
-// Add marks sessions revoked.
+// Add marks sessions revoked here and tells the other processes.
 func (r *Revocations) Add(ids ...string) {
+	r.Learn(ids...)
+	if r.Publish != nil && len(ids) > 0 {
+		r.Publish(ids)
+	}
+}
+
+// Learn marks sessions revoked that another process told of (or the
+// store listed).
+func (r *Revocations) Learn(ids ...string) {
 	now := time.Now()
 	r.mu.Lock()
 	for _, id := range ids {
@@ -59,20 +85,28 @@ type RevocationSource interface {
 // the database anyway.
 func (r *Revocations) Poll(ctx context.Context, src RevocationSource, every, keep time.Duration, log *slog.Logger) {
 	since := time.Now().Add(-keep).UnixMilli()
+	full := time.Now()
 	load := func() {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		// Re-read a small overlap: two revocations in the same millisecond
-		// on two processes must both be seen.
-		ids, latest, err := src.RevokedSince(qctx, max(0, since-1000))
+		// revoked_at is stamped by the revoking process's clock before its
+		// transaction commits, so a revocation can appear behind the
+		// cursor: re-read a generous overlap every time, and everything
+		// within keep now and then, so clock skew or a slow commit delays
+		// a revocation instead of losing it.
+		from := since - revocationOverlap.Milliseconds()
+		if time.Since(full) >= fullReload {
+			from, full = time.Now().Add(-keep).UnixMilli(), time.Now()
+		}
+		ids, latest, err := src.RevokedSince(qctx, max(0, from))
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("revocation poll failed; will retry", "err", err)
 			}
 			return
 		}
-		r.Add(ids...)
-		since = latest
+		r.Learn(ids...)
+		since = max(since, latest)
 	}
 	load()
 	t := time.NewTicker(every)
@@ -81,12 +115,24 @@ func (r *Revocations) Poll(ctx context.Context, src RevocationSource, every, kee
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-r.resync:
 			load()
+		case <-t.C:
 			r.prune(keep)
+			if r.Pushed != nil && r.Pushed() {
+				continue // the push channel is up and carries revocations
+			}
+			load()
 		}
 	}
 }
+
+// The poll's safety margins: how far behind its cursor each poll reads,
+// and how often it reads everything still relevant.
+const (
+	revocationOverlap = 30 * time.Second
+	fullReload        = 5 * time.Minute
+)
 
 func (r *Revocations) prune(keep time.Duration) {
 	cutoff := time.Now().Add(-keep - time.Minute)

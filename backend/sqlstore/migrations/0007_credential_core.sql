@@ -9,3 +9,8 @@ ALTER TABLE refresh_families ADD COLUMN expires_at BIGINT;
 -- row per token.
 ALTER TABLE oauth_clients ADD COLUMN cc_epoch BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX refresh_families_client ON refresh_families(client_id);
+-- parent names the credential a family was vouched by ("<session id>",
+-- "cred:bot:<id>", "cred:pat:<id>", "cred:api:<user id>"): revoking the
+-- parent revokes the family.
+ALTER TABLE refresh_families ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+CREATE INDEX refresh_families_parent ON refresh_families(parent);
