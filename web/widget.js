@@ -162,6 +162,16 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
       stream = new EventSource(url);
       stream.onopen = () => { setStatus("online", "Online"); retry = 1000; };
       stream.addEventListener("message", (ev) => { try { render(JSON.parse(ev.data)); } catch {} });
+      // The server ends a stream whose token expired or was revoked (or
+      // when it restarts): reconnect after the last message seen, with a
+      // fresh token; a revoked one is dropped first.
+      stream.addEventListener("end", (ev) => {
+        let reason = "";
+        try { reason = JSON.parse(ev.data).reason; } catch {}
+        stream.close();
+        if (reason === "revoked") auth.invalidate();
+        setTimeout(connect, reason === "shutdown" ? 1000 : 0);
+      });
       stream.onerror = () => {
         stream.close();
         setStatus("connecting", "Reconnecting…");

@@ -119,7 +119,7 @@ func (s *Service) CheckPassword(ctx context.Context, email, password, ip string)
 		return u, apierr.Internal(err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return sqlstore.User{}, s.Guard.Fail(ctx, keys, u.OrgID, "too many failed sign-ins from "+ip+"; the account is locked for a minute", errBadLogin)
+		return sqlstore.User{}, s.Guard.Fail(ctx, keys, u.OrgID, "too many failed sign-ins from "+ip, errBadLogin)
 	}
 	s.Guard.Reset(ctx, keys)
 	return u, nil

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 	"chatauth/backend/customerauth"
 	"chatauth/backend/directory"
 	"chatauth/backend/httpapi"
+	"chatauth/backend/hub"
+	"chatauth/backend/notify"
 	"chatauth/backend/oauth"
 	"chatauth/backend/refresh"
 	"chatauth/backend/retention"
@@ -45,6 +48,9 @@ type App struct {
 
 	// Purger deletes what no request can use any more (backend/retention).
 	Purger *retention.Purger
+	// Bus carries new messages, revocations, key rotations and client
+	// changes to every process (LISTEN/NOTIFY on PostgreSQL).
+	Bus notify.Bus
 
 	stop   context.CancelFunc
 	done   chan struct{}
@@ -156,15 +162,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Cascade:      cascade,
 		Guesses:      guesses,
 		Users:        &directory.Users{Store: db, Hasher: a.Auth, Cascade: cascade},
+		Revoked:      a.Revocations.Revoked,
+		StreamLimits: hub.Limits{PerOwner: cfg.StreamsPerUser, PerIP: cfg.StreamsPerIP},
 		DemoClientID: demo,
 		Platform:     cfg.Platform,
 		AccessLog:    o.accessLog,
 	})
+	if err := a.connectBus(ctx); err != nil {
+		a.Server.Hub.Close()
+		db.Close()
+		return nil, err
+	}
 	bg, stop := context.WithCancel(context.Background())
 	a.stop = stop
 	go func() {
 		defer close(a.done)
 		go a.reloadKeys(bg)
+		go a.pollWhileDown(bg)
 		a.Revocations.Poll(bg, db, 500*time.Millisecond, max(cfg.AccessTTL, cfg.CustomerTTL), log)
 	}()
 	// Retention: a revoked family stays listed for a minute longer than
@@ -176,6 +190,71 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	a.purged = make(chan struct{})
 	go func() { defer close(a.purged); a.Purger.Run(bg) }()
 	return a, nil
+}
+
+// connectBus subscribes this process to what the others announce. On
+// SQLite the bus is in-process; on PostgreSQL it LISTENs, and polling is
+// only the fallback while the listening connection is down.
+func (a *App) connectBus(ctx context.Context) error {
+	if a.Store.Kind() != "postgres" {
+		a.Bus = notify.NewLocal()
+	} else {
+		pg, err := notify.NewPostgres(ctx, a.Cfg.DB, a.Log)
+		if err != nil {
+			return fmt.Errorf("listen for notifications: %w", err)
+		}
+		a.Bus = pg
+		rev := a.Revocations
+		rev.Pushed = pg.Up
+		rev.Publish = func(ids []string) {
+			for _, id := range ids {
+				if err := pg.Publish(context.Background(), notify.TopicRevocation, id); err != nil {
+					a.Log.Warn("announcing a revocation failed; other processes learn of it from their poll", "err", err)
+				}
+			}
+		}
+		pg.Subscribe(notify.TopicRevocation, func(sid string) { rev.Learn(sid) })
+		pg.Subscribe(notify.TopicKeys, func(string) { a.reloadKeysNow() })
+		pg.Subscribe(notify.TopicClient, func(id string) { a.Store.ForgetClient(id) })
+		pg.OnReconnect(func() {
+			rev.Resync()
+			a.Server.Hub.NotifyAll()
+			a.reloadKeysNow()
+			a.Store.ForgetClient("")
+		})
+	}
+	h := a.Server.Hub
+	a.Bus.Subscribe(notify.TopicMessage, func(p string) {
+		if conv, err := strconv.ParseInt(p, 10, 64); err == nil {
+			h.Notify(conv)
+		}
+	})
+	return nil
+}
+
+// pollWhileDown wakes every stream once a second while the bus cannot
+// deliver across processes, so a message stored elsewhere still arrives.
+func (a *App) pollWhileDown(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if !a.Bus.Up() {
+				a.Server.Hub.NotifyAll()
+			}
+		}
+	}
+}
+
+func (a *App) reloadKeysNow() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Keys.Reload(ctx); err != nil {
+		a.Log.Warn("reload signing keys failed; will retry", "err", err)
+	}
 }
 
 func (a *App) bootstrap(ctx context.Context) error {
@@ -267,10 +346,15 @@ func (a *App) reloadKeys(ctx context.Context) {
 	}
 }
 
-// Close stops background work and closes the store.
+// Close ends the event streams (with a retry hint), stops background
+// work and closes the store.
 func (a *App) Close() error {
+	a.Server.Hub.Close()
 	a.stop()
 	<-a.done
+	if pg, ok := a.Bus.(*notify.Postgres); ok {
+		pg.Close()
+	}
 	if a.purged != nil {
 		<-a.purged
 	}

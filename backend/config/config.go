@@ -35,6 +35,9 @@ type Config struct {
 	// conversation and no live session, and an audit event, are kept.
 	VisitorRetention time.Duration
 	AuditRetention   time.Duration
+	// Concurrent event streams per visitor or agent, and per client IP.
+	StreamsPerUser int
+	StreamsPerIP   int
 }
 
 type setting struct {
@@ -117,6 +120,20 @@ var settings = []setting{
 	{"CHATAUTH_TRUST_PROXY", "false", "take the client IP from X-Forwarded-For (only behind a proxy you run)", boolean(func(c *Config) *bool { return &c.TrustProxyHeader })},
 	{"CHATAUTH_VISITOR_RETENTION", "720h", "a visitor with no conversation and no live session is deleted once unchanged this long (at least 24h)", duration(func(c *Config) *time.Duration { return &c.VisitorRetention })},
 	{"CHATAUTH_AUDIT_RETENTION", "8760h", "audit events are deleted after this long (at least 24h)", duration(func(c *Config) *time.Duration { return &c.AuditRetention })},
+	{"CHATAUTH_STREAMS_PER_USER", "20", "concurrent event streams per visitor or agent (tabs and devices)", count(func(c *Config) *int { return &c.StreamsPerUser })},
+	{"CHATAUTH_STREAMS_PER_IP", "500", "concurrent event streams per client address (an office behind one NAT shares one; at least 200 is advised)", count(func(c *Config) *int { return &c.StreamsPerIP })},
+}
+
+// count reads a whole number from 1 to 1,000,000.
+func count(dst func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > 1_000_000 {
+			return errors.New("write a whole number from 1 to 1000000")
+		}
+		*dst(c) = n
+		return nil
+	}
 }
 
 // flagName turns CHATAUTH_ACCESS_TTL into access-ttl.

@@ -81,8 +81,10 @@ func MayVouch(holder Credential) error {
 	case Customer, CustomerRefresh, Refresh, Platform, "":
 		return apierr.New(apierr.CodeForbidden, "vouching for an entity_id needs an agent-family token of the client's organization, not "+holder.Kind.describe())
 	}
-	if !shared.Allowed(sc.Role, shared.Message, shared.Create) {
-		return apierr.InsufficientScope("vouching for a visitor needs the rights to write messages: role " + shared.MinRole(shared.Message, shared.Create).String() + " or higher; this token has role " + sc.Role.String())
+	// An agent's rights to write messages (the matrix lets guests write
+	// too, but only in their own conversation).
+	if !sc.Role.Includes(shared.RoleAgent) || !shared.Allowed(sc.Role, shared.Message, shared.Create) {
+		return apierr.InsufficientScope("vouching for a visitor needs the rights to write messages: role agent or higher; this token has role " + sc.Role.String())
 	}
 	if need := shared.Required(shared.Message, shared.Create); !sc.API.Has(need) {
 		return apierr.InsufficientScope("vouching for a visitor needs the rights to write messages: scope \"" + need.String() + "\"; this token has scope \"" + sc.String() + "\"")

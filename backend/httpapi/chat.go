@@ -286,6 +286,6 @@ func (s *Server) createMessage(c echo.Context) error {
 	if err != nil {
 		return apierr.Internal(err)
 	}
-	s.events.notify(conv.ID)
+	s.Hub.Notify(conv.ID)
 	return c.JSON(http.StatusCreated, messageSpec.render(o))
 }

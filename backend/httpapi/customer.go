@@ -1,9 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,8 +14,10 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/credential"
 	"chatauth/backend/customerauth"
 	"chatauth/backend/directory"
+	"chatauth/backend/hub"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/shared"
@@ -435,16 +437,9 @@ func (s *Server) customerSend(c echo.Context) error {
 	if err != nil {
 		return apierr.Internal(err)
 	}
-	s.events.notify(conv.ID)
+	s.Hub.Notify(conv.ID)
 	return c.JSON(http.StatusCreated, messageSpec.render(o))
 }
-
-// SSE timing: a heartbeat keeps proxies from closing an idle stream; the
-// poll catches messages written by other server processes.
-var (
-	sseHeartbeat = 15 * time.Second
-	ssePoll      = time.Second
-)
 
 // customerEvents streams the visitor's conversation (private notes left
 // out) as server-sent events.
@@ -453,7 +448,8 @@ func (s *Server) customerEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.streamMessages(c, conv, false)
+	v := CustomerFrom(c)
+	return s.streamMessages(c, conv, hub.Spec{WithPrivate: false, Expires: time.Unix(v.Expiry, 0), Session: v.Session, Owner: "visitor:" + v.Subject})
 }
 
 // agentEvents streams a conversation to the console, private notes
@@ -464,68 +460,75 @@ func (s *Server) agentEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.streamMessages(c, conv, true)
+	a := AgentFrom(c)
+	sp := hub.Spec{WithPrivate: true, Expires: a.Cred.Expiry(), Session: a.Session, Owner: "agent:" + a.Subject}
+	switch a.Cred.Kind {
+	case credential.API, credential.Personal, credential.Bot:
+		// No session to revoke: the sweeper asks the credential core again.
+		r := c.Request()
+		h, apiTok := r.Header.Get(echo.HeaderAuthorization), r.Header.Get(headerAPIToken)
+		sp.Recheck = func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			var err error
+			if apiTok != "" {
+				_, err = s.Inspector.Inspect(ctx, apiTok)
+			} else {
+				_, err = s.Inspector.InspectBasic(ctx, h)
+			}
+			var inv *credential.Invalid
+			return !errors.As(err, &inv) // a database hiccup does not end the stream
+		}
+	}
+	return s.streamMessages(c, conv, sp)
 }
 
-// streamMessages sends new messages of conv as server-sent events. Each
-// event's id is the message id, so a reconnect with Last-Event-ID (or
-// ?last_event_id=) resumes exactly after the last message received;
-// without one the stream starts after the newest.
-func (s *Server) streamMessages(c echo.Context, conv sqlstore.Object, withPrivate bool) error {
+// streamMessages hands the request to the hub, which sends conv's new
+// messages as server-sent events. Each event's id is the message id, so
+// a reconnect with Last-Event-ID (or ?last_event_id=) resumes exactly
+// after the last message received; without one the stream starts after
+// the newest.
+func (s *Server) streamMessages(c echo.Context, conv sqlstore.Object, sp hub.Spec) error {
 	ctx := c.Request().Context()
 	last := c.Request().Header.Get("Last-Event-ID")
 	if last == "" {
 		last = c.QueryParam("last_event_id")
 	}
-	var after int64
 	var err error
 	if last != "" {
-		if after, err = strconv.ParseInt(last, 10, 64); err != nil || after < 0 {
+		if sp.After, err = strconv.ParseInt(last, 10, 64); err != nil || sp.After < 0 {
 			return apierr.InvalidRequest("Last-Event-ID: must be the id of the last event received")
 		}
-	} else if after, err = s.Store.MaxMessageID(ctx, conv.ID); err != nil {
+	} else if sp.After, err = s.Store.MaxMessageID(ctx, conv.ID); err != nil {
 		return apierr.Internal(err)
 	}
-	wake, stop := s.events.subscribe(conv.ID)
-	defer stop()
-	w := c.Response()
-	// The stream outlives the server's write timeout on purpose.
-	http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 2000\n\n")
-	w.Flush()
-	heartbeat := time.NewTicker(sseHeartbeat)
-	defer heartbeat.Stop()
-	poll := time.NewTicker(ssePoll)
-	defer poll.Stop()
-	for {
-		msgs, _, err := s.Store.ListObjects(ctx, messageSpec.table, conv.OrgID, after, 100, sqlstore.Filter{Column: "conversation_id", Value: conv.ID})
-		if err != nil {
-			return nil // the stream is open; the client reconnects
-		}
-		for _, m := range msgs {
-			after = m.ID
-			if !withPrivate && m.Values["private"] == int64(1) {
-				continue
-			}
-			b, _ := json.Marshal(messageSpec.render(m))
-			fmt.Fprintf(w, "id: %d\nevent: message\ndata: %s\n\n", m.ID, b)
-		}
-		if len(msgs) > 0 {
-			w.Flush()
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-wake:
-		case <-poll.C:
-		case <-heartbeat.C:
-			fmt.Fprint(w, ": heartbeat\n\n")
-			w.Flush()
-		}
+	sp.Conv, sp.Org, sp.IP = conv.ID, conv.OrgID, c.RealIP()
+	err = s.Hub.Serve(c.Response(), c.Response().Header(), sp)
+	var many *hub.ErrTooMany
+	switch {
+	case errors.As(err, &many):
+		return apierr.TooManyRequests(many.What, 5*time.Second)
+	case errors.Is(err, hub.ErrClosed):
+		c.Response().Header().Set("Retry-After", "1")
+		return apierr.New(apierr.CodeUnavailable, "the server is shutting down; reconnect in a second")
 	}
+	return err
+}
+
+// loadMessages is the hub's reader: a conversation's messages after an
+// id, rendered once for every stream.
+func (s *Server) loadMessages(ctx context.Context, conv, org, after int64, limit int) ([]hub.Event, error) {
+	msgs, _, err := s.Store.ListObjects(ctx, messageSpec.table, org, after, limit, sqlstore.Filter{Column: "conversation_id", Value: conv})
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]hub.Event, len(msgs))
+	for i, m := range msgs {
+		b, err := json.Marshal(messageSpec.render(m))
+		if err != nil {
+			return nil, err
+		}
+		evs[i] = hub.Event{ID: m.ID, Private: m.Values["private"] == int64(1), Data: b}
+	}
+	return evs, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/notify"
 	"chatauth/backend/sqlstore"
 	"chatauth/shared"
 )
@@ -85,10 +86,19 @@ var (
 		field{name: "sender_type", server: true},
 		field{name: "sender_id", server: true},
 	)
+	_             = announce(messageSpec, "conversation_id")
 	knowledgeSpec = spec(shared.KnowledgeItem, "knowledge_items", text("title", 500, true), text("body", 50000, true))
 	formSpec      = spec(shared.Form, "forms", text("name", 200, true), text("description", 2000, false))
 	serviceSpec   = spec(shared.Service, "services", text("name", 200, true), text("description", 2000, false))
 )
+
+// announce makes new rows of rs known to every process by the reference
+// column col (on PostgreSQL, in the inserting transaction): new messages
+// wake their conversation's event streams everywhere.
+func announce(rs *resourceSpec, col string) bool {
+	rs.table.Announce, rs.table.AnnounceTopic = col, notify.TopicMessage
+	return true
+}
 
 func (rs *resourceSpec) field(name string) (field, bool) {
 	for _, f := range rs.fields {

@@ -27,6 +27,7 @@ import (
 	"chatauth/backend/credential"
 	"chatauth/backend/customerauth"
 	"chatauth/backend/directory"
+	"chatauth/backend/hub"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/throttle"
@@ -60,6 +61,11 @@ type Deps struct {
 	Guesses   *throttle.Guesses
 	// Users is user management, for the agent and platform APIs alike.
 	Users *directory.Users
+	// Revoked says whether a session was revoked (the revocation set):
+	// event streams end within a second of it. StreamLimits bound
+	// concurrent streams.
+	Revoked      func(sid string) bool
+	StreamLimits hub.Limits
 	// DemoClientID is the public client of the demo page at "/".
 	DemoClientID string
 	// Platform enables /platform/api/v1 (CHATAUTH_PLATFORM).
@@ -71,10 +77,11 @@ type Deps struct {
 // Server is the HTTP face of chatauth.
 type Server struct {
 	Deps
-	e      *echo.Echo
-	log    *slog.Logger
-	table  []Route
-	events *broker
+	e     *echo.Echo
+	log   *slog.Logger
+	table []Route
+	// Hub holds the event streams of this process.
+	Hub *hub.Hub
 	// requestID makes the id of a request that brought none.
 	requestID func() string
 }
@@ -83,7 +90,8 @@ type Server struct {
 func New(d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{Deps: d, e: e, log: d.Log, events: newBroker(), requestID: newRequestIDs()}
+	s := &Server{Deps: d, e: e, log: d.Log, requestID: newRequestIDs()}
+	s.Hub = hub.New(s.loadMessages, d.Revoked, d.StreamLimits, d.Log)
 	if s.AccessLog == nil {
 		s.AccessLog = accesslog.New(d.Log, nil, accesslog.Text)
 	}

@@ -79,7 +79,7 @@ func New(store Store, rev *token.Revocations, secret token.Secret, ttl, grace ti
 // Successor is the secret that follows secret in its family: the same
 // prefix and an HMAC of the whole secret under a key only the server has.
 func (f *Families) Successor(secret string) string {
-	prefix := secret
+	prefix := ""
 	if i := indexUnderscore(secret); i >= 0 {
 		prefix = secret[:i+1]
 	}
@@ -211,7 +211,7 @@ func (f *Families) Rotate(ctx context.Context, secret string, check func(sqlstor
 	fam, _, err = f.Store.Rotate(ctx, hash, f.Grace, sqlstore.RefreshToken{Hash: token.Hash(next), CreatedAt: now, ExpiresAt: f.expiry(fam, now)})
 	switch {
 	case errors.Is(err, sqlstore.ErrReused):
-		f.Revocations.Add(fam.ID)
+		f.Revocations.Add(append([]string{fam.ID}, fam.Ended...)...)
 		f.audit(ctx, fam)
 		return fam, "", ErrReused
 	case errors.Is(err, sqlstore.ErrRevoked):

@@ -176,6 +176,12 @@ func (s *DB) EndClientTokens(ctx context.Context, id, reason string, remove bool
 			return fmt.Errorf("end client tokens: %w", err)
 		}
 		ids = append(ids, cc)
+		// Visitors its client-credentials tokens vouched for.
+		children, err := revokeChildren(ctx, t, []string{cc}, now)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, children...)
 		// Unredeemed codes were issued under what the client was; a public
 		// client could otherwise redeem a code issued without PKCE.
 		if _, err := t.exec(ctx, "DELETE FROM oauth_codes WHERE client_id = ? AND used_at IS NULL", id); err != nil {
@@ -361,3 +367,7 @@ func (s *DB) DropCodes(ctx context.Context, userID int64, clientID string) error
 	}
 	return nil
 }
+
+// ForgetClient drops a memoized client (all of them with id ""), when
+// another process announced a change to it.
+func (s *DB) ForgetClient(id string) { s.clients.clear() }

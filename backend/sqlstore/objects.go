@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"chatauth/backend/notify"
 )
 
 // Column kinds of a generic table.
@@ -28,6 +31,12 @@ type Column struct {
 type Table struct {
 	Name    string
 	Columns []Column
+	// Announce, when set, is a reference column whose value a new row is
+	// announced with on PostgreSQL: NOTIFY on AnnounceTopic in the
+	// inserting transaction, so every process hears of the row exactly
+	// when it is committed (messages → their conversation's streams).
+	Announce      string
+	AnnounceTopic string
 }
 
 // Object is a row of a generic table. Values hold string for ColText,
@@ -118,7 +127,27 @@ func (s *DB) InsertObject(ctx context.Context, t Table, org int64, values map[st
 		}
 	}
 	q := "INSERT INTO " + t.Name + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ") RETURNING " + t.selectCols()
-	o, err := t.scan(s.queryRow(ctx, q, args...))
+	if t.Announce == "" || s.dialect != postgres {
+		o, err := t.scan(s.queryRow(ctx, q, args...))
+		if err != nil {
+			return o, fmt.Errorf("insert %s: %w", t.Name, err)
+		}
+		return o, nil
+	}
+	var o Object
+	err := s.tx(ctx, func(tx *Tx) error {
+		var err error
+		if o, err = t.scan(tx.queryRow(ctx, q, args...)); err != nil {
+			return err
+		}
+		ref, _ := o.Values[t.Announce].(*int64)
+		if ref == nil {
+			return nil
+		}
+		nq, nargs := notify.NotifySQL(t.AnnounceTopic, strconv.FormatInt(*ref, 10))
+		_, err = tx.exec(ctx, nq, nargs...)
+		return err
+	})
 	if err != nil {
 		return o, fmt.Errorf("insert %s: %w", t.Name, err)
 	}

@@ -137,7 +137,7 @@ const (
 	purgeRevokedFamilies = "DELETE FROM refresh_families WHERE id IN (SELECT id FROM refresh_families WHERE revoked_at < ? LIMIT ?)"
 	// A family past its hard end has no usable token: every token's expiry
 	// is capped at it. Revoked ones go by revoked_at.
-	purgeEndedFamilies = "DELETE FROM refresh_families WHERE id IN (SELECT id FROM refresh_families WHERE expires_at < ? AND revoked_at IS NULL LIMIT ?)"
+	purgeEndedFamilies = "DELETE FROM refresh_families WHERE id IN (SELECT id FROM refresh_families WHERE expires_at IS NOT NULL AND expires_at < ? AND revoked_at IS NULL LIMIT ?)"
 	purgeSpentTokens   = "DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens WHERE rotated_at IS NOT NULL AND rotated_at < ? LIMIT ?) RETURNING family_id"
 	purgeExpiredTokens = "DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens WHERE expires_at < ? LIMIT ?) RETURNING family_id"
 	purgeCodes         = "DELETE FROM oauth_codes WHERE hash IN (SELECT hash FROM oauth_codes WHERE expires_at < ? AND (used_at IS NULL OR used_at < ?) LIMIT ?)"

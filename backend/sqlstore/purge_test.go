@@ -22,7 +22,7 @@ type purgeClock struct {
 	t  time.Time
 }
 
-func (c *purgeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *purgeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *purgeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func randomHash() []byte {
@@ -149,8 +149,17 @@ func TestPurgeTimeline(t *testing.T) {
 		add("client-credentials session", keep, famExists(sqlstore.ClientCredentialsSession(client.ID, 0)))
 		family("implicit", "implicit", "1", t0.Add(time.Hour), 0)
 		add("implicit session", time.Hour+keep, famExists("implicit"))
+		// A family revoked after its hard end is kept for its revocation.
+		h := family("revoked-late", "agent", "1", t0.Add(time.Hour), time.Hour)
+		add("token of the family revoked after its end", time.Hour+keep+grace, tokExists(h))
+		at(time.Hour + keep/2)
+		if _, err := db.RevokeFamily(ctx, "revoked-late", "test"); err != nil {
+			t.Fatal(err)
+		}
+		at(0)
+		add("family revoked after its end", time.Hour+keep/2+keep, famExists("revoked-late"))
 		// A vouched family: its token's life is capped at the hard end.
-		h := family("vouched", "customer", "v-vouched", t0.Add(3*time.Hour), 3*time.Hour)
+		h = family("vouched", "customer", "v-vouched", t0.Add(3*time.Hour), 3*time.Hour)
 		add("vouched family", 3*time.Hour+keep, famExists("vouched"))
 		add("vouched token", 3*time.Hour+keep, tokExists(h))
 		// A family whose token expired long before its hard end: the token
@@ -190,6 +199,14 @@ func TestPurgeTimeline(t *testing.T) {
 			t.Fatal(err)
 		}
 		add("used code", 5*time.Minute+code, codeExists(quick))
+		// RedeemCode marks a code used before the provider refuses it as
+		// expired: its use is what a second redemption is measured by.
+		late := newCode(5 * time.Minute)
+		at(30 * time.Minute)
+		if _, err := db.RedeemCode(ctx, late, "late"); err != nil {
+			t.Fatal(err)
+		}
+		add("code used after it expired", 30*time.Minute+code, codeExists(late))
 		at(0)
 
 		// Credentials: expired personal tokens go a day later; the rest
@@ -237,6 +254,16 @@ func TestPurgeTimeline(t *testing.T) {
 			t.Fatal(err)
 		}
 		add("visitor's revoked family", keep, famExists("v-revoked-family"))
+		// A revoked family does not keep its visitor, even while it is
+		// itself kept.
+		add("visitor with a family revoked late", vr, visitor("v-late"))
+		family("v-late-family", "customer", "v-late", time.Time{}, 60*day)
+		at(vr - time.Hour)
+		if _, err := db.RevokeFamily(ctx, "v-late-family", "test"); err != nil {
+			t.Fatal(err)
+		}
+		at(0)
+		add("visitor's family revoked late", vr-time.Hour+keep, famExists("v-late-family"))
 		// The vouched visitors' families end early; the visitors wait for
 		// the retention.
 		add("vouched visitor", vr, visitor("v-vouched"))
@@ -307,16 +334,17 @@ func TestPurgeTimeline(t *testing.T) {
 			}
 		}
 		want := sqlstore.PurgeStats{
-			// Spent l1, expired l2, long-end's and expired's tokens; the
-			// tokens of revoked and ended families go with them.
-			RefreshTokens: 5,
-			// live, 5 revoked, cc, implicit, vouched, long-end, expired,
-			// the live and revoked visitors' families.
-			Families:       13,
-			Codes:          5,
+			// Spent l1; expired l2 and the revoked-late, long-end, expired
+			// and v-live tokens. The tokens of the other revoked and ended
+			// families go with them.
+			RefreshTokens: 6,
+			// live, 5 revoked, revoked-late, cc, implicit, vouched, long-end, expired,
+			// the live and the two revoked visitors' families.
+			Families:       15,
+			Codes:          6,
 			PersonalTokens: 3,
-			// 5 abandoned, revoked, vouched, long-end, updated, live.
-			Visitors:    10,
+			// 5 abandoned, the two revoked, vouched, long-end, updated, live.
+			Visitors:    11,
 			AuditEvents: 4,
 			Throttle:    1,
 		}

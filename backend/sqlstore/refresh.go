@@ -30,6 +30,9 @@ type Family struct {
 	Parent    string
 	RevokedAt time.Time
 	Reason    string
+	// Ended, set by Rotate with ErrReused, lists every session that the
+	// reuse revoked (the family and those it vouched for).
+	Ended []string
 }
 
 // RefreshToken is a stored refresh token; only its SHA-256 hash is kept.
@@ -125,6 +128,7 @@ func (s *DB) LookupRefresh(ctx context.Context, hash []byte) (Family, RefreshTok
 // replay branch; on SQLite the write lock taken at BEGIN serializes them.
 func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next RefreshToken) (fam Family, replay bool, err error) {
 	var reused bool
+	var ended []string
 	err = s.tx(ctx, func(t *Tx) error {
 		f, rt, err := scanFamilyAndToken(t.queryRow(ctx, tokenQuery, hash))
 		if err != nil {
@@ -174,11 +178,11 @@ func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next 
 			}
 		}
 		reused = true
-		_, err = revokeFamily(ctx, t, f.ID, "refresh token reused", now)
+		ended, err = revokeFamily(ctx, t, f.ID, "refresh token reused", now)
 		return err
 	})
 	if err == nil && reused {
-		fam.RevokedAt, fam.Reason = fromMS(s.now()), "refresh token reused"
+		fam.RevokedAt, fam.Reason, fam.Ended = fromMS(s.now()), "refresh token reused", ended
 		return fam, false, ErrReused
 	}
 	return fam, replay, err

@@ -40,7 +40,10 @@ func tooMany(wait time.Duration) error {
 
 func roundUp(d time.Duration) string {
 	secs := int64((d + time.Second - 1) / time.Second)
-	if secs < 120 {
+	switch {
+	case secs == 60:
+		return "a minute"
+	case secs < 120:
 		return strconv.FormatInt(secs, 10) + "s"
 	}
 	return strconv.FormatInt((secs+59)/60, 10) + " minutes"
@@ -75,9 +78,14 @@ func (g *Guesses) Fail(ctx context.Context, keys []Key, org int64, detail string
 		return apierr.Internal(err)
 	}
 	for _, k := range locked {
-		if strings.HasPrefix(k.Name, "acct") && g.Audit != nil {
-			g.Audit.Audit(ctx, sqlstore.AuditEvent{OrgID: org, Event: "login.lockout", Subject: k.Name, Detail: detail})
+		if !strings.HasPrefix(k.Name, "acct") || g.Audit == nil {
+			continue
 		}
+		d := detail + "; this address is blocked for the account until the " + k.Rule.Window.String() + " window ends"
+		if k.Rule.Lock > 0 {
+			d = detail + "; the account is locked for " + roundUp(k.Rule.Lock)
+		}
+		g.Audit.Audit(ctx, sqlstore.AuditEvent{OrgID: org, Event: "login.lockout", Subject: k.Name, Detail: d})
 	}
 	return answer
 }

@@ -131,7 +131,12 @@ async function follow(id, lastId) {
   const ctl = new AbortController();
   stream = ctl;
   try {
+    if (session && Date.now() > session.expiresAt - 60000) await refresh();
+    if (!session) return;
     const res = await fetch(`/api/v1/conversations/${id}/events?last_event_id=${lastId}`, { headers: { Authorization: "Bearer " + session.token }, signal: ctl.signal });
+    // A refused token (expired, or its sign-in revoked): refresh once,
+    // then follow again; a revoked sign-in ends in the sign-in form.
+    if (res.status === 401) { if (!(await refresh())) { signOut(); return; } throw new Error("stream: token refreshed"); }
     if (!res.ok) throw new Error("stream: " + res.status);
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = "";
@@ -143,6 +148,10 @@ async function follow(id, lastId) {
       while ((i = buf.indexOf("\n\n")) >= 0) {
         const block = buf.slice(0, i); buf = buf.slice(i + 2);
         const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        // "event: end": the server ended the stream because its token
+        // expired or was revoked, or it is restarting; the loop below
+        // follows again, with a fresh token when needed.
+        if (block.split("\n").includes("event: end")) { if (JSON.parse(data).reason !== "shutdown") await refresh(); continue; }
         if (data) { const m = JSON.parse(data); lastId = m.id; renderMessage(m); }
       }
     }
