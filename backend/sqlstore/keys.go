@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"chatauth/backend/notify"
 )
 
 // SigningKey is one stored key. PrivateKey is sealed by the token package
@@ -30,7 +32,7 @@ func (s *DB) InsertKey(ctx context.Context, k SigningKey) error {
 	if err != nil {
 		return fmt.Errorf("insert key: %w", err)
 	}
-	return nil
+	return s.announce(ctx, notify.TopicKeys, "")
 }
 
 // Rotate stores next and schedules every other current key of its family
@@ -44,7 +46,8 @@ func (s *DB) RotateKey(ctx context.Context, next SigningKey, verifyUntil time.Ti
 			next.KID, next.Family, next.Alg, next.PublicKey, next.PrivateKey, s.ms(next.CreatedAt), s.ms(next.SignsFrom)); err != nil {
 			return fmt.Errorf("rotate key: %w", err)
 		}
-		return nil
+		// Every process reloads its keys on commit (PostgreSQL).
+		return t.announce(ctx, notify.TopicKeys, "")
 	})
 }
 

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"chatauth/backend/notify"
 )
 
 // Client is a registered OAuth client. SecretHash is nil for public
@@ -145,7 +147,8 @@ func (s *DB) UpdateClient(ctx context.Context, c *Client) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound
 	}
-	return nil
+	// Other processes forget their memo of it now, not within a second.
+	return s.announce(ctx, notify.TopicClient, c.ID)
 }
 
 // EndClientTokens ends every token the client holds or minted: its
@@ -195,7 +198,7 @@ func (s *DB) EndClientTokens(ctx context.Context, id, reason string, remove bool
 		if err != nil {
 			return fmt.Errorf("end client tokens: %w", err)
 		}
-		return nil
+		return t.announce(ctx, notify.TopicClient, id)
 	})
 	return ids, err
 }

@@ -23,7 +23,9 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
-	_ "modernc.org/sqlite"             // registers "sqlite"
+
+	"chatauth/backend/notify"
+	_ "modernc.org/sqlite" // registers "sqlite"
 )
 
 //go:embed migrations/*.sql
@@ -348,4 +350,30 @@ func stripComments(stmt string) string {
 		}
 	}
 	return b.String()
+}
+
+// announce tells every process of a change on PostgreSQL (NOTIFY); on
+// SQLite it does nothing: one process owns the file, and memos expire.
+func (s *DB) announce(ctx context.Context, topic, payload string) error {
+	if s.dialect != postgres {
+		return nil
+	}
+	q, args := notify.NotifySQL(topic, payload)
+	if _, err := s.exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("announce %s: %w", topic, err)
+	}
+	return nil
+}
+
+// announce within a transaction: delivered when it commits, and not at
+// all if it rolls back.
+func (t *Tx) announce(ctx context.Context, topic, payload string) error {
+	if t.s.dialect != postgres {
+		return nil
+	}
+	q, args := notify.NotifySQL(topic, payload)
+	if _, err := t.exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("announce %s: %w", topic, err)
+	}
+	return nil
 }
