@@ -87,9 +87,27 @@ case "${1:-build}" in
       log "page load to first token in headless Chromium (median of 5)"
       CHATAUTH_CHROMIUM=$CHATAUTH_CHROMIUM CHATAUTH_BENCH=1 go test -count=1 -run TestSDKFirstTokenTiming -v ./web/ | grep -E 'first token|ok|FAIL'
     fi
-    log "HTTP load on loopback (writes bench/results.json)"
+    log "HTTP load, idle streams, fan-out on loopback (writes bench/results.json)"
     go build -o bin/chatauth-load ./backend/cmd/chatauth-load
-    ./bin/chatauth-load -bin bin/chatauth -duration "${BENCH_DURATION:-5s}" -concurrency "${BENCH_CONCURRENCY:-16}"
+    # The two-process fan-out and revocation need PostgreSQL: a throwaway
+    # server like the test command's, unless CHATAUTH_BENCH_POSTGRES names one.
+    pg_args=()
+    if [ -z "${CHATAUTH_BENCH_POSTGRES:-}" ] && [ "${CHATAUTH_SKIP_POSTGRES:-}" != 1 ]; then
+      # shellcheck source=scripts/postgres.sh
+      source scripts/postgres.sh
+      # free_port can pick a port that the benchmarks' loopback connections
+      # still hold (TIME_WAIT): then the server cannot listen; try again.
+      for _ in 1 2 3; do
+        if pg_start; then
+          trap pg_stop EXIT
+          pg_args=(-pg "$CHATAUTH_TEST_POSTGRES")
+          break
+        fi
+        pg_stop
+      done
+      [ ${#pg_args[@]} -gt 0 ] || log "no PostgreSQL: the two-process fan-out and revocation are skipped"
+    fi
+    ./bin/chatauth-load -bin bin/chatauth -duration "${BENCH_DURATION:-3s}" -pairs "${BENCH_PAIRS:-12}" -concurrency "${BENCH_CONCURRENCY:-16}" "${pg_args[@]}"
     ;;
   fuzz)
     need_go

@@ -27,7 +27,7 @@ import (
 type Store interface {
 	UserByEmail(ctx context.Context, email string) (sqlstore.User, error)
 	UserByID(ctx context.Context, id int64) (sqlstore.User, error)
-	UpdateUser(ctx context.Context, u *sqlstore.User) error
+	UpdateUser(ctx context.Context, u *sqlstore.User, cols ...string) error
 	SetAPITokenHash(ctx context.Context, userID int64, hash []byte) error
 	Audit(ctx context.Context, e sqlstore.AuditEvent) error
 }
@@ -131,7 +131,22 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Pair, 
 	if err != nil {
 		return Pair{}, err
 	}
-	return s.StartSession(ctx, u)
+	p, err := s.StartSession(ctx, u)
+	if err != nil {
+		return p, err
+	}
+	// A password reset or demotion that committed between the check and
+	// the new session has already ended the user's sessions, but not this
+	// one: look again, and end it if the user changed meanwhile
+	// (docs/security.md, I2).
+	now, err := s.Store.UserByID(ctx, u.ID)
+	if err != nil || now.PasswordHash != u.PasswordHash || now.Role != u.Role {
+		if rerr := s.Families.Revoke(ctx, p.Claims.Session, "user changed during sign-in"); rerr != nil {
+			return Pair{}, apierr.Internal(rerr)
+		}
+		return Pair{}, errBadLogin
+	}
+	return p, nil
 }
 
 func firstParty(u sqlstore.User) shared.Scope {
@@ -250,7 +265,7 @@ func (s *Service) ChangePassword(ctx context.Context, u *sqlstore.User, current,
 		return err
 	}
 	u.PasswordHash = h
-	if err := s.Store.UpdateUser(ctx, u); err != nil {
+	if err := s.Store.UpdateUser(ctx, u, "password"); err != nil {
 		return apierr.Internal(err)
 	}
 	if err := s.Cascade.UserChanged(ctx, u.ID, keepSession, "password changed"); err != nil {

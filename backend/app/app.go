@@ -206,13 +206,9 @@ func (a *App) connectBus(ctx context.Context) error {
 		a.Bus = pg
 		rev := a.Revocations
 		rev.Pushed = pg.Up
-		rev.Publish = func(ids []string) {
-			for _, id := range ids {
-				if err := pg.Publish(context.Background(), notify.TopicRevocation, id); err != nil {
-					a.Log.Warn("announcing a revocation failed; other processes learn of it from their poll", "err", err)
-				}
-			}
-		}
+		a.Server.SelfNotified = pg.Up
+		// No Publish: the store announces every revocation in the
+		// transaction that makes it (sqlstore announceRevoked).
 		pg.Subscribe(notify.TopicRevocation, func(sid string) { rev.Learn(sid) })
 		pg.Subscribe(notify.TopicKeys, func(string) { a.reloadKeysNow() })
 		pg.Subscribe(notify.TopicClient, func(id string) { a.Store.ForgetClient(id) })
@@ -224,6 +220,7 @@ func (a *App) connectBus(ctx context.Context) error {
 		})
 	}
 	h := a.Server.Hub
+	a.Revocations.OnChange = h.Kick
 	a.Bus.Subscribe(notify.TopicMessage, func(p string) {
 		if conv, err := strconv.ParseInt(p, 10, 64); err == nil {
 			h.Notify(conv)

@@ -8,7 +8,6 @@ package credential
 
 import (
 	"strconv"
-	"strings"
 	"time"
 
 	"chatauth/backend/sqlstore"
@@ -138,12 +137,9 @@ func (c Credential) Parent() string {
 		return sqlstore.CredentialParent("pat", c.ID)
 	case Bot:
 		return sqlstore.CredentialParent("bot", c.ID)
-	case ClientToken:
-		// Its session is the client's epoch plus the token: the epoch is
-		// what client events revoke.
-		if i := strings.LastIndexByte(c.Agent.Session, '.'); i > 0 {
-			return c.Agent.Session[:i]
-		}
 	}
+	// A client-credentials token's session is the client's epoch plus the
+	// token: revoking the token (RFC 7009) or the epoch (client events)
+	// both reach what it vouched for.
 	return c.Agent.Session
 }

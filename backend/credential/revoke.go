@@ -21,7 +21,7 @@ import (
 type CascadeStore interface {
 	RevokeFamilies(ctx context.Context, f sqlstore.FamilyFilter, reason string) ([]string, error)
 	RevokeFamily(ctx context.Context, id, reason string) ([]string, error)
-	RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) error
+	RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) ([]string, error)
 	EndClientTokens(ctx context.Context, id, reason string, remove bool) ([]string, error)
 	DeleteUser(ctx context.Context, id int64) ([]string, error)
 	CreateFamily(ctx context.Context, f *sqlstore.Family, first sqlstore.RefreshToken) error
@@ -132,9 +132,5 @@ func (c *Cascade) DeleteClient(ctx context.Context, clientID string) error {
 // EndSession ends the session of one access token that has no refresh
 // family of its own (a client-credentials token revoked at /oauth/revoke).
 func (c *Cascade) EndSession(ctx context.Context, sid, kind, subject string, org int64, reason string) error {
-	if err := c.Store.RevokeSession(ctx, sid, kind, subject, org, reason); err != nil {
-		return err
-	}
-	c.Revocations.Add(sid)
-	return nil
+	return c.revoked(c.Store.RevokeSession(ctx, sid, kind, subject, org, reason))
 }

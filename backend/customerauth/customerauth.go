@@ -23,7 +23,6 @@ import (
 type Store interface {
 	CreateCustomer(ctx context.Context, c *sqlstore.Customer) error
 	Customer(ctx context.Context, entityID string) (sqlstore.Customer, error)
-	AddRefreshToken(ctx context.Context, familyID string, rt sqlstore.RefreshToken) error
 	InTree(ctx context.Context, root, org int64) (bool, error)
 }
 
@@ -86,33 +85,30 @@ func (s *Service) New(ctx context.Context, client sqlstore.Client) (Answer, erro
 // token is issued for the same entity_id, and a refresh token is added to
 // the cookie's family (a new family when that one was revoked).
 func (s *Service) Continue(ctx context.Context, client sqlstore.Client, entityID, sid string) (Answer, error) {
-	c, err := s.customerOf(ctx, client, entityID)
-	if err != nil {
-		return Answer{}, err
+	if sid == "" {
+		return Answer{}, ErrUnknownVisitor
 	}
-	if sid != "" {
-		fam, rt, err := s.Families.Add(ctx, sid, token.PrefixCustomerRefresh, func(fam sqlstore.Family) error {
-			if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != c.EntityID {
-				return errForeignFamily
-			}
-			return nil
-		})
-		if err == nil {
-			return s.answer(c, fam, rt)
+	fam, rt, err := s.Families.Add(ctx, sid, token.PrefixCustomerRefresh, func(fam sqlstore.Family) error {
+		if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != entityID {
+			return errForeignFamily
 		}
-		if errors.Is(err, errForeignFamily) {
-			return s.newFamily(ctx, c, client.ID, time.Time{}, "")
-		}
-		if !errors.Is(err, refresh.ErrRevoked) && !errors.Is(err, refresh.ErrUnknown) && !errors.Is(err, refresh.ErrExpired) {
-			return Answer{}, apierr.Internal(err)
-		}
-		// A session that a credential vouched for ends with it: its cookie
-		// cannot start it again (docs/security.md, I1, I2).
-		if fam.Parent != "" || !fam.ExpiresAt.IsZero() {
-			return Answer{}, ErrUnknownVisitor
-		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		// A live session of this visitor at this client: the visitor is
+		// known without reading it again.
+		return s.answer(sqlstore.Customer{EntityID: fam.Subject, OrgID: fam.OrgID}, fam, rt)
+	case errors.Is(err, errForeignFamily), errors.Is(err, refresh.ErrRevoked), errors.Is(err, refresh.ErrUnknown), errors.Is(err, refresh.ErrExpired):
+		// The cookie's session is over. It was revoked (a reused refresh
+		// token, a vouching credential or the client ended it), or it
+		// expired or was purged: the cookie alone does not start it again,
+		// or whoever holds a cookie minted for a stolen token would be the
+		// visitor again (docs/security.md, I2). The caller starts a new
+		// visitor.
+		return Answer{}, ErrUnknownVisitor
 	}
-	return s.newFamily(ctx, c, client.ID, time.Time{}, "")
+	return Answer{}, apierr.Internal(err)
 }
 
 // errForeignFamily: a cookie's session is not this visitor's at this
@@ -176,9 +172,6 @@ func (s *Service) Refresh(ctx context.Context, client sqlstore.Client, rt string
 	if err != nil {
 		return Answer{}, refresh.APIError(err, "start again with POST /customer/token")
 	}
-	c, err := s.customerOf(ctx, client, fam.Subject)
-	if err != nil {
-		return Answer{}, err
-	}
-	return s.answer(c, fam, next)
+	// The family is this client's visitor session: the visitor is known.
+	return s.answer(sqlstore.Customer{EntityID: fam.Subject, OrgID: fam.OrgID}, fam, next)
 }

@@ -22,7 +22,7 @@ import (
 // Store is what user management needs of the database.
 type Store interface {
 	CreateUser(ctx context.Context, u *sqlstore.User) error
-	UpdateUser(ctx context.Context, u *sqlstore.User) error
+	UpdateUser(ctx context.Context, u *sqlstore.User, cols ...string) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
@@ -184,7 +184,16 @@ func (s *Users) Update(ctx context.Context, by Caller, u *sqlstore.User, p Patch
 	if err != nil {
 		return err
 	}
-	if err := s.Store.UpdateUser(ctx, u); err != nil {
+	var cols []string
+	for _, f := range []struct {
+		set bool
+		col string
+	}{{p.Name != nil, "name"}, {p.Email != nil, "email"}, {p.Role != nil, "role"}, {p.Password != nil, "password"}} {
+		if f.set {
+			cols = append(cols, f.col)
+		}
+	}
+	if err := s.Store.UpdateUser(ctx, u, cols...); err != nil {
 		return conflict(err)
 	}
 	if changed {

@@ -148,12 +148,15 @@ func (s *Server) patchProfile(c echo.Context) error {
 		if err := first(required("current_password", req.CurrentPassword), maxLen("password", *req.Password, 72)); err != nil {
 			return err
 		}
-		// ChangePassword writes the whole user, the new name included.
+		// ChangePassword writes the password alone; the name below.
 		if err := s.Auth.ChangePassword(ctx, &u, req.CurrentPassword, *req.Password, AgentFrom(c).Session, c.RealIP()); err != nil {
 			return err
 		}
-	} else if err := s.Store.UpdateUser(ctx, &u); err != nil {
-		return apierr.Internal(err)
+	}
+	if req.Name != nil {
+		if err := s.Store.UpdateUser(ctx, &u, "name"); err != nil {
+			return apierr.Internal(err)
+		}
 	}
 	return c.JSON(http.StatusOK, agentauth.ProfileOf(u))
 }

@@ -53,7 +53,9 @@ func bearer(c echo.Context) (tok string, ok bool, err error) {
 	case strings.EqualFold(scheme, "Basic"):
 		return "", true, apierr.InvalidToken("Basic credentials are personal access tokens, which work on the agent API only (/api/v1)")
 	default:
-		return "", true, apierr.InvalidToken("unsupported Authorization scheme " + quoteShort(scheme) + "; use Authorization: Bearer <access token>")
+		// The scheme is not repeated: a token sent without one would be
+		// echoed in the answer.
+		return "", true, apierr.InvalidToken("unsupported Authorization scheme; use Authorization: Bearer <access token>")
 	}
 }
 

@@ -286,6 +286,6 @@ func (s *Server) createMessage(c echo.Context) error {
 	if err != nil {
 		return apierr.Internal(err)
 	}
-	s.Hub.Notify(conv.ID)
+	s.announced(conv.ID)
 	return c.JSON(http.StatusCreated, messageSpec.render(o))
 }

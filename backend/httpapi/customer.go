@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
@@ -28,18 +27,6 @@ import (
 // https; on plain-http development setups browsers refuse that pair, so
 // it is SameSite=Lax there.
 const customerCookie = "chatauth_customer"
-
-// NewCustomerSessionStore makes the customer cookie store.
-func NewCustomerSessionStore(hashKey, blockKey []byte, secure bool, maxAge time.Duration) *sessions.CookieStore {
-	st := sessions.NewCookieStore(hashKey, blockKey)
-	opts := &sessions.Options{Path: "/customer", MaxAge: int(maxAge / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode}
-	if secure {
-		opts.Secure, opts.SameSite = true, http.SameSiteNoneMode
-	}
-	st.Options = opts
-	st.MaxAge(opts.MaxAge)
-	return st
-}
 
 // Visitors created per client IP per minute: enough for an office behind
 // one NAT, too few to fill the database.
@@ -193,19 +180,28 @@ func (s *Server) customerToken(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	sess, _ := s.CustomerSessions.Get(c.Request(), customerCookie)
-	cookieEntity, _ := sess.Values["entity_id"].(string)
-	cookieSID, _ := sess.Values["sid"].(string)
-	if cid, _ := sess.Values["client_id"].(string); cid != client.ID {
+	if req.GrantType == "refresh_token" {
+		// The widget's silent refresh: the refresh token proves the
+		// visitor, so the cookie is neither read nor written.
+		if req.RefreshToken == "" {
+			return apierr.InvalidRequest("refresh_token: required with grant_type refresh_token")
+		}
+		ans, err := s.CustomerAuth.Refresh(ctx, client, req.RefreshToken)
+		if err != nil {
+			return err
+		}
+		// No cookie is set here: a cookie proves the browser it was given
+		// to, and whoever presents a refresh token need not be that
+		// browser (a stolen token must not buy a lasting cookie).
+		return c.JSON(http.StatusOK, ans)
+	}
+	ck := s.CustomerSessions.Read(c.Request())
+	cookieEntity, cookieSID := ck.Entity, ck.SID
+	if ck.Client != client.ID {
 		cookieEntity, cookieSID = "", ""
 	}
 	var ans customerauth.Answer
 	switch {
-	case req.GrantType == "refresh_token":
-		if req.RefreshToken == "" {
-			return apierr.InvalidRequest("refresh_token: required with grant_type refresh_token")
-		}
-		ans, err = s.CustomerAuth.Refresh(ctx, client, req.RefreshToken)
 	case req.GrantType != "":
 		return apierr.InvalidRequest("grant_type: use refresh_token, or leave it out and send response_type token")
 	case req.ResponseType != "token":
@@ -233,11 +229,19 @@ func (s *Server) customerToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sess.Values["entity_id"], sess.Values["sid"], sess.Values["client_id"] = ans.EntityID, ans.Session, client.ID
-	if err := sess.Save(c.Request(), c.Response()); err != nil {
-		return apierr.Internal(err)
+	if err := s.saveVisitorCookie(c, ck, ans, client.ID); err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, ans)
+}
+
+// saveVisitorCookie points the visitor's cookie at the answer's visitor
+// and session (had is what the request's cookie said).
+func (s *Server) saveVisitorCookie(c echo.Context, had visitorCookie, ans customerauth.Answer, clientID string) error {
+	if err := s.CustomerSessions.Write(c.Response(), had, visitorCookie{Entity: ans.EntityID, SID: ans.Session, Client: clientID}); err != nil {
+		return apierr.Internal(err)
+	}
+	return nil
 }
 
 func (s *Server) newVisitor(c echo.Context, client sqlstore.Client) (customerauth.Answer, error) {
@@ -267,10 +271,9 @@ func (s *Server) customerAuthorize(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	sess, _ := s.CustomerSessions.Get(c.Request(), customerCookie)
-	entity, _ := sess.Values["entity_id"].(string)
-	sid, _ := sess.Values["sid"].(string)
-	if cid, _ := sess.Values["client_id"].(string); cid != client.ID {
+	ck := s.CustomerSessions.Read(c.Request())
+	entity, sid := ck.Entity, ck.SID
+	if ck.Client != client.ID {
 		entity = ""
 	}
 	var ans customerauth.Answer
@@ -287,8 +290,7 @@ func (s *Server) customerAuthorize(c echo.Context) error {
 		}
 		return err
 	}
-	sess.Values["entity_id"], sess.Values["sid"], sess.Values["client_id"] = ans.EntityID, ans.Session, client.ID
-	if err := sess.Save(c.Request(), c.Response()); err != nil {
+	if err := s.saveVisitorCookie(c, ck, ans, client.ID); err != nil {
 		return err
 	}
 	return s.redirect(c, req.Redirect(url.Values{"access_token": {ans.AccessToken}, "token_type": {"Bearer"},
@@ -437,7 +439,7 @@ func (s *Server) customerSend(c echo.Context) error {
 	if err != nil {
 		return apierr.Internal(err)
 	}
-	s.Hub.Notify(conv.ID)
+	s.announced(conv.ID)
 	return c.JSON(http.StatusCreated, messageSpec.render(o))
 }
 

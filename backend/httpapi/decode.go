@@ -40,6 +40,11 @@ func decode(c echo.Context, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err = dec.Decode(v)
+	if err == nil && bytes.Contains(body, []byte(`\u0000`)) {
+		// U+0000 is valid JSON but no text of ours holds it, and
+		// PostgreSQL refuses it: say so instead of failing later.
+		return apierr.InvalidRequest("body: a string holds a NUL character (\\u0000); remove it")
+	}
 	if err == nil {
 		if dec.More() {
 			return apierr.InvalidRequest("body holds more than one JSON value; send exactly one object")

@@ -198,14 +198,21 @@ func (s *Server) updateClient(c echo.Context) error {
 		return err
 	}
 	var secret string
+	newSecret := false
 	switch {
 	case was != "confidential" && cl.Type == "confidential":
 		secret, cl.SecretHash = token.NewOpaque(token.PrefixClientSecret)
-	case cl.Type == "public":
-		cl.SecretHash = nil
+		newSecret = true
+	case was == "confidential" && cl.Type == "public":
+		cl.SecretHash, newSecret = nil, true
 	}
 	if err := s.Store.UpdateClient(c.Request().Context(), &cl); err != nil {
-		return apierr.Internal(err)
+		return storeErrClient(err, cl.ID)
+	}
+	if newSecret {
+		if err := s.Store.SetClientSecret(c.Request().Context(), cl.ID, cl.SecretHash); err != nil {
+			return storeErrClient(err, cl.ID)
+		}
 	}
 	if was == "confidential" && cl.Type == "public" {
 		// Its tokens were minted on the strength of a secret it no longer
@@ -231,8 +238,8 @@ func (s *Server) resetClientSecret(c echo.Context) error {
 	}
 	var secret string
 	secret, cl.SecretHash = token.NewOpaque(token.PrefixClientSecret)
-	if err := s.Store.UpdateClient(c.Request().Context(), &cl); err != nil {
-		return apierr.Internal(err)
+	if err := s.Store.SetClientSecret(c.Request().Context(), cl.ID, cl.SecretHash); err != nil {
+		return storeErrClient(err, cl.ID)
 	}
 	// A reset answers a leaked secret: what it minted ends with it.
 	if err := s.Cascade.ClientChanged(c.Request().Context(), cl.ID, "client secret reset"); err != nil {

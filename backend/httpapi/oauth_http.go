@@ -219,9 +219,9 @@ func oauthForm(c echo.Context) (url.Values, error) {
 		return nil, oauth.ErrInvalidRequest.WithDescription("the form body is not valid application/x-www-form-urlencoded: check for a bad %-escape or a ';' separator")
 	}
 	for k, vs := range form {
-		valid := utf8.ValidString(k)
+		valid := utf8.ValidString(k) && !strings.ContainsRune(k, 0)
 		for _, v := range vs {
-			valid = valid && utf8.ValidString(v)
+			valid = valid && utf8.ValidString(v) && !strings.ContainsRune(v, 0)
 		}
 		if !valid {
 			return nil, formNotUTF8(string(body))
@@ -242,13 +242,13 @@ func formNotUTF8(body string) error {
 		k, _ = url.QueryUnescape(k) // ParseQuery has accepted every escape
 		v, _ = url.QueryUnescape(v)
 		switch {
-		case !utf8.ValidString(k):
+		case !utf8.ValidString(k) || strings.ContainsRune(k, 0):
 			return oauth.ErrInvalidRequest.WithDescription("a parameter name is not valid UTF-8 after percent-decoding; send text as UTF-8")
-		case !utf8.ValidString(v):
+		case !utf8.ValidString(v) || strings.ContainsRune(v, 0):
 			if len(k) > 64 {
 				k = k[:64] + "…"
 			}
-			return oauth.ErrInvalidRequest.WithDescription(headerSafe(k) + ": not valid UTF-8 after percent-decoding; send text as UTF-8")
+			return oauth.ErrInvalidRequest.WithDescription(headerSafe(k) + ": not valid UTF-8, or holds a NUL, after percent-decoding; send text as UTF-8")
 		}
 	}
 	return oauth.ErrInvalidRequest.WithDescription("the form body is not valid UTF-8 after percent-decoding; send text as UTF-8")

@@ -86,7 +86,7 @@ var (
 		field{name: "sender_type", server: true},
 		field{name: "sender_id", server: true},
 	)
-	_             = announce(messageSpec, "conversation_id")
+	_             = announce(messageSpec, "conversation_id", "conversations")
 	knowledgeSpec = spec(shared.KnowledgeItem, "knowledge_items", text("title", 500, true), text("body", 50000, true))
 	formSpec      = spec(shared.Form, "forms", text("name", 200, true), text("description", 2000, false))
 	serviceSpec   = spec(shared.Service, "services", text("name", 200, true), text("description", 2000, false))
@@ -95,8 +95,8 @@ var (
 // announce makes new rows of rs known to every process by the reference
 // column col (on PostgreSQL, in the inserting transaction): new messages
 // wake their conversation's event streams everywhere.
-func announce(rs *resourceSpec, col string) bool {
-	rs.table.Announce, rs.table.AnnounceTopic = col, notify.TopicMessage
+func announce(rs *resourceSpec, col, parent string) bool {
+	rs.table.Announce, rs.table.AnnounceTopic, rs.table.AnnounceLock = col, notify.TopicMessage, parent
 	return true
 }
 

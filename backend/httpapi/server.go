@@ -50,7 +50,7 @@ type Deps struct {
 	// Issuer is CHATAUTH_ISSUER, the base of every absolute URL we publish.
 	Issuer           string
 	CustomerAuth     *customerauth.Service
-	CustomerSessions *sessions.CookieStore
+	CustomerSessions *VisitorCookies
 	// Creations rate-limits new visitors per client IP.
 	Creations *throttle.Window
 	// Inspector classifies every presented secret; Cascade carries
@@ -66,6 +66,10 @@ type Deps struct {
 	// concurrent streams.
 	Revoked      func(sid string) bool
 	StreamLimits hub.Limits
+	// SelfNotified reports that this process hears its own announcements
+	// of new messages (LISTEN/NOTIFY is up): the hub is then woken by the
+	// notification alone, and reads a new message once.
+	SelfNotified func() bool
 	// DemoClientID is the public client of the demo page at "/".
 	DemoClientID string
 	// Platform enables /platform/api/v1 (CHATAUTH_PLATFORM).
@@ -242,4 +246,12 @@ func newRequestIDs() func() string {
 	prefix := hex.EncodeToString(b[:]) + "-"
 	var n atomic.Uint64
 	return func() string { return prefix + strconv.FormatUint(n.Add(1), 36) }
+}
+
+// announced wakes the streams of conv after a message was stored, unless
+// the notification the store sent in its transaction will.
+func (s *Server) announced(conv int64) {
+	if s.SelfNotified == nil || !s.SelfNotified() {
+		s.Hub.Notify(conv)
+	}
 }

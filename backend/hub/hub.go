@@ -68,6 +68,7 @@ type Hub struct {
 
 	stop context.CancelFunc
 	done chan struct{}
+	kick chan struct{}
 	// sent counts events written, for tests and benchmarks.
 	sent atomic.Int64
 }
@@ -93,6 +94,9 @@ type stream struct {
 	last        int64
 	dead        bool
 	done        chan struct{} // closed when the stream ends (for held streams)
+	// lastWrite and lastProbe pace the heartbeat and the check for a
+	// client that went away (room lock).
+	lastWrite, lastProbe time.Time
 }
 
 // writer is a hijacked connection or, where hijacking is not possible
@@ -100,12 +104,16 @@ type stream struct {
 type writer interface {
 	write(b []byte) error
 	close()
+	// gone reports, without blocking, that the client closed the
+	// connection (nobody reads a hijacked one, so a write would only
+	// notice at the second try).
+	gone() bool
 }
 
 // New returns a hub and starts its heartbeat and sweeper.
 func New(load Loader, revoked func(string) bool, limits Limits, log *slog.Logger) *Hub {
 	h := &Hub{Load: load, Revoked: revoked, Limits: limits, Log: log, Now: time.Now, Heartbeat: 15 * time.Second,
-		rooms: map[int64]*room{}, owners: map[string]int{}, ips: map[string]int{}, done: make(chan struct{})}
+		rooms: map[int64]*room{}, owners: map[string]int{}, ips: map[string]int{}, done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	ctx, stop := context.WithCancel(context.Background())
 	h.stop = stop
 	go h.run(ctx)
@@ -247,16 +255,30 @@ func (h *Hub) release(s *stream) {
 }
 
 func (h *Hub) join(conv, org int64, s *stream) {
+	// Under both locks (in the order dropRoom takes them), so a room is
+	// never dropped between finding it and joining it, and Close cannot
+	// sweep between the check and the join.
 	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		s.w.write(endShutdown)
+		s.w.close()
+		if s.done != nil {
+			close(s.done)
+		}
+		h.release(s)
+		return
+	}
 	r := h.rooms[conv]
 	if r == nil {
 		r = &room{conv: conv, org: org, streams: map[*stream]struct{}{}}
 		h.rooms[conv] = r
 	}
-	h.mu.Unlock()
 	r.mu.Lock()
+	s.lastWrite, s.lastProbe = h.Now(), h.Now()
 	r.streams[s] = struct{}{}
 	r.mu.Unlock()
+	h.mu.Unlock()
 	// Catch the new stream up: messages stored between its start point
 	// and now.
 	h.Notify(conv)
@@ -333,7 +355,7 @@ func (h *Hub) load(r *room) {
 			if len(evs) == 0 {
 				break
 			}
-			h.deliver(r, evs)
+			h.deliver(r, after, evs)
 			after = evs[len(evs)-1].ID
 			if len(evs) < batch {
 				break
@@ -369,11 +391,18 @@ var (
 	lineEnd   = []byte("\n\n")
 )
 
-func (h *Hub) deliver(r *room, evs []Event) {
+// deliver writes evs, the messages after id after, to every stream that
+// has seen everything up to after. A stream behind that (it joined while
+// this batch was read) is left for the next read, which starts from it:
+// a stream never gets a message before an older one it has not had.
+func (h *Hub) deliver(r *room, after int64, evs []Event) {
 	var buf []byte
 	r.mu.Lock()
 	var dead []*stream
 	for s := range r.streams {
+		if s.last < after {
+			continue
+		}
 		buf = buf[:0]
 		last := s.last
 		for _, ev := range evs {
@@ -398,6 +427,7 @@ func (h *Hub) deliver(r *room, evs []Event) {
 			dead = append(dead, s)
 			continue
 		}
+		s.lastWrite = time.Now()
 		h.sent.Add(1)
 	}
 	for _, s := range dead {
@@ -426,38 +456,100 @@ func (h *Hub) endLocked(r *room, s *stream, last []byte) {
 // run is the shared heartbeat and the credential sweeper.
 func (h *Hub) run(ctx context.Context) {
 	defer close(h.done)
-	beat := time.NewTicker(h.Heartbeat)
-	defer beat.Stop()
-	sweep := time.NewTicker(250 * time.Millisecond)
-	defer sweep.Stop()
-	var lastRecheck time.Time
+	tick := time.NewTicker(sweepEvery)
+	defer tick.Stop()
+	var lastRevoked, lastRecheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-beat.C:
-			h.each(func(r *room, s *stream) {
-				if err := s.w.write(heartbeat); err != nil {
-					h.endLocked(r, s, nil)
-				}
-			})
-		case <-sweep.C:
+		case <-h.kick:
+			// A revocation arrived: streams of that session end now, not
+			// at the next tick.
+			h.sweep(h.Now(), true, false)
+		case <-tick.C:
 			now := h.Now()
+			revoked := now.Sub(lastRevoked) >= 2*time.Second
+			if revoked {
+				lastRevoked = now
+			}
 			recheck := now.Sub(lastRecheck) >= time.Second
 			if recheck {
 				lastRecheck = now
 			}
-			h.each(func(r *room, s *stream) {
-				switch {
-				case !s.expires.IsZero() && !now.Before(s.expires):
-					h.endLocked(r, s, endExpired)
-				case s.session != "" && h.Revoked != nil && h.Revoked(s.session):
-					h.endLocked(r, s, endRevoked)
-				case recheck && s.recheck != nil && !s.recheck():
-					h.endLocked(r, s, endRevoked)
-				}
-			})
+			h.sweep(now, revoked, recheck)
 		}
+	}
+}
+
+// sweepEvery paces the one pass over every stream: expiry, heartbeats
+// (each stream's own, so they spread over the period instead of all
+// at once), and the check for clients that went away.
+const (
+	sweepEvery = 500 * time.Millisecond
+	probeEvery = 5 * time.Second
+)
+
+// Kick makes the sweeper check revocations at once (the revocation set
+// just learnt of one).
+func (h *Hub) Kick() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (h *Hub) sweep(now time.Time, revoked, recheck bool) {
+	var checks []*stream
+	var empty []*room
+	h.each(func(r *room, s *stream) {
+		switch {
+		case !s.expires.IsZero() && !now.Before(s.expires):
+			h.endLocked(r, s, endExpired)
+		case revoked && s.session != "" && h.Revoked != nil && h.Revoked(s.session):
+			h.endLocked(r, s, endRevoked)
+		case now.Sub(s.lastWrite) >= h.Heartbeat:
+			if err := s.w.write(heartbeat); err != nil {
+				h.endLocked(r, s, nil)
+				break
+			}
+			s.lastWrite = now
+		case now.Sub(s.lastProbe) >= probeEvery:
+			s.lastProbe = now
+			if s.w.gone() {
+				h.endLocked(r, s, nil)
+			}
+		}
+		if recheck && s.recheck != nil && !s.dead {
+			checks = append(checks, s)
+		}
+	}, func(r *room) { empty = append(empty, r) })
+	// Credentials without a session are asked again outside any lock: a
+	// slow database must not hold up heartbeats or deliveries.
+	for _, s := range checks {
+		if !s.recheck() {
+			h.endStream(s, endRevoked)
+		}
+	}
+	for _, r := range empty {
+		h.dropRoom(r)
+	}
+}
+
+// endStream ends s wherever it is.
+func (h *Hub) endStream(s *stream, last []byte) {
+	h.mu.Lock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	h.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		if _, ok := r.streams[s]; ok {
+			h.endLocked(r, s, last)
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -472,8 +564,9 @@ var (
 	endShutdown = []byte("retry: 1000\nevent: end\ndata: {\"error\":\"service_unavailable\",\"reason\":\"shutdown\",\"message\":\"the server is restarting; reconnect in a second with last_event_id\"}\n\n")
 )
 
-// each calls fn on every stream with its room locked.
-func (h *Hub) each(fn func(*room, *stream)) {
+// each calls fn on every stream with its room locked, and then, when
+// given, emptied on every room left without streams.
+func (h *Hub) each(fn func(*room, *stream), emptied ...func(*room)) {
 	h.mu.Lock()
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
@@ -485,7 +578,11 @@ func (h *Hub) each(fn func(*room, *stream)) {
 		for s := range r.streams {
 			fn(r, s)
 		}
+		isEmpty := len(r.streams) == 0 && !r.loading
 		r.mu.Unlock()
+		if isEmpty && len(emptied) > 0 {
+			emptied[0](r)
+		}
 	}
 }
 
@@ -515,6 +612,8 @@ func (c *connWriter) write(b []byte) error {
 
 func (c *connWriter) close() { c.conn.Close() }
 
+func (c *connWriter) gone() bool { return peerClosed(c.conn) }
+
 // responseWriter writes through net/http for a connection that cannot be
 // hijacked; the handler is held open meanwhile.
 type responseWriter struct {
@@ -531,3 +630,5 @@ func (r *responseWriter) write(b []byte) error {
 }
 
 func (r *responseWriter) close() {}
+
+func (r *responseWriter) gone() bool { return false }

@@ -21,39 +21,39 @@ func (p *Provider) grantCode(ctx context.Context, client sqlstore.Client, form u
 		return TokenResponse{}, ErrInvalidRequest.WithDescription("code is missing")
 	}
 	familyID := token.NewID()
-	c, err := p.Store.RedeemCode(ctx, token.Hash(code), familyID)
+	c, err := p.Store.RedeemCode(ctx, token.Hash(code), familyID, func(c sqlstore.Code) error {
+		if c.ClientID != client.ID {
+			return ErrInvalidGrant.WithDescription("code was issued to another client")
+		}
+		if !p.Now().Before(c.ExpiresAt) {
+			return ErrInvalidGrant.WithDescription("code expired " + token.Ago(p.Now().Sub(c.ExpiresAt)) + "; codes live " + p.CodeTTL.String() + ", so exchange them right after the redirect")
+		}
+		if uri := form.Get("redirect_uri"); uri != c.RedirectURI {
+			if uri == "" {
+				return ErrInvalidGrant.WithDescription("redirect_uri is missing; send the same redirect_uri as in the authorization request")
+			}
+			return ErrInvalidGrant.WithDescription("redirect_uri does not match the authorization request exactly (trailing slash included)")
+		}
+		verifier := form.Get("code_verifier")
+		switch {
+		case c.CodeChallenge != "" && verifier == "":
+			return ErrInvalidGrant.WithDescription("code_verifier is missing; the authorization request sent a code_challenge")
+		case c.CodeChallenge != "" && !VerifyPKCE(c.CodeChallenge, verifier):
+			return ErrInvalidGrant.WithDescription("code_verifier does not match the code_challenge (S256)")
+		case c.CodeChallenge == "" && verifier != "":
+			return ErrInvalidGrant.WithDescription("code_verifier sent, but the authorization request had no code_challenge")
+		}
+		return nil
+	})
 	switch {
 	case notFound(err):
 		return TokenResponse{}, ErrInvalidGrant.WithDescription("code is not valid; start the authorization again")
 	case errors.Is(err, sqlstore.ErrCodeUsed):
-		if c.FamilyID != "" {
-			p.Cascade.Revocations.Add(c.FamilyID)
-		}
+		p.Cascade.Revocations.Add(c.Ended...)
 		p.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: c.OrgID, Event: "code.reuse_detected", Subject: "client:" + client.ID, Detail: "tokens of the code revoked"})
 		return TokenResponse{}, ErrInvalidGrant.WithDescription("code was already used; for safety the tokens it produced are revoked. Codes work once")
 	case err != nil:
-		return TokenResponse{}, err
-	}
-	if c.ClientID != client.ID {
-		return TokenResponse{}, ErrInvalidGrant.WithDescription("code was issued to another client")
-	}
-	if !p.Now().Before(c.ExpiresAt) {
-		return TokenResponse{}, ErrInvalidGrant.WithDescription("code expired " + token.Ago(p.Now().Sub(c.ExpiresAt)) + "; codes live " + p.CodeTTL.String() + ", so exchange them right after the redirect")
-	}
-	if uri := form.Get("redirect_uri"); uri != c.RedirectURI {
-		if uri == "" {
-			return TokenResponse{}, ErrInvalidGrant.WithDescription("redirect_uri is missing; send the same redirect_uri as in the authorization request")
-		}
-		return TokenResponse{}, ErrInvalidGrant.WithDescription("redirect_uri does not match the authorization request exactly (trailing slash included)")
-	}
-	verifier := form.Get("code_verifier")
-	switch {
-	case c.CodeChallenge != "" && verifier == "":
-		return TokenResponse{}, ErrInvalidGrant.WithDescription("code_verifier is missing; the authorization request sent a code_challenge")
-	case c.CodeChallenge != "" && !VerifyPKCE(c.CodeChallenge, verifier):
-		return TokenResponse{}, ErrInvalidGrant.WithDescription("code_verifier does not match the code_challenge (S256)")
-	case c.CodeChallenge == "" && verifier != "":
-		return TokenResponse{}, ErrInvalidGrant.WithDescription("code_verifier sent, but the authorization request had no code_challenge")
+		return TokenResponse{}, err // the check's RFC 6749 error, or a failure
 	}
 	u, err := p.Store.UserByID(ctx, c.UserID)
 	if notFound(err) {
@@ -67,6 +67,9 @@ func (p *Provider) grantCode(ctx context.Context, client sqlstore.Client, form u
 		return TokenResponse{}, err
 	}
 	scope = capRole(scope, u)
+	if scope, err = withinClient(scope, client); err != nil {
+		return TokenResponse{}, err
+	}
 	fam := &sqlstore.Family{ID: familyID, Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: client.ID, Scope: scope.String()}
 	refresh, err := p.Families.Start(ctx, fam, token.PrefixRefresh)
 	if err != nil {

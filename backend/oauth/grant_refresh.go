@@ -35,6 +35,10 @@ func (p *Provider) grantRefresh(ctx context.Context, client sqlstore.Client, for
 		if scope, err = narrow(granted, form.Get("scope")); err != nil {
 			return err
 		}
+		// The client's scopes as they are now bind its old grants too.
+		if scope, err = withinClient(scope, client); err != nil {
+			return err
+		}
 		uid, _ := strconv.ParseInt(fam.Subject, 10, 64)
 		u, err = p.Store.UserByID(ctx, uid)
 		if notFound(err) {
@@ -83,6 +87,21 @@ func narrow(granted shared.Scope, req string) (shared.Scope, error) {
 	scope.API = api
 	if role != shared.RoleInvalid {
 		scope.Role = role
+	}
+	return scope, nil
+}
+
+// withinClient narrows scope to the API scopes the client is registered
+// for now: an admin narrowing a client's scopes narrows what its
+// existing grants can mint (docs/security.md, I1).
+func withinClient(scope shared.Scope, client sqlstore.Client) (shared.Scope, error) {
+	api, err := ParseClientScopes(splitScopes(client.Scopes))
+	if err != nil {
+		return scope, err
+	}
+	scope.API &= api
+	if scope.API == 0 {
+		return scope, ErrInvalidScope.WithDescription("none of the scopes of this grant is registered for the client any more; authorize again")
 	}
 	return scope, nil
 }

@@ -109,14 +109,17 @@ func (p *Provider) Revoke(ctx context.Context, authorization, ip string, form ur
 	switch c.Kind {
 	case credential.Refresh, credential.CustomerRefresh, credential.OAuth, credential.ClientToken, credential.Customer:
 	default:
-		return nil // not an OAuth token: nothing a client may revoke
+		return nil // not a client's token: nothing a client may revoke
 	}
 	a := c.Agent
 	if c.Kind == credential.Customer {
 		a = shared.AgentClaims{Subject: c.Visitor.Subject, Org: c.Visitor.Org, ClientID: c.Visitor.ClientID, Session: c.Visitor.Session}
 	}
 	if a.ClientID != client.ID {
-		return ErrUnauthorizedClient.WithDescription("this token was issued to another client")
+		// Another client's (or a first-party) token is left alone and
+		// answered like an unknown one: a different answer would tell a
+		// public client_id whether a stolen token still works.
+		return nil
 	}
 	if a.Session == "" {
 		return nil

@@ -20,7 +20,7 @@ type Store interface {
 	Client(ctx context.Context, id string) (sqlstore.Client, error)
 	UserByID(ctx context.Context, id int64) (sqlstore.User, error)
 	CreateCode(ctx context.Context, c sqlstore.Code) error
-	RedeemCode(ctx context.Context, hash []byte, familyID string) (sqlstore.Code, error)
+	RedeemCode(ctx context.Context, hash []byte, familyID string, check func(sqlstore.Code) error) (sqlstore.Code, error)
 	Family(ctx context.Context, id string) (sqlstore.Family, error)
 	Audit(ctx context.Context, e sqlstore.AuditEvent) error
 }

@@ -44,10 +44,11 @@ var (
 type Store interface {
 	CreateFamily(ctx context.Context, f *sqlstore.Family, first sqlstore.RefreshToken) error
 	LookupRefresh(ctx context.Context, hash []byte) (sqlstore.Family, sqlstore.RefreshToken, error)
-	Rotate(ctx context.Context, hash []byte, grace time.Duration, next sqlstore.RefreshToken) (sqlstore.Family, bool, error)
+	RotateIf(ctx context.Context, hash []byte, grace time.Duration, next sqlstore.RefreshToken, check func(sqlstore.Family) error) (sqlstore.Family, bool, error)
 	RevokeFamily(ctx context.Context, id, reason string) ([]string, error)
-	AddRefreshToken(ctx context.Context, familyID string, rt sqlstore.RefreshToken) error
+	AddRefreshToken(ctx context.Context, familyID string, rt sqlstore.RefreshToken, check func(sqlstore.Family) error) (sqlstore.Family, error)
 	Family(ctx context.Context, id string) (sqlstore.Family, error)
+	FamilyOfDescendant(ctx context.Context, hashes [][]byte) (sqlstore.Family, error)
 	Audit(ctx context.Context, e sqlstore.AuditEvent) error
 }
 
@@ -148,34 +149,20 @@ func (f *Families) StartSession(ctx context.Context, fam *sqlstore.Family) error
 // cookie rather than by the previous token. check runs on the family
 // before anything changes; its error is returned as is.
 func (f *Families) Add(ctx context.Context, id, prefix string, check func(sqlstore.Family) error) (sqlstore.Family, string, error) {
-	fam, err := f.Store.Family(ctx, id)
+	secret, hash := token.NewOpaque(prefix)
+	now := f.Now()
+	fam, err := f.Store.AddRefreshToken(ctx, id, sqlstore.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: now.Add(f.TTL)}, check)
 	switch {
+	case errors.Is(err, sqlstore.ErrRevoked):
+		return fam, "", ErrRevoked
+	case errors.Is(err, sqlstore.ErrExpired):
+		return fam, "", ErrExpired
 	case errors.Is(err, sqlstore.ErrNotFound):
 		return fam, "", ErrUnknown
 	case err != nil:
 		return fam, "", err
 	}
-	if check != nil {
-		if err := check(fam); err != nil {
-			return fam, "", err
-		}
-	}
-	if !fam.RevokedAt.IsZero() {
-		return fam, "", ErrRevoked
-	}
-	secret, hash := token.NewOpaque(prefix)
-	now := f.Now()
-	if !now.Before(f.expiry(fam, now)) {
-		return fam, "", ErrExpired
-	}
-	err = f.Store.AddRefreshToken(ctx, id, sqlstore.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: f.expiry(fam, now)})
-	switch {
-	case errors.Is(err, sqlstore.ErrRevoked):
-		return fam, "", ErrRevoked
-	case errors.Is(err, sqlstore.ErrNotFound):
-		return fam, "", ErrUnknown
-	}
-	return fam, secret, err
+	return fam, secret, nil
 }
 
 // Lookup finds the family of secret without spending it.
@@ -193,22 +180,9 @@ func (f *Families) Lookup(ctx context.Context, secret string) (sqlstore.Family, 
 // error is returned as is. A replay within the grace window answers the
 // successor already issued (the same secret), never a new branch.
 func (f *Families) Rotate(ctx context.Context, secret string, check func(sqlstore.Family) error) (sqlstore.Family, string, error) {
-	hash := token.Hash(secret)
-	fam, _, err := f.Store.LookupRefresh(ctx, hash)
-	if errors.Is(err, sqlstore.ErrNotFound) {
-		return fam, "", ErrUnknown
-	}
-	if err != nil {
-		return fam, "", err
-	}
-	if check != nil {
-		if err := check(fam); err != nil {
-			return fam, "", err
-		}
-	}
 	next := f.Successor(secret)
 	now := f.Now()
-	fam, _, err = f.Store.Rotate(ctx, hash, f.Grace, sqlstore.RefreshToken{Hash: token.Hash(next), CreatedAt: now, ExpiresAt: f.expiry(fam, now)})
+	fam, _, err := f.Store.RotateIf(ctx, token.Hash(secret), f.Grace, sqlstore.RefreshToken{Hash: token.Hash(next), CreatedAt: now, ExpiresAt: now.Add(f.TTL)}, check)
 	switch {
 	case errors.Is(err, sqlstore.ErrReused):
 		f.Revocations.Add(append([]string{fam.ID}, fam.Ended...)...)
@@ -219,11 +193,38 @@ func (f *Families) Rotate(ctx context.Context, secret string, check func(sqlstor
 	case errors.Is(err, sqlstore.ErrExpired):
 		return fam, "", ErrExpired
 	case errors.Is(err, sqlstore.ErrNotFound):
-		return fam, "", ErrUnknown
+		return f.descendantReuse(ctx, secret)
 	case err != nil:
 		return fam, "", err
 	}
 	return fam, next, nil
+}
+
+// descendantReuse handles a token the store does not hold. Spent tokens
+// are dropped after the next rotation (a family keeps a few rows however
+// often it refreshes), so an old stolen token is no longer found by its
+// hash; but its successors are derived from it, and if one of them is
+// still stored the token was spent: that is reuse, and the family is
+// revoked as for any other (docs/security.md, I3).
+func (f *Families) descendantReuse(ctx context.Context, secret string) (sqlstore.Family, string, error) {
+	hashes := make([][]byte, sqlstore.ChainLen)
+	s := secret
+	for i := range hashes {
+		s = f.Successor(s)
+		hashes[i] = token.Hash(s)
+	}
+	fam, err := f.Store.FamilyOfDescendant(ctx, hashes)
+	switch {
+	case errors.Is(err, sqlstore.ErrNotFound):
+		return fam, "", ErrUnknown
+	case err != nil:
+		return fam, "", err
+	}
+	if err := f.Revoke(ctx, fam.ID, "refresh token reused"); err != nil {
+		return fam, "", err
+	}
+	f.audit(ctx, fam)
+	return fam, "", ErrReused
 }
 
 func (f *Families) audit(ctx context.Context, fam sqlstore.Family) {

@@ -453,8 +453,10 @@ func TestAdd(t *testing.T) {
 			if s2 == fx.f.Successor(s1) {
 				t.Fatal("the cookie path's token is derivable from the old one")
 			}
-			if _, rt := fx.lookup(t, s1); !rt.RotatedAt.Equal(fx.clk.Now()) || rt.Dead {
-				t.Fatalf("old token not retired with grace: %+v", rt)
+			// Retired dead: the cookie proved the browser, and the token it
+			// replaced must not start a branch (no grace).
+			if _, rt := fx.lookup(t, s1); !rt.RotatedAt.Equal(fx.clk.Now()) || !rt.Dead {
+				t.Fatalf("old token not retired dead: %+v", rt)
 			}
 			if _, rt := fx.lookup(t, s2); !rt.RotatedAt.IsZero() || !rt.ExpiresAt.Equal(fx.clk.Now().Add(ttl)) {
 				t.Fatalf("new token: %+v", rt)
@@ -490,69 +492,24 @@ func TestAdd(t *testing.T) {
 			}
 		})
 
-		// A tab racing the cookie path still holds the retired token: within
-		// grace it gets that token's successor, a sibling of the cookie's.
-		siblings := func(t *testing.T, fx *fixture) (fam sqlstore.Family, fromCookie, sibling string) {
-			t.Helper()
+		// A token the cookie path retired is dead: presented again, even at
+		// once, it is reuse, so a stolen token cannot live on beside the
+		// owner's visits.
+		t.Run("a token the cookie path retired is reuse at once", func(t *testing.T) {
+			fx := newFixture(t, dsn)
 			fam, s1 := fx.start(t, refresh.KindCustomer, token.PrefixCustomerRefresh)
 			_, s2, err := fx.f.Add(ctx, fam.ID, token.PrefixCustomerRefresh, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			fx.clk.Add(grace / 2)
-			_, sib, err := fx.f.Rotate(ctx, s1, nil)
-			if err != nil {
-				t.Fatalf("retired token within grace: %v", err)
-			}
-			if sib != fx.f.Successor(s1) {
-				t.Fatalf("sibling %q is not the successor of the retired token", sib)
-			}
-			// Replayed again: the same sibling, no third branch.
-			if _, again, err := fx.f.Rotate(ctx, s1, nil); err != nil || again != sib {
-				t.Fatalf("second replay: %q %v", again, err)
-			}
-			if all, live := fx.tokens(t, fam.ID); all != 3 || live != 2 {
-				t.Fatalf("tokens = %d, live = %d; want 3, 2", all, live)
-			}
-			return fam, s2, sib
-		}
-
-		t.Run("rotating the cookie's token kills the sibling", func(t *testing.T) {
-			fx := newFixture(t, dsn)
-			fam, s2, sib := siblings(t, fx)
-			next := fx.rotate(t, s2)
-			if _, rt := fx.lookup(t, sib); !rt.Dead {
-				t.Fatalf("sibling not dead: %+v", rt)
-			}
-			if _, live := fx.tokens(t, fam.ID); live != 1 {
-				t.Fatalf("live = %d", live)
-			}
-			// Dead means no grace: presenting it at once is reuse.
-			if _, _, err := fx.f.Rotate(ctx, sib, nil); !errors.Is(err, refresh.ErrReused) {
-				t.Fatalf("dead sibling: %v", err)
+			if _, _, err := fx.f.Rotate(ctx, s1, nil); !errors.Is(err, refresh.ErrReused) {
+				t.Fatalf("retired token: %v", err)
 			}
 			if !fx.rev.Revoked(fam.ID) {
 				t.Fatal("not revoked")
 			}
-			if _, _, err := fx.f.Rotate(ctx, next, nil); !errors.Is(err, refresh.ErrRevoked) {
-				t.Fatalf("after reuse: %v", err)
-			}
-		})
-
-		t.Run("rotating the sibling kills the cookie's token", func(t *testing.T) {
-			fx := newFixture(t, dsn)
-			fam, s2, sib := siblings(t, fx)
-			next := fx.rotate(t, sib)
-			if _, rt := fx.lookup(t, s2); !rt.Dead {
-				t.Fatalf("cookie's token not dead: %+v", rt)
-			}
-			if _, _, err := fx.f.Rotate(ctx, s2, nil); !errors.Is(err, refresh.ErrReused) {
-				t.Fatalf("dead cookie token: %v", err)
-			}
-			if !fx.rev.Revoked(fam.ID) {
-				t.Fatal("not revoked")
-			}
-			if _, _, err := fx.f.Rotate(ctx, next, nil); !errors.Is(err, refresh.ErrRevoked) {
+			if _, _, err := fx.f.Rotate(ctx, s2, nil); !errors.Is(err, refresh.ErrRevoked) {
 				t.Fatalf("after reuse: %v", err)
 			}
 		})
@@ -744,4 +701,38 @@ func TestAPIError(t *testing.T) {
 			t.Errorf("%v: message %q does not say how to start over", c.err, e.Message)
 		}
 	}
+}
+
+// TestDescendantReuse: a spent token is dropped after the next rotation,
+// but presenting it is still reuse, found through the successors derived
+// from it; a token of nobody's chain stays unknown.
+func TestDescendantReuse(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		fx := newFixture(t, dsn)
+		fam, s0 := fx.start(t, refresh.KindAgent, token.PrefixRefresh)
+		s1 := fx.rotate(t, s0)
+		fx.clk.Add(grace + time.Second)
+		s2 := fx.rotate(t, s1)
+		fx.clk.Add(grace + time.Second)
+		s3 := fx.rotate(t, s2)
+		if all, _ := fx.tokens(t, fam.ID); all > 3 {
+			t.Fatalf("%d tokens kept, want at most 3", all)
+		}
+		if _, _, err := fx.f.Lookup(ctx, s0); !errors.Is(err, refresh.ErrUnknown) {
+			t.Fatalf("s0 should have been dropped: %v", err)
+		}
+		if _, _, err := fx.f.Rotate(ctx, s0, nil); !errors.Is(err, refresh.ErrReused) {
+			t.Fatalf("a dropped ancestor: %v, want ErrReused", err)
+		}
+		if !fx.rev.Revoked(fam.ID) {
+			t.Fatal("family not revoked")
+		}
+		if _, _, err := fx.f.Rotate(ctx, s3, nil); !errors.Is(err, refresh.ErrRevoked) {
+			t.Fatalf("live token after reuse: %v", err)
+		}
+		if _, _, err := fx.f.Rotate(ctx, token.PrefixRefresh+"nobodys-token", nil); !errors.Is(err, refresh.ErrUnknown) {
+			t.Fatalf("garbage: %v", err)
+		}
+	})
 }

@@ -41,9 +41,10 @@ const LockName = "chatauth retention purge"
 // Defaults of Purger.
 const (
 	DefaultEvery = 10 * time.Minute
-	// DefaultDelay is the longest wait before the first run, so that a
-	// starting server does its other work first.
-	DefaultDelay = 30 * time.Second
+	// DefaultDelay is the longest wait before the first run: a starting
+	// server does its other work first, and short-lived ones (a test's)
+	// never purge.
+	DefaultDelay = time.Minute
 )
 
 // Purger purges every Every (default 10 minutes), the first time shortly
@@ -87,7 +88,9 @@ func (p *Purger) Run(ctx context.Context) {
 			return
 		case err != nil:
 			p.log().Warn("retention purge failed; will retry", "err", err, "deleted_so_far", st.Total())
-		case ran && st.Total() > 0:
+		case !ran:
+			p.log().Debug("retention purge skipped: another process is purging")
+		case st.Total() > 0:
 			p.log().Info("retention purge",
 				"refresh_tokens", st.RefreshTokens, "families", st.Families, "codes", st.Codes,
 				"personal_tokens", st.PersonalTokens, "visitors", st.Visitors, "audit_events", st.AuditEvents,

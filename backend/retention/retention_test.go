@@ -172,22 +172,19 @@ func TestNothingLiveIsPurged(t *testing.T) {
 			t.Fatalf("%d tokens within grace, want r0, r1 and r2", n)
 		}
 
-		// Past grace: the spent tokens go, the live one stays and works.
+		// Past grace: the older spent token goes; the last one spent stays
+		// (presenting it would be reuse); the live one stays and works.
 		fx.clk.Add(grace + time.Millisecond)
-		if st := fx.purge(t); st.RefreshTokens != 2 || st.Families != 0 {
-			t.Fatalf("past grace purged %+v, want the two spent tokens", st)
+		if st := fx.purge(t); st.RefreshTokens != 1 || st.Families != 0 {
+			t.Fatalf("past grace purged %+v, want the older spent token", st)
 		}
 		if _, _, err := fx.f.Lookup(ctx, r2); err != nil {
 			t.Fatalf("live token after a purge: %v", err)
 		}
 		r3 := fx.rotate(t, r2)
-		// A purged spent token is unknown: it no longer revokes the family
-		// (reuse detection covers a spent token for the grace window plus
-		// up to one purge interval).
-		if _, _, err := fx.f.Rotate(ctx, r0, nil); !errors.Is(err, refresh.ErrUnknown) {
-			t.Fatalf("purged token: %v, want ErrUnknown", err)
-		}
-		r3 = fx.rotate(t, r3)
+		// (A purged spent token is still reuse, found through its derived
+		// successors: TestDescendantReuse in backend/refresh.)
+		_, _ = r0, r3
 
 		// A revoked family stays RevocationKeep, listed to every process.
 		agent := &sqlstore.Family{Kind: refresh.KindAgent, Subject: "7", OrgID: fx.org, Scope: "agent"}
@@ -286,6 +283,7 @@ func TestRefreshStormStaysBounded(t *testing.T) {
 		workers    = 8
 	)
 	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		t.Parallel() // SQLite's run is bound by the writer, PostgreSQL's by round trips
 		ctx := context.Background()
 		fx := newFixture(t, dsn)
 		fams := make([]string, visitors)
@@ -355,7 +353,7 @@ func TestRefreshStormStaysBounded(t *testing.T) {
 		stopBG()
 		bgWG.Wait()
 		rows := fx.count(t, "refresh_tokens")
-		t.Logf("%d visitors × %d silent refreshes (%d in all) in %v, %d purges (and %d by a purger running beside them): refresh_tokens peaked at %d rows (%.1f per visitor) before a purge, holds %d after the last (%.2f per visitor); purged %d tokens, %d families, %d visitors",
+		t.Logf("%d visitors × %d silent refreshes (%d in all) in %v, %d purges (and %d by a purger running beside them): refresh_tokens peaked at %d rows (%.1f per visitor) before a purge, holds %d after the last (%.2f per visitor); the test's own purges deleted %d tokens, %d families, %d visitors",
 			visitors, refreshes, visitors*refreshes, took.Round(time.Millisecond), purges, bgRuns.Load(), peak, float64(peak)/float64(visitors), rows, float64(rows)/float64(visitors),
 			total.RefreshTokens, total.Families, total.Visitors)
 		if rows > 3*visitors {

@@ -36,6 +36,9 @@ func (s *DB) CreateCustomer(ctx context.Context, c *Customer) error {
 
 // Customer fetches a visitor.
 func (s *DB) Customer(ctx context.Context, entityID string) (Customer, error) {
+	if !storable(entityID) {
+		return Customer{}, ErrNotFound
+	}
 	var c Customer
 	var created, updated int64
 	err := s.queryRow(ctx, "SELECT entity_id, org_id, client_id, name, email, created_at, updated_at FROM customers WHERE entity_id = ?", entityID).
@@ -62,27 +65,46 @@ func (s *DB) UpdateCustomer(ctx context.Context, c *Customer) error {
 // AddRefreshToken adds a token to a live family and retires the family's
 // other live tokens, so a family keeps one live refresh token (the cookie
 // path of customer silent refresh, which proves possession by the cookie
-// rather than by the previous token). Retired tokens count as rotated: the
-// grace window covers a tab racing with the old one. A revoked family is
-// ErrRevoked.
-func (s *DB) AddRefreshToken(ctx context.Context, familyID string, rt RefreshToken) error {
-	return s.tx(ctx, func(t *Tx) error {
-		var revoked sql.NullInt64
-		err := t.queryRow(ctx, "SELECT revoked_at FROM refresh_families WHERE id = ?", familyID).Scan(&revoked)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
+// rather than by the previous token). Retired tokens are dead: presenting
+// one again is reuse. check runs on the
+// family first, in the same transaction; its error is returned as is. A
+// revoked family is ErrRevoked, one past its hard end ErrExpired; rt's
+// expiry is capped at that end.
+func (s *DB) AddRefreshToken(ctx context.Context, familyID string, rt RefreshToken, check func(Family) error) (Family, error) {
+	var fam Family
+	err := s.tx(ctx, func(t *Tx) error {
+		var err error
+		fam, err = scanFamily(t.queryRow(ctx, "SELECT "+familyOnlyCols+" FROM refresh_families f WHERE f.id = ?", familyID))
 		if err != nil {
-			return fmt.Errorf("add refresh token: %w", err)
+			return err
 		}
-		if revoked.Valid {
+		if check != nil {
+			if err := check(fam); err != nil {
+				return err
+			}
+		}
+		switch {
+		case !fam.RevokedAt.IsZero():
 			return ErrRevoked
+		case !fam.ExpiresAt.IsZero() && !rt.CreatedAt.Before(fam.ExpiresAt):
+			return ErrExpired
+		case !fam.ExpiresAt.IsZero() && rt.ExpiresAt.After(fam.ExpiresAt):
+			rt.ExpiresAt = fam.ExpiresAt
 		}
-		if _, err := t.exec(ctx, "UPDATE refresh_tokens SET rotated_at = ? WHERE family_id = ? AND rotated_at IS NULL", s.now(), familyID); err != nil {
+		// The others are retired dead (no grace): the cookie proved the
+		// browser, and a token it replaced must not start a branch.
+		if _, err := t.exec(ctx, "UPDATE refresh_tokens SET rotated_at = ?, grace_used = 1 WHERE family_id = ? AND rotated_at IS NULL", s.now(), familyID); err != nil {
 			return fmt.Errorf("add refresh token: %w", err)
+		}
+		// The tokens just retired stay (presenting one is reuse); those
+		// retired before go: a cookie-path token has no derived successor
+		// to be recognised by, and a family must not grow with visits.
+		if err := dropSpent(ctx, t, familyID, nil, s.now()); err != nil {
+			return err
 		}
 		return insertToken(ctx, t, familyID, rt)
 	})
+	return fam, err
 }
 
 // MaxMessageID is the newest message of a conversation, or 0.

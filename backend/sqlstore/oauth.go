@@ -84,6 +84,9 @@ func (s *DB) CreateClient(ctx context.Context, c *Client) error {
 // tenant-scoped: the client_id names the tenant). It is memoized for up
 // to a second (see memoTTL); unknown ids are not.
 func (s *DB) Client(ctx context.Context, id string) (Client, error) {
+	if !storable(id) {
+		return Client{}, ErrNotFound
+	}
 	now := time.Now()
 	c, ok, gen := s.clients.get(id, now)
 	if ok {
@@ -110,6 +113,9 @@ func (c Client) clone() Client {
 
 // ClientInTree fetches a client visible from organization root.
 func (s *DB) ClientInTree(ctx context.Context, root int64, id string) (Client, error) {
+	if !storable(id) {
+		return Client{}, ErrNotFound
+	}
 	c, err := scanClient(s.queryRow(ctx, "SELECT "+clientSelect+" FROM oauth_clients WHERE id = ? AND "+inTree, id, root))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return c, fmt.Errorf("client: %w", err)
@@ -138,9 +144,11 @@ func (s *DB) ListClients(ctx context.Context, root int64) ([]Client, error) {
 // UpdateClient writes every mutable field of c.
 func (s *DB) UpdateClient(ctx context.Context, c *Client) error {
 	defer s.clients.clear()
+	// The secret is not written here (SetClientSecret is): an edit racing
+	// a secret reset must not write the old secret back.
 	c.UpdatedAt = fromMS(s.now())
-	res, err := s.exec(ctx, "UPDATE oauth_clients SET name = ?, company = ?, client_type = ?, secret_hash = ?, redirect_uris = ?, scopes = ?, allowed_origins = ?, updated_at = ? WHERE id = ?",
-		c.Name, c.Company, c.Type, c.SecretHash, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), s.ms(c.UpdatedAt), c.ID)
+	res, err := s.exec(ctx, "UPDATE oauth_clients SET name = ?, company = ?, client_type = ?, redirect_uris = ?, scopes = ?, allowed_origins = ?, updated_at = ? WHERE id = ?",
+		c.Name, c.Company, c.Type, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), s.ms(c.UpdatedAt), c.ID)
 	if err != nil {
 		return fmt.Errorf("update client: %w", err)
 	}
@@ -179,9 +187,13 @@ func (s *DB) EndClientTokens(ctx context.Context, id, reason string, remove bool
 			return fmt.Errorf("end client tokens: %w", err)
 		}
 		ids = append(ids, cc)
-		// Visitors its client-credentials tokens vouched for.
-		children, err := revokeChildren(ctx, t, []string{cc}, now)
+		// Visitors its client-credentials tokens vouched for (their parent
+		// is the token's own session, under the epoch's).
+		children, err := scanIDs(t.query(ctx, "UPDATE refresh_families SET revoked_at = ?, revoke_reason = 'the credential that vouched for it was revoked' WHERE revoked_at IS NULL AND (parent = ? OR parent LIKE ?) RETURNING id", now, cc, cc+".%"))
 		if err != nil {
+			return err
+		}
+		if err := announceRevoked(ctx, t, append([]string{cc}, children...)); err != nil {
 			return err
 		}
 		ids = append(ids, children...)
@@ -222,6 +234,9 @@ type Code struct {
 	ExpiresAt     time.Time
 	UsedAt        time.Time
 	FamilyID      string
+	// Ended, set by RedeemCode with ErrCodeUsed, lists every session the
+	// reuse revoked (the grant and the visitors it vouched for).
+	Ended []string
 }
 
 // CreateCode stores a code.
@@ -241,7 +256,11 @@ var ErrCodeUsed = errors.New("code already used")
 // RedeemCode marks a code used, once, and binds it to the family its
 // tokens will belong to. A second redemption is ErrCodeUsed and revokes
 // that family (RFC 6749 §4.1.2: a code used twice may have been stolen).
-func (s *DB) RedeemCode(ctx context.Context, hash []byte, familyID string) (Code, error) {
+//
+// check runs on an unused code before it is marked used, in the same
+// transaction: a request that is not the code's own (another client, a
+// wrong redirect_uri or verifier) is refused without burning it.
+func (s *DB) RedeemCode(ctx context.Context, hash []byte, familyID string, check func(Code) error) (Code, error) {
 	var c Code
 	var reused bool
 	err := s.tx(ctx, func(t *Tx) error {
@@ -262,10 +281,16 @@ func (s *DB) RedeemCode(ctx context.Context, hash []byte, familyID string) (Code
 		if used.Valid {
 			reused = true
 			if c.FamilyID != "" {
-				_, err := revokeFamily(ctx, t, c.FamilyID, "authorization code reused", s.now())
+				var err error
+				c.Ended, err = revokeFamily(ctx, t, c.FamilyID, "authorization code reused", s.now())
 				return err
 			}
 			return nil
+		}
+		if check != nil {
+			if err := check(c); err != nil {
+				return err
+			}
 		}
 		res, err := t.exec(ctx, "UPDATE oauth_codes SET used_at = ?, family_id = ? WHERE hash = ? AND used_at IS NULL", s.now(), familyID, hash)
 		if err != nil {
@@ -304,36 +329,38 @@ func (s *DB) RememberConsent(ctx context.Context, userID int64, clientID, scope 
 // RevokeSession records a revocation of a session that has no refresh
 // family (a client-credentials token), so every process's verifier learns
 // of it through RevokedSince.
-func (s *DB) RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) error {
-	now := s.now()
-	_, err := s.exec(ctx, "INSERT INTO refresh_families (id, kind, subject, org_id, scope, created_at, revoked_at, revoke_reason) VALUES (?, ?, ?, ?, '', ?, ?, ?) ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at",
-		sid, kind, subject, orgID, now, now, reason)
-	if err != nil {
-		return fmt.Errorf("revoke session: %w", err)
-	}
-	return nil
+func (s *DB) RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) ([]string, error) {
+	var ids []string
+	err := s.tx(ctx, func(t *Tx) error {
+		now := s.now()
+		if _, err := t.exec(ctx, "INSERT INTO refresh_families (id, kind, subject, org_id, scope, created_at, revoked_at, revoke_reason) VALUES (?, ?, ?, ?, '', ?, ?, ?) ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at",
+			sid, kind, subject, orgID, now, now, reason); err != nil {
+			return fmt.Errorf("revoke session: %w", err)
+		}
+		children, err := revokeChildren(ctx, t, []string{sid}, now)
+		if err != nil {
+			return err
+		}
+		ids = append([]string{sid}, children...)
+		return announceRevoked(ctx, t, ids)
+	})
+	return ids, err
 }
 
 // Family fetches a refresh family by id.
 func (s *DB) Family(ctx context.Context, id string) (Family, error) {
-	var f Family
-	var created int64
-	var expires, revoked sql.NullInt64
-	err := s.queryRow(ctx, "SELECT id, kind, subject, org_id, client_id, scope, created_at, expires_at, revoked_at, revoke_reason FROM refresh_families WHERE id = ?", id).
-		Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &created, &expires, &revoked, &f.Reason)
-	if errors.Is(err, sql.ErrNoRows) {
-		return f, ErrNotFound
+	if !storable(id) {
+		return Family{}, ErrNotFound
 	}
-	if err != nil {
-		return f, fmt.Errorf("family: %w", err)
-	}
-	f.CreatedAt, f.ExpiresAt, f.RevokedAt = fromMS(created), fromNullMS(expires), fromNullMS(revoked)
-	return f, nil
+	return scanFamily(s.queryRow(ctx, "SELECT "+familyOnlyCols+" FROM refresh_families f WHERE f.id = ?", id))
 }
 
 // OriginAllowed reports whether any client lists origin in its
 // allowed_origins (for CORS preflights, which name no client).
 func (s *DB) OriginAllowed(ctx context.Context, origin string) (bool, error) {
+	if !storable(origin) {
+		return false, nil
+	}
 	b, _ := json.Marshal(origin)
 	rows, err := s.query(ctx, "SELECT allowed_origins FROM oauth_clients WHERE allowed_origins LIKE ?", "%"+string(b)+"%")
 	if err != nil {
@@ -374,3 +401,17 @@ func (s *DB) DropCodes(ctx context.Context, userID int64, clientID string) error
 // ForgetClient drops a memoized client (all of them with id ""), when
 // another process announced a change to it.
 func (s *DB) ForgetClient(id string) { s.clients.clear() }
+
+// SetClientSecret replaces a client's secret hash (nil for a public
+// client); the old secret stops working with this statement.
+func (s *DB) SetClientSecret(ctx context.Context, id string, hash []byte) error {
+	defer s.clients.clear()
+	res, err := s.exec(ctx, "UPDATE oauth_clients SET secret_hash = ?, updated_at = ? WHERE id = ?", hash, s.now(), id)
+	if err != nil {
+		return fmt.Errorf("set client secret: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return s.announce(ctx, notify.TopicClient, id)
+}

@@ -37,6 +37,12 @@ type Table struct {
 	// when it is committed (messages → their conversation's streams).
 	Announce      string
 	AnnounceTopic string
+	// AnnounceLock is the table Announce refers to. Its row is locked for
+	// the insert on PostgreSQL, so rows of one parent commit in id order:
+	// a reader that has seen id n never later finds a committed n-1 (ids
+	// come from a sequence taken before commit, and two inserts could
+	// otherwise commit in the other order).
+	AnnounceLock string
 }
 
 // Object is a row of a generic table. Values hold string for ColText,
@@ -136,6 +142,12 @@ func (s *DB) InsertObject(ctx context.Context, t Table, org int64, values map[st
 	}
 	var o Object
 	err := s.tx(ctx, func(tx *Tx) error {
+		if ref, _ := values[t.Announce].(*int64); ref != nil && t.AnnounceLock != "" {
+			var one int
+			if err := tx.queryRow(ctx, "SELECT 1 FROM "+t.AnnounceLock+" WHERE id = ? FOR UPDATE", *ref).Scan(&one); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
 		var err error
 		if o, err = t.scan(tx.queryRow(ctx, q, args...)); err != nil {
 			return err

@@ -15,14 +15,17 @@ import (
 // tables stay bounded however long the server runs (backend/retention
 // calls it in the background). Nothing live is ever deleted:
 //
-//   - a refresh token goes once it can no longer be presented with any
-//     effect other than "unknown": spent longer ago than the grace window
-//     (Rotate's replay rule needs a spent token, and its successor, only
-//     within it), or expired longer ago than RevocationKeep + Grace. A
-//     family's newest token is live until it expires, so it stays. Past the
-//     grace window a purged spent token answers ErrNotFound where it would
-//     have answered ErrReused (and revoked its family): reuse detection
-//     covers a spent token for Grace plus up to one purge interval;
+//   - a refresh token goes when it was spent longer ago than the grace
+//     window (Rotate's replay rule needs a spent token, and its successor,
+//     only within it) and a later one of its family was spent too, or
+//     when it expired longer ago than RevocationKeep + Grace (until then
+//     it keeps its family, whose last access tokens may still live). A
+//     family's newest token is unspent until it expires, so it stays, and
+//     so does the last one spent: presenting it again is reuse, which
+//     revokes the family. (Rotate itself drops older spent tokens, so a
+//     family holds about three rows however often it is refreshed.) An
+//     older spent token, once purged, is unknown rather than reused: it
+//     works no more either way, but no longer revokes the family;
 //   - a family goes RevocationKeep after the last moment any token of it
 //     could be used: after its revocation (revoked_at), after its hard end
 //     (expires_at; implicit grants and vouched visitors), or after its last
@@ -138,7 +141,7 @@ const (
 	// A family past its hard end has no usable token: every token's expiry
 	// is capped at it. Revoked ones go by revoked_at.
 	purgeEndedFamilies = "DELETE FROM refresh_families WHERE id IN (SELECT id FROM refresh_families WHERE expires_at IS NOT NULL AND expires_at < ? AND revoked_at IS NULL LIMIT ?)"
-	purgeSpentTokens   = "DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens WHERE rotated_at IS NOT NULL AND rotated_at < ? LIMIT ?) RETURNING family_id"
+	purgeSpentTokens   = "DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens t WHERE rotated_at IS NOT NULL AND rotated_at < ? AND EXISTS (SELECT 1 FROM refresh_tokens n WHERE n.family_id = t.family_id AND (n.rotated_at > t.rotated_at OR (n.rotated_at = t.rotated_at AND n.hash > t.hash))) LIMIT ?) RETURNING family_id"
 	purgeExpiredTokens = "DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens WHERE expires_at < ? LIMIT ?) RETURNING family_id"
 	purgeCodes         = "DELETE FROM oauth_codes WHERE hash IN (SELECT hash FROM oauth_codes WHERE expires_at < ? AND (used_at IS NULL OR used_at < ?) LIMIT ?)"
 	purgePersonal      = "DELETE FROM credentials WHERE id IN (SELECT id FROM credentials WHERE kind = 'pat' AND expires_at IS NOT NULL AND expires_at < ? LIMIT ?)"
@@ -230,7 +233,7 @@ func (s *DB) Purge(ctx context.Context, p PurgePolicy) (PurgeStats, error) {
 }
 
 // purgeBatches runs query (whose last placeholder is the LIMIT) until a
-// batch deletes fewer than batch rows, adding what it deletes to n.
+// batch deletes nothing, adding what it deletes to n.
 func (s *DB) purgeBatches(ctx context.Context, batch int, n *int64, query string, args ...any) error {
 	args = append(append([]any(nil), args...), batch)
 	for {
@@ -246,11 +249,16 @@ func (s *DB) purgeBatches(ctx context.Context, batch int, n *int64, query string
 			got, err = res.RowsAffected()
 			return err
 		})
+		if transient(err) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		*n += got
-		if got < int64(batch) {
+		// Until a batch finds nothing: a batch can come back short because
+		// another process's purger took rows from under it, with more left.
+		if got == 0 {
 			return nil
 		}
 	}
@@ -291,12 +299,17 @@ func (s *DB) purgeTokens(ctx context.Context, batch int, st *PurgeStats, keep in
 			fams, err = deleteChunked(ctx, t, purgeEmptyFamilies, ids, keep)
 			return err
 		})
+		if transient(err) {
+			continue // a rotation or another purger held the rows: again
+		}
 		if err != nil {
 			return err
 		}
 		st.RefreshTokens += got
 		st.Families += fams
-		if got < int64(batch) {
+		// Until a batch finds nothing: a batch can come back short because
+		// another process's purger took rows from under it, with more left.
+		if got == 0 {
 			return nil
 		}
 	}

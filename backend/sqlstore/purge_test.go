@@ -119,15 +119,15 @@ func TestPurgeTimeline(t *testing.T) {
 		}
 
 		at(0)
-		// A live family: its first token spent at t0 goes after the grace
-		// window; the successor stays until RevocationKeep after it
-		// expired, and the family with it.
+		// A live family: its first token, spent at t0 and the last one
+		// spent, stays for reuse detection until it expired; the successor
+		// stays until RevocationKeep after it expired, and the family with it.
 		l1 := family("live", "agent", "1", time.Time{}, 30*day)
 		l2 := randomHash()
 		if _, replay, err := db.Rotate(ctx, l1, grace, sqlstore.RefreshToken{Hash: l2, CreatedAt: t0, ExpiresAt: t0.Add(30 * day)}); err != nil || replay {
 			t.Fatal(replay, err)
 		}
-		add("spent token", grace, tokExists(l1))
+		add("spent token", 30*day+keep+grace, tokExists(l1))
 		add("live token", 30*day+keep+grace, tokExists(l2))
 		add("live family", 30*day+keep+grace, famExists("live"))
 
@@ -143,7 +143,7 @@ func TestPurgeTimeline(t *testing.T) {
 		}
 		// A session row of client credentials (always revoked) and an
 		// implicit grant (no tokens, a hard end).
-		if err := db.RevokeSession(ctx, sqlstore.ClientCredentialsSession(client.ID, 0), "client_credentials", "client:"+client.ID, org.ID, "test"); err != nil {
+		if _, err := db.RevokeSession(ctx, sqlstore.ClientCredentialsSession(client.ID, 0), "client_credentials", "client:"+client.ID, org.ID, "test"); err != nil {
 			t.Fatal(err)
 		}
 		add("client-credentials session", keep, famExists(sqlstore.ClientCredentialsSession(client.ID, 0)))
@@ -189,13 +189,13 @@ func TestPurgeTimeline(t *testing.T) {
 		}
 		long := newCode(2 * time.Hour)
 		at(time.Minute)
-		if _, err := db.RedeemCode(ctx, long, "live"); err != nil {
+		if _, err := db.RedeemCode(ctx, long, "live", nil); err != nil {
 			t.Fatal(err)
 		}
 		add("used code with a long TTL", 2*time.Hour+code, codeExists(long))
 		quick := newCode(5 * time.Minute)
 		at(4 * time.Minute)
-		if _, err := db.RedeemCode(ctx, quick, "live"); err != nil {
+		if _, err := db.RedeemCode(ctx, quick, "live", nil); err != nil {
 			t.Fatal(err)
 		}
 		add("used code", 5*time.Minute+code, codeExists(quick))
@@ -203,7 +203,7 @@ func TestPurgeTimeline(t *testing.T) {
 		// expired: its use is what a second redemption is measured by.
 		late := newCode(5 * time.Minute)
 		at(30 * time.Minute)
-		if _, err := db.RedeemCode(ctx, late, "late"); err != nil {
+		if _, err := db.RedeemCode(ctx, late, "late", nil); err != nil {
 			t.Fatal(err)
 		}
 		add("code used after it expired", 30*time.Minute+code, codeExists(late))

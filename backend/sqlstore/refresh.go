@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"chatauth/backend/notify"
 )
 
 // Family is one line of descent of refresh tokens: everything issued from
@@ -74,6 +76,24 @@ func insertToken(ctx context.Context, t *Tx, familyID string, rt RefreshToken) e
 
 const familyCols = "f.id, f.kind, f.subject, f.org_id, f.client_id, f.scope, f.created_at, f.expires_at, f.parent, f.revoked_at, f.revoke_reason"
 
+// familyOnlyCols is a family without a token.
+const familyOnlyCols = familyCols
+
+func scanFamily(row *sql.Row) (Family, error) {
+	var f Family
+	var created int64
+	var expires, revoked sql.NullInt64
+	err := row.Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &created, &expires, &f.Parent, &revoked, &f.Reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, ErrNotFound
+	}
+	if err != nil {
+		return f, fmt.Errorf("family: %w", err)
+	}
+	f.CreatedAt, f.ExpiresAt, f.RevokedAt = fromMS(created), fromNullMS(expires), fromNullMS(revoked)
+	return f, nil
+}
+
 func scanFamilyAndToken(row *sql.Row) (Family, RefreshToken, error) {
 	var f Family
 	var rt RefreshToken
@@ -117,9 +137,7 @@ func (s *DB) LookupRefresh(ctx context.Context, hash []byte) (Family, RefreshTok
 //     (a sibling) is retired without grace, so a family has one live token;
 //   - nil, replay true: the token was spent within grace of now and its
 //     successor is still unspent: the caller answers that same successor
-//     again (two tabs racing one refresh), never an independent branch. A
-//     token retired by the cookie path gets its successor now, as a
-//     sibling that dies when either is rotated;
+//     again (two tabs racing one refresh), never an independent branch;
 //   - ErrReused for any other presentation of a spent token: the family is
 //     revoked, with every token in it, before Rotate returns.
 //
@@ -127,6 +145,14 @@ func (s *DB) LookupRefresh(ctx context.Context, hash []byte) (Family, RefreshTok
 // concurrent rotations blocks on the row lock, re-reads it, and takes the
 // replay branch; on SQLite the write lock taken at BEGIN serializes them.
 func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next RefreshToken) (fam Family, replay bool, err error) {
+	return s.RotateIf(ctx, hash, grace, next, nil)
+}
+
+// RotateIf is Rotate with a check of the family, run in the same
+// transaction before anything is spent: its error is returned as is, and
+// nothing changes. (One read fewer than looking the family up first.)
+// next's expiry is capped at the family's hard end.
+func (s *DB) RotateIf(ctx context.Context, hash []byte, grace time.Duration, next RefreshToken, check func(Family) error) (fam Family, replay bool, err error) {
 	var reused bool
 	var ended []string
 	err = s.tx(ctx, func(t *Tx) error {
@@ -141,6 +167,14 @@ func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next 
 			return ErrNotFound
 		}
 		fam = f
+		if check != nil {
+			if err := check(f); err != nil {
+				return err
+			}
+		}
+		if !f.ExpiresAt.IsZero() && next.ExpiresAt.After(f.ExpiresAt) {
+			next.ExpiresAt = f.ExpiresAt
+		}
 		now := s.now()
 		switch {
 		case !f.RevokedAt.IsZero():
@@ -156,6 +190,9 @@ func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next 
 			if _, err := t.exec(ctx, "UPDATE refresh_tokens SET rotated_at = ?, grace_used = 1 WHERE family_id = ? AND rotated_at IS NULL AND hash <> ?", now, f.ID, hash); err != nil {
 				return fmt.Errorf("rotate: retire siblings: %w", err)
 			}
+			if err := dropSpent(ctx, t, f.ID, hash, now-grace.Milliseconds()); err != nil {
+				return err
+			}
 			return insertToken(ctx, t, f.ID, next)
 		}
 		// Spent already (or by a racing transaction that just committed):
@@ -168,8 +205,7 @@ func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next 
 			_, succ, err := scanFamilyAndToken(t.queryRow(ctx, tokenQuery, next.Hash))
 			switch {
 			case errors.Is(err, ErrNotFound):
-				replay = true
-				return insertToken(ctx, t, f.ID, next)
+				// Retired without a successor of its own: not a replay.
 			case err != nil:
 				return fmt.Errorf("rotate: %w", err)
 			case succ.FamilyID == f.ID && succ.RotatedAt.IsZero():
@@ -188,6 +224,18 @@ func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next 
 	return fam, replay, err
 }
 
+// dropSpent deletes the spent tokens of a family that nothing needs: all
+// but keep (the one just spent, which reuse detection still recognises
+// until the next rotation) and those spent within grace (their replay
+// answers the successor). So a family holds its live token, the last one
+// spent and the few spent within grace, however often it is refreshed.
+func dropSpent(ctx context.Context, t *Tx, familyID string, keep []byte, graceStart int64) error {
+	if _, err := t.exec(ctx, "DELETE FROM refresh_tokens WHERE family_id = ? AND rotated_at IS NOT NULL AND rotated_at < ? AND hash <> ?", familyID, graceStart, keep); err != nil {
+		return fmt.Errorf("drop spent tokens: %w", err)
+	}
+	return nil
+}
+
 // revokeFamily ends family id and the families it vouched for, and
 // returns every id it ended.
 func revokeFamily(ctx context.Context, t *Tx, id, reason string, now int64) ([]string, error) {
@@ -200,7 +248,23 @@ func revokeFamily(ctx context.Context, t *Tx, id, reason string, now int64) ([]s
 		return ids, nil
 	}
 	children, err := revokeChildren(ctx, t, []string{id}, now)
-	return append(ids, children...), err
+	if err != nil {
+		return nil, err
+	}
+	ids = append(ids, children...)
+	return ids, announceRevoked(ctx, t, ids)
+}
+
+// announceRevoked tells every process of revoked sessions, in the
+// revoking transaction (PostgreSQL delivers NOTIFY on commit, and not
+// at all on rollback), so a revocation cannot commit unannounced.
+func announceRevoked(ctx context.Context, t *Tx, ids []string) error {
+	for _, id := range ids {
+		if err := t.announce(ctx, notify.TopicRevocation, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // revokeChildren ends the families whose parent is one of parents.
@@ -295,7 +359,11 @@ func revokeFamilies(ctx context.Context, t *Tx, f FamilyFilter, reason string, n
 		return nil, err
 	}
 	children, err := revokeChildren(ctx, t, ids, now)
-	return append(ids, children...), err
+	if err != nil {
+		return nil, err
+	}
+	ids = append(ids, children...)
+	return ids, announceRevoked(ctx, t, ids)
 }
 
 // RevokedSince lists families revoked at or after since (Unix ms), and the
@@ -319,4 +387,30 @@ func (s *DB) RevokedSince(ctx context.Context, since int64) ([]string, int64, er
 		latest = max(latest, at)
 	}
 	return ids, latest, rows.Err()
+}
+
+// chainQuery finds the first of up to chainLen hashes stored.
+var chainQuery = "SELECT " + familyCols + ", t.hash, t.created_at, t.expires_at, t.rotated_at, t.grace_used FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash IN (?" + strings.Repeat(", ?", ChainLen-1) + ") LIMIT 1"
+
+// ChainLen is how many successors of an unknown refresh token are looked
+// for (docs/security.md, I3).
+const ChainLen = 64
+
+// FamilyOfDescendant finds the family holding one of hashes, the hashes
+// of an unknown token's successors (exactly ChainLen of them): a token
+// that is gone, but whose descendant is still stored, was spent and
+// purged, and presenting it is reuse.
+func (s *DB) FamilyOfDescendant(ctx context.Context, hashes [][]byte) (Family, error) {
+	if len(hashes) != ChainLen {
+		return Family{}, errors.New("family of descendant: need ChainLen hashes")
+	}
+	args := make([]any, len(hashes))
+	for i, h := range hashes {
+		args[i] = h
+	}
+	f, _, err := scanFamilyAndToken(s.queryRow(ctx, chainQuery, args...))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return f, fmt.Errorf("family of descendant: %w", err)
+	}
+	return f, err
 }

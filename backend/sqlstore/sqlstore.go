@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ var (
 	ErrExpired  = errors.New("expired")
 	ErrRevoked  = errors.New("revoked")
 	ErrReused   = errors.New("reused after rotation")
+
 )
 
 type dialect int
@@ -198,7 +200,22 @@ func (s *DB) tx(ctx context.Context, fn func(*Tx) error) error {
 	if s.dialect == sqlite {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
+		return s.tx1(ctx, fn)
 	}
+	// PostgreSQL may roll back one of two transactions that lock the same
+	// rows in opposite orders (a rotation beside the purger): run it
+	// again, as the server advises. Every fn here re-reads what it
+	// decides on, so a second run is correct.
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = s.tx1(ctx, fn); !transient(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *DB) tx1(ctx context.Context, fn func(*Tx) error) error {
 	t, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -377,3 +394,8 @@ func (t *Tx) announce(ctx context.Context, topic, payload string) error {
 	}
 	return nil
 }
+
+// storable reports whether s can be a TEXT key: PostgreSQL refuses text
+// that is not UTF-8 or holds a NUL byte (with an error, where a lookup of
+// something that cannot exist should simply find nothing).
+func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }

@@ -229,7 +229,7 @@ func TestMemoizedReads(t *testing.T) {
 		}
 
 		c.SecretHash = []byte("new")
-		if err := a.UpdateClient(ctx, c); err != nil {
+		if err := a.SetClientSecret(ctx, c.ID, c.SecretHash); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := a.Client(ctx, c.ID); string(got.SecretHash) != "new" {

@@ -85,6 +85,9 @@ func (s *DB) DeleteUser(ctx context.Context, id int64) ([]string, error) {
 		if err != nil {
 			return err
 		}
+		if err := announceRevoked(ctx, t, vouched); err != nil {
+			return err
+		}
 		ids = append(ids, vouched...)
 		if _, err := t.exec(ctx, "DELETE FROM credentials WHERE kind = 'pat' AND user_id = ?", id); err != nil {
 			return fmt.Errorf("delete user: %w", err)

@@ -75,3 +75,10 @@ func Unavailable(err error) (string, bool) {
 	}
 	return "", false
 }
+
+// transient reports a PostgreSQL deadlock or serialization failure: the
+// transaction was rolled back and may simply be run again.
+func transient(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}

@@ -150,6 +150,9 @@ func (s *DB) UserByID(ctx context.Context, id int64) (User, error) {
 
 // UserByEmail fetches a user by (normalized) email.
 func (s *DB) UserByEmail(ctx context.Context, email string) (User, error) {
+	if !storable(email) {
+		return User{}, ErrNotFound
+	}
 	u, err := scanUser(s.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE email = ?", NormalizeEmail(email)))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return u, fmt.Errorf("user by email: %w", err)
@@ -158,11 +161,31 @@ func (s *DB) UserByEmail(ctx context.Context, email string) (User, error) {
 }
 
 // UpdateUser writes u's email, name, role and password hash.
-func (s *DB) UpdateUser(ctx context.Context, u *User) error {
+func (s *DB) UpdateUser(ctx context.Context, u *User, cols ...string) error {
+	// Only the columns the caller changed are written: a rename racing an
+	// admin's demotion or password reset must not write the old role or
+	// password back.
 	u.Email = NormalizeEmail(u.Email)
 	u.UpdatedAt = fromMS(s.now())
-	res, err := s.exec(ctx, "UPDATE users SET email = ?, name = ?, role = ?, password_hash = ?, updated_at = ? WHERE id = ?",
-		u.Email, u.Name, u.Role.String(), u.PasswordHash, s.ms(u.UpdatedAt), u.ID)
+	if len(cols) == 0 {
+		cols = []string{"email", "name", "role", "password"} // every field
+	}
+	set, args := "updated_at = ?", []any{s.ms(u.UpdatedAt)}
+	for _, c := range cols {
+		switch c {
+		case "email":
+			set, args = set+", email = ?", append(args, u.Email)
+		case "name":
+			set, args = set+", name = ?", append(args, u.Name)
+		case "role":
+			set, args = set+", role = ?", append(args, u.Role.String())
+		case "password":
+			set, args = set+", password_hash = ?", append(args, u.PasswordHash)
+		default:
+			return fmt.Errorf("update user: no column %q", c)
+		}
+	}
+	res, err := s.exec(ctx, "UPDATE users SET "+set+" WHERE id = ?", append(args, u.ID)...)
 	if isUnique(err) {
 		return ErrConflict
 	}

@@ -16,12 +16,16 @@ import (
 type Revocations struct {
 	mu  sync.RWMutex
 	set map[string]time.Time // sid → when we learned of it
-	// Publish, when set, tells other processes of revocations made here
-	// (LISTEN/NOTIFY on PostgreSQL); Pushed reports whether that channel is
-	// up, in which case Poll does not read the store (it only prunes).
+	// Publish, when set, tells other processes of revocations made here.
+	// Pushed reports whether revocations arrive pushed (LISTEN/NOTIFY on
+	// PostgreSQL, sent by the store in the revoking transaction), in which
+	// case Poll reads the store only every pushedPoll.
 	Publish func(ids []string)
 	Pushed  func() bool
-	resync  chan struct{}
+	// OnChange, when set, is told that sessions were just revoked (the
+	// event streams end theirs at once).
+	OnChange func()
+	resync   chan struct{}
 }
 
 // Resync makes the poller read the store now (after the push channel
@@ -57,6 +61,9 @@ func (r *Revocations) Learn(ids ...string) {
 		}
 	}
 	r.mu.Unlock()
+	if r.OnChange != nil && len(ids) > 0 {
+		r.OnChange()
+	}
 }
 
 // Revoked reports whether sid was revoked. A client-credentials session
@@ -109,6 +116,7 @@ func (r *Revocations) Poll(ctx context.Context, src RevocationSource, every, kee
 		since = max(since, latest)
 	}
 	load()
+	lastLoad := time.Now()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -119,10 +127,14 @@ func (r *Revocations) Poll(ctx context.Context, src RevocationSource, every, kee
 			load()
 		case <-t.C:
 			r.prune(keep)
-			if r.Pushed != nil && r.Pushed() {
-				continue // the push channel is up and carries revocations
+			// While the push channel is up it carries revocations (sent in
+			// the revoking transaction); the store is still read now and
+			// then, so nothing a lost notification missed lasts long.
+			if r.Pushed != nil && r.Pushed() && time.Since(lastLoad) < pushedPoll {
+				continue
 			}
 			load()
+			lastLoad = time.Now()
 		}
 	}
 }
@@ -132,6 +144,9 @@ func (r *Revocations) Poll(ctx context.Context, src RevocationSource, every, kee
 const (
 	revocationOverlap = 30 * time.Second
 	fullReload        = 5 * time.Minute
+	// pushedPoll is how often the store is read while revocations are
+	// pushed.
+	pushedPoll = 5 * time.Second
 )
 
 func (r *Revocations) prune(keep time.Duration) {

@@ -5,11 +5,21 @@
 // serving process's CPU time per request beside baselines measured in the
 // same run (a bare Echo JSON handler, the same handler answering with
 // token/info's bytes, and a bare Echo handler that signs the same EdDSA
-// JWT with no storage). Then it measures the issue's three targets as
-// paired alternations of each endpoint and its baseline. Results go to
-// bench/results.json.
+// JWT with no storage). Then it measures the issue's targets as paired
+// alternations of each endpoint and its baseline, the widget path (the
+// returning visitor and the customer refresh) among them.
+//
+// Then event streams, each on a server process of its own: -streams idle
+// visitor streams (raw TCP connections that read the response head and
+// then nothing) with the server's CPU over -idle and its RSS per stream,
+// and -streams-max held at once; the fan-out from an agent's POST to
+// -fanout streams of one conversation; and with -pg (or
+// CHATAUTH_BENCH_POSTGRES) the same fan-out across two processes on one
+// PostgreSQL database and revocation across them. Results go to
+// bench/results.json; -perf-dir profiles the server with perf.
 //
 //	chatauth-load -bin bin/chatauth -duration 5s -concurrency 16 -pairs 20 -pair-slice 500ms
+//	chatauth-load -http=false -streams 10000 -streams-max 15000 -fanout 1000 -pg postgres://…
 package main
 
 import (
@@ -72,6 +82,16 @@ func main() {
 	only := flag.String("only", "", "run only the scenarios whose name contains this (baselines always run)")
 	pairs := flag.Int("pairs", 20, "alternations of an endpoint and its baseline for each target")
 	pairSlice := flag.Duration("pair-slice", 500*time.Millisecond, "time of each side of a target's alternation")
+	streams := flag.Int("streams", 10000, "idle visitor event streams held on one server process while its CPU and RSS are measured (0: skip)")
+	streamsMax := flag.Int("streams-max", 15000, "streams held at once in the short step after the idle one (0: skip)")
+	idle := flag.Duration("idle", 10*time.Second, "idle window over which the streams' server CPU is measured")
+	fanoutN := flag.Int("fanout", 1000, "agent streams watching one conversation in the fan-out run (0: skip)")
+	messages := flag.Int("messages", 50, "messages posted one after another in each fan-out run")
+	pg := flag.String("pg", os.Getenv("CHATAUTH_BENCH_POSTGRES"), "PostgreSQL server URL (default $CHATAUTH_BENCH_POSTGRES): also run fan-out and revocation across two server processes on a database created there")
+	trials := flag.Int("revocations", 20, "sign-outs timed across processes (with -pg)")
+	widget := flag.Bool("widget", true, "measure the widget path (returning visitor, customer refresh) beside the bare EdDSA signer")
+	http_ := flag.Bool("http", true, "run the HTTP endpoint scenarios and their targets")
+	flag.StringVar(&perfDir, "perf-dir", "", "profile the server with perf record during the idle window and an extra run of each widget-path scenario; data and reports go here")
 	serveBare := flag.String("serve-bare", "", "internal: serve the bare Echo baselines on this address")
 	flag.Parse()
 	if *serveBare != "" {
@@ -81,10 +101,27 @@ func main() {
 		}
 		return
 	}
-	if err := run(*bin, *dur, *conc, *out, *only, max(*rounds, 1), max(*pairs, 1), *pairSlice); err != nil {
+	o := options{bin: *bin, dur: *dur, conc: *conc, out: *out, only: *only, rounds: max(*rounds, 1), pairs: max(*pairs, 1), pairSlice: *pairSlice,
+		http: *http_, widget: *widget, streams: *streams, streamsMax: *streamsMax, idle: *idle, fanout: *fanoutN, messages: max(*messages, 1), pg: *pg, trials: max(*trials, 1)}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "chatauth-load:", err)
 		os.Exit(1)
 	}
+}
+
+type options struct {
+	bin                 string
+	dur                 time.Duration
+	conc                int
+	out, only           string
+	rounds, pairs       int
+	pairSlice           time.Duration
+	http, widget        bool
+	streams, streamsMax int
+	idle                time.Duration
+	fanout, messages    int
+	pg                  string
+	trials              int
 }
 
 func freeAddr() string {
@@ -96,48 +133,134 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-func run(bin string, dur time.Duration, conc int, out, only string, rounds, pairs int, pairSlice time.Duration) error {
+func run(o options) error {
+	// 15,000 streams are 15,000 descriptors here and as many in the
+	// server, which inherits this limit.
+	nofile, nerr := raiseNoFile()
 	dir, err := os.MkdirTemp("", "chatauth-load")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	addr := freeAddr()
-	base := "http://" + addr
-	srv := exec.Command(bin, "serve")
-	srv.Env = append(os.Environ(), "CHATAUTH_ADDR="+addr, "CHATAUTH_ISSUER="+base, "CHATAUTH_DB=sqlite:"+filepath.Join(dir, "db", "chatauth.db"),
-		"CHATAUTH_ADMIN_EMAIL=load@example.com", "CHATAUTH_ADMIN_PASSWORD=load-password", "CHATAUTH_LOG_FORMAT=json")
-	logf, _ := os.Create(filepath.Join(dir, "server.log"))
-	srv.Stdout, srv.Stderr = logf, logf
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("start %s: %w (build it with ./build.sh)", bin, err)
+	doc := map[string]any{"cores": runtime.NumCPU(), "gomaxprocs": runtime.GOMAXPROCS(0), "at": time.Now().UTC().Format(time.RFC3339), "nofile_limit": nofile}
+	if nerr != nil {
+		fmt.Fprintln(os.Stderr, "chatauth-load: raising the open-files limit:", nerr)
 	}
-	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
-
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 30 * time.Second}
-	if err := waitHealthy(client, base); err != nil {
+	var failed []string
+	section := func(name string, err error) {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "chatauth-load: %s: %v\n", name, err)
+			failed = append(failed, name+": "+err.Error())
+		}
+	}
+	var sum []summary
+	if o.http {
+		s, err := httpSection(o, dir, doc)
+		sum = append(sum, s...)
+		section("HTTP endpoints", err)
+	}
+	if o.streams > 0 || o.streamsMax > 0 {
+		ir, mr, err := idleStreams(o.bin, dir, o.streams, o.streamsMax, o.idle, nofile)
+		if ir != nil && o.streams > 0 {
+			doc["idle_streams"] = ir
+			sum = append(sum,
+				summary{fmt.Sprintf("%d idle streams: server CPU", o.streams), fmt.Sprintf("%.2f %% of a core", ir.CPUPercent), "≤ 2 %", ir.CPUMet},
+				summary{fmt.Sprintf("%d idle streams: RSS per stream", o.streams), fmt.Sprintf("%.1f KB", ir.RSSPerStreamKB), "≤ 16 KB", ir.RSSMet})
+		}
+		if mr != nil {
+			doc["streams_max"] = mr
+			sum = append(sum, summary{"streams held at once", fmt.Sprintf("%d of %d", mr.Held, mr.Target), fmt.Sprintf("%d", mr.Target), mr.Met})
+		}
+		section("idle streams", err)
+	}
+	if o.fanout > 0 {
+		fr, err := fanoutOne(o.bin, dir, o.fanout, o.messages)
+		if fr != nil {
+			doc["fanout"] = fr
+			sum = append(sum, summary{fmt.Sprintf("fan-out p99, %d streams, one process", o.fanout), fmt.Sprintf("%.1f ms", fr.P99ms), "≤ 50 ms", fr.Met})
+		}
+		section("fan-out", err)
+	}
+	if o.pg != "" {
+		fr, rr, err := acrossPostgres(o.bin, dir, o.pg, o.fanout, o.messages, o.trials)
+		if fr != nil {
+			doc["fanout_postgres"] = fr
+			sum = append(sum, summary{fmt.Sprintf("fan-out p99, %d streams, two processes on PostgreSQL", o.fanout), fmt.Sprintf("%.1f ms", fr.P99ms), "≤ 150 ms", fr.Met})
+		}
+		if rr != nil {
+			doc["revocation_postgres"] = rr
+			sum = append(sum, summary{fmt.Sprintf("revocation across processes p99 (%d trials)", rr.Trials), fmt.Sprintf("%.1f ms", rr.P99ms), "≤ 100 ms", rr.Met})
+		}
+		section("PostgreSQL", err)
+	} else {
+		doc["postgres"] = "skipped: no -pg URL and no CHATAUTH_BENCH_POSTGRES"
+		fmt.Println("\nacross two processes on PostgreSQL: skipped (no -pg URL and no CHATAUTH_BENCH_POSTGRES)")
+	}
+	if len(sum) > 0 {
+		fmt.Printf("\n%-62s %16s %10s\n", "summary of the issue's targets", "figure", "target")
+		for _, s := range sum {
+			fmt.Printf("%-62s %16s %10s  %s\n", s.Name, s.Figure, s.Target, verdict(s.Met))
+		}
+		doc["summary"] = sum
+	}
+	if len(failed) > 0 {
+		doc["errors"] = failed
+	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
 	}
+	if err := os.WriteFile(o.out, b, 0o644); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d section(s) failed (results written to %s)", len(failed), o.out)
+	}
+	return nil
+}
+
+type summary struct {
+	Name   string `json:"name"`
+	Figure string `json:"figure"`
+	Target string `json:"target"`
+	Met    bool   `json:"met"`
+}
+
+// httpSection is the endpoint scenarios on the main server beside the
+// bare baselines, the paired targets and the widget path.
+func httpSection(o options, dir string, doc map[string]any) ([]summary, error) {
+	dur, conc, rounds, pairs, pairSlice := o.dur, o.conc, o.rounds, o.pairs, o.pairSlice
+	srv, err := startServer(o.bin, dir, "server", sqliteDSN(dir, "db"), "")
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	base := srv.base
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
 	// The baselines run in a process of their own, like the server, so
 	// both compete with this load generator for the same cores in the same
 	// way; served from this process they would share its scheduler.
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bareAddr := freeAddr()
 	bareProc := exec.Command(self, "-serve-bare", bareAddr)
-	bareProc.Stdout, bareProc.Stderr = logf, logf
+	if logf, err := os.Create(filepath.Join(dir, "bare.log")); err == nil {
+		bareProc.Stdout, bareProc.Stderr = logf, logf
+		defer logf.Close()
+	}
 	if err := bareProc.Start(); err != nil {
-		return fmt.Errorf("start the bare baseline: %w", err)
+		return nil, fmt.Errorf("start the bare baseline: %w", err)
 	}
 	defer func() { bareProc.Process.Kill(); bareProc.Wait() }()
 	if err := waitOK(client, "http://"+bareAddr+"/bare"); err != nil {
-		return err
+		return nil, err
 	}
 	sp := setup{c: client, base: base}
 	if err := sp.run(); err != nil {
-		return err
+		return nil, err
 	}
 	form := func(path, body string) func(int) (*http.Request, error) {
 		return func(int) (*http.Request, error) {
@@ -162,7 +285,7 @@ func run(bin string, dur time.Duration, conc int, out, only string, rounds, pair
 	for i := range refresh {
 		p, err := sp.login()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		refresh[i] = p.RefreshToken
 	}
@@ -195,13 +318,56 @@ func run(bin string, dur time.Duration, conc int, out, only string, rounds, pair
 			}
 			return r, err
 		}},
-		{name: "POST /api/v1/auth/token login (bcrypt)", concurrency: 4, next: func(int) (*http.Request, error) {
-			return http.NewRequest("POST", base+"/api/v1/auth/token", strings.NewReader(`{"email":"load@example.com","password":"load-password"}`))
-		}},
 	}
+	if o.widget {
+		// The widget's silent refresh: each client is a visitor of its
+		// own, each request sends the refresh token the previous answer
+		// returned.
+		vis, err := mintVisitors(base, sp.widget, conc, false)
+		if err != nil {
+			return nil, fmt.Errorf("visitors for the customer refresh: %w", err)
+		}
+		crefresh := make([]string, len(vis))
+		for i, v := range vis {
+			crefresh[i] = v.refresh
+		}
+		// The returning visitor above is one visitor (one cookie, one
+		// session) asked by every client at once; a site's load is many
+		// visitors, each with a session of its own: for comparison.
+		scenarios = append(scenarios, scenario{name: "POST /customer/token returning, own cookies", concurrency: len(vis),
+			next: func(w int) (*http.Request, error) {
+				r, err := http.NewRequest("POST", base+"/customer/token", strings.NewReader(`{"client_id":"`+sp.widget+`","response_type":"token"}`))
+				if err == nil {
+					r.Header.Set("Cookie", vis[w].cookie)
+					r.Header.Set("Origin", "https://shop.example.com")
+				}
+				return r, err
+			}})
+		scenarios = append(scenarios, scenario{name: "POST /customer/token refresh (customer)", concurrency: len(crefresh),
+			next: func(w int) (*http.Request, error) {
+				r, err := http.NewRequest("POST", base+"/customer/token", strings.NewReader(`{"client_id":"`+sp.widget+`","grant_type":"refresh_token","refresh_token":"`+crefresh[w]+`"}`))
+				if err == nil {
+					r.Header.Set("Content-Type", "application/json")
+					r.Header.Set("Origin", "https://shop.example.com")
+				}
+				return r, err
+			},
+			after: func(w int, body []byte) {
+				var p struct {
+					RefreshToken string `json:"refresh_token"`
+				}
+				if json.Unmarshal(body, &p) == nil && p.RefreshToken != "" {
+					crefresh[w] = p.RefreshToken
+				}
+			}})
+	}
+	scenarios = append(scenarios, scenario{name: "POST /api/v1/auth/token login (bcrypt)", concurrency: 4, next: func(int) (*http.Request, error) {
+		return http.NewRequest("POST", base+"/api/v1/auth/token", strings.NewReader(`{"email":"load@example.com","password":"load-password"}`))
+	}})
 	var sel []scenario
+	only := o.only
 	for _, s := range scenarios {
-		s.pid = srv.Process.Pid
+		s.pid = srv.pid
 		if strings.Contains(s.name, "baseline") {
 			s.pid = bareProc.Process.Pid
 		}
@@ -242,24 +408,94 @@ func run(bin string, dur time.Duration, conc int, out, only string, rounds, pair
 		}
 		fmt.Println()
 	}
-	targets := measureTargets(client, sel, clients, pairs, pairSlice)
+	gs := goals
+	if o.widget {
+		gs = append(gs[:len(gs):len(gs)], widgetGoals...)
+	}
+	targets := measureTargets(client, sel, clients, gs, pairs, pairSlice)
+	var sum []summary
 	if len(targets) > 0 {
 		fmt.Printf("\n%-52s %7s %13s %7s\n", fmt.Sprintf("target (%d paired alternations of %s)", pairs, pairSlice), "median", "middle half", "target")
 		for _, t := range targets {
-			verdict := "met"
-			if !t.Met {
-				verdict = "NOT MET"
-			}
-			fmt.Printf("%-52s %6.0f%% %6.0f–%3.0f%% %6.0f%%  %s\n", t.Name, 100*t.Ratio, 100*t.Q1, 100*t.Q3, 100*t.Want, verdict)
+			fmt.Printf("%-52s %6.0f%% %6.0f–%3.0f%% %6.0f%%  %s\n", t.Name, 100*t.Ratio, 100*t.Q1, 100*t.Q3, 100*t.Want, verdict(t.Met))
+			sum = append(sum, summary{t.Name + " (req/s)", fmt.Sprintf("%.0f %%", 100*t.Ratio), fmt.Sprintf("≥ %.0f %%", 100*t.Want), t.Met})
 		}
 	}
-	doc := map[string]any{"cores": runtime.NumCPU(), "gomaxprocs": runtime.GOMAXPROCS(0), "duration": dur.String(), "rounds": rounds, "concurrency": conc, "database": "sqlite",
-		"pairs": pairs, "pair_slice": pairSlice.String(), "at": time.Now().UTC().Format(time.RFC3339), "results": results, "targets": targets}
-	b, _ := json.MarshalIndent(doc, "", "  ")
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
+	doc["duration"], doc["rounds"], doc["concurrency"], doc["database"] = dur.String(), rounds, conc, "sqlite"
+	doc["pairs"], doc["pair_slice"], doc["results"], doc["targets"] = pairs, pairSlice.String(), results, targets
+	if o.widget {
+		doc["widget_path"] = widgetPath(results, targets)
+		if perfDir != "" {
+			// Profiled apart from the timed runs: perf costs CPU too.
+			for _, g := range widgetGoals {
+				for _, s := range sel {
+					if strings.HasPrefix(s.name, g.num) {
+						stop := perfStart(strings.NewReplacer(" ", "-", "/", "_", "(", "", ")", "").Replace(s.name), srv.pid)
+						drive(client, s, clients(s), 3*time.Second)
+						stop()
+					}
+				}
+			}
+		}
 	}
-	return os.WriteFile(out, b, 0o644)
+	return sum, nil
+}
+
+// widgetRow is the widget path beside the bare signer: req/s and server
+// CPU per request from the rounds, and the paired ratios.
+type widgetRow struct {
+	Name      string  `json:"name"`
+	RPS       float64 `json:"rps"`
+	CPUus     float64 `json:"server_cpu_us_per_req"`
+	BareRPS   float64 `json:"bare_signer_rps"`
+	BareCPUus float64 `json:"bare_signer_cpu_us_per_req"`
+	// Ratio is the paired median of the endpoint's req/s over the bare
+	// signer's; CPURatio the paired median of the bare signer's CPU per
+	// request over the endpoint's (both 1 for an endpoint as cheap as the
+	// bare signer).
+	Ratio    float64 `json:"rps_ratio"`
+	CPURatio float64 `json:"cpu_ratio"`
+	Want     float64 `json:"want"`
+	Met      bool    `json:"met"`
+}
+
+var widgetGoals = []goal{
+	{"returning visitor vs bare Echo EdDSA signer", "POST /customer/token returning visitor", "bare echo EdDSA sign", 0.30},
+	{"customer refresh vs bare Echo EdDSA signer", "POST /customer/token refresh (customer)", "bare echo EdDSA sign", 0.30},
+}
+
+func widgetPath(results []result, targets []target) []widgetRow {
+	find := func(prefix string) (result, bool) {
+		for _, r := range results {
+			if strings.HasPrefix(r.Name, prefix) {
+				return r, true
+			}
+		}
+		return result{}, false
+	}
+	bare, ok := find("bare echo EdDSA sign")
+	if !ok {
+		return nil
+	}
+	var rows []widgetRow
+	fmt.Printf("\n%-46s %10s %11s %14s %11s %7s\n", "widget path beside the bare EdDSA signer", "req/s", "CPU µs/req", "req/s ratio", "CPU ratio", "target")
+	fmt.Printf("%-46s %10.0f %11.1f\n", bare.Name, bare.RPS, bare.CPUus)
+	for _, g := range widgetGoals {
+		r, ok := find(g.num)
+		if !ok {
+			continue
+		}
+		row := widgetRow{Name: r.Name, RPS: r.RPS, CPUus: r.CPUus, BareRPS: bare.RPS, BareCPUus: bare.CPUus, Want: g.want}
+		for _, t := range targets {
+			if t.Name == g.name {
+				row.Ratio, row.CPURatio, row.Met = t.Ratio, t.CPURatio, t.Met
+			}
+		}
+		rows = append(rows, row)
+		fmt.Printf("%-46s %10.0f %11.1f %13.0f%% %10.0f%% %6.0f%%  %s\n", row.Name, row.RPS, row.CPUus, 100*row.Ratio, 100*row.CPURatio, 100*row.Want, verdict(row.Met))
+	}
+	fmt.Println("  (ratios: paired medians; req/s ratio = endpoint ÷ bare signer, CPU ratio = bare signer's CPU per request ÷ the endpoint's)")
+	return rows
 }
 
 func waitHealthy(c *http.Client, base string) error {
@@ -538,6 +774,9 @@ type target struct {
 	Pairs []float64 `json:"pair_ratios"` // sorted
 	Want  float64   `json:"want"`
 	Met   bool      `json:"met"`
+	// CPURatio is the median over the pairs of the baseline's server CPU
+	// per request over the endpoint's (0 where /proc gave nothing).
+	CPURatio float64 `json:"cpu_ratio,omitempty"`
 }
 
 // goal is one of the issue's targets: num's req/s at least want times
@@ -560,7 +799,7 @@ var goals = []goal{
 // halves of a pair alike, which it does not do to two scenarios measured
 // a minute apart. The order within a pair alternates too, so neither side
 // always runs on connections the other just warmed.
-func measureTargets(c *http.Client, sel []scenario, clients func(scenario) int, pairs int, slice time.Duration) []target {
+func measureTargets(c *http.Client, sel []scenario, clients func(scenario) int, goals []goal, pairs int, slice time.Duration) []target {
 	find := func(prefix string) (scenario, bool) {
 		for _, s := range sel {
 			if strings.HasPrefix(s.name, prefix) {
@@ -569,9 +808,14 @@ func measureTargets(c *http.Client, sel []scenario, clients func(scenario) int, 
 		}
 		return scenario{}, false
 	}
-	rate := func(s scenario) float64 {
+	// rate is a slice's req/s and server CPU per request.
+	rate := func(s scenario) (float64, float64) {
 		sl := drive(c, s, clients(s), slice)
-		return float64(len(sl.lat)) / sl.elapsed.Seconds()
+		cpu := 0.0
+		if len(sl.lat) > 0 {
+			cpu = sl.cpu.Seconds() / float64(len(sl.lat))
+		}
+		return float64(len(sl.lat)) / sl.elapsed.Seconds(), cpu
 	}
 	var out []target
 	for _, g := range goals {
@@ -580,18 +824,21 @@ func measureTargets(c *http.Client, sel []scenario, clients func(scenario) int, 
 		if !ok1 || !ok2 {
 			continue
 		}
-		var ratios []float64
+		var ratios, cpus []float64
 		for i := range pairs {
-			var n, d float64
+			var n, d, nc, dc float64
 			if i%2 == 0 {
-				d = rate(den)
-				n = rate(num)
+				d, dc = rate(den)
+				n, nc = rate(num)
 			} else {
-				n = rate(num)
-				d = rate(den)
+				n, nc = rate(num)
+				d, dc = rate(den)
 			}
 			if d > 0 {
 				ratios = append(ratios, n/d)
+			}
+			if nc > 0 && dc > 0 {
+				cpus = append(cpus, dc/nc)
 			}
 		}
 		if len(ratios) == 0 {
@@ -599,7 +846,12 @@ func measureTargets(c *http.Client, sel []scenario, clients func(scenario) int, 
 		}
 		sort.Float64s(ratios)
 		m := quantile(ratios, 0.5)
-		out = append(out, target{Name: g.name, Ratio: m, Q1: quantile(ratios, 0.25), Q3: quantile(ratios, 0.75), Pairs: ratios, Want: g.want, Met: m >= g.want})
+		t := target{Name: g.name, Ratio: m, Q1: quantile(ratios, 0.25), Q3: quantile(ratios, 0.75), Pairs: ratios, Want: g.want, Met: m >= g.want}
+		if len(cpus) > 0 {
+			sort.Float64s(cpus)
+			t.CPURatio = quantile(cpus, 0.5)
+		}
+		out = append(out, t)
 	}
 	return out
 }

@@ -14,3 +14,7 @@ CREATE INDEX refresh_families_client ON refresh_families(client_id);
 -- parent revokes the family.
 ALTER TABLE refresh_families ADD COLUMN parent TEXT NOT NULL DEFAULT '';
 CREATE INDEX refresh_families_parent ON refresh_families(parent);
+-- The live token of a family: rotations and the cookie path retire "the
+-- other live tokens" of a family, which must not scan every spent token
+-- the family ever had.
+CREATE INDEX refresh_tokens_live ON refresh_tokens(family_id) WHERE rotated_at IS NULL;
