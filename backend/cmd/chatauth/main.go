@@ -101,7 +101,7 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("CHATAUTH_ADDR=%s: %w", cfg.Addr, err)
 	}
-	log.Info("chatauth listening", "addr", ln.Addr().String(), "db", cfg.DBKind(), "issuer", cfg.Issuer, "platform", cfg.Platform)
+	log.Info("chatauth listening", "addr", ln.Addr().String(), "db", cfg.DBKind(), "issuer", cfg.Issuer, "platform", cfg.Platform, "open_files", openFiles())
 	err = a.Serve(ctx, ln)
 	log.Info("chatauth stopped")
 	return err
