@@ -19,9 +19,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 
@@ -39,7 +39,6 @@ var (
 	ErrExpired  = errors.New("expired")
 	ErrRevoked  = errors.New("revoked")
 	ErrReused   = errors.New("reused after rotation")
-
 )
 
 type dialect int
