@@ -55,6 +55,9 @@ func TestWidgetShowsOnlyTheVisitorsOwnWordsAsTheirs(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Written behind the API's back: wake the conversation's streams as
+	// the API does after storing a message.
+	e.App.Server.Hub.Notify(cid)
 	waitJS(t, visitor, shadow(`[...root.querySelectorAll("li")].some(li => li.textContent.includes("refund"))`), "the agent's incoming message")
 	mine := browsertest.Eval[bool](t, visitor, shadow(`[...root.querySelectorAll("li")].some(li => li.textContent.includes("refund") && (li.classList.contains("incoming") || li.getAttribute("aria-label").startsWith("You: ")))`))
 	if mine {
