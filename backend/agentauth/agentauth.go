@@ -16,6 +16,7 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
+	"chatauth/backend/domain"
 	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/throttle"
@@ -25,11 +26,11 @@ import (
 
 // Store is what sign-in needs of the database.
 type Store interface {
-	UserByEmail(ctx context.Context, email string) (sqlstore.User, error)
-	UserByID(ctx context.Context, id int64) (sqlstore.User, error)
-	UpdateUser(ctx context.Context, u *sqlstore.User, cols ...string) error
+	UserByEmail(ctx context.Context, email string) (domain.User, error)
+	UserByID(ctx context.Context, id int64) (domain.User, error)
+	UpdateUser(ctx context.Context, u *domain.User, cols ...string) error
 	SetAPITokenHash(ctx context.Context, userID int64, hash []byte) error
-	Audit(ctx context.Context, e sqlstore.AuditEvent) error
+	Audit(ctx context.Context, e domain.AuditEvent) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
@@ -72,7 +73,7 @@ type Profile struct {
 }
 
 // ProfileOf shows u.
-func ProfileOf(u sqlstore.User) Profile {
+func ProfileOf(u domain.User) Profile {
 	return Profile{ID: u.ID, Name: u.Name, Email: u.Email, AccountID: u.OrgID, Role: u.Role}
 }
 
@@ -105,21 +106,21 @@ var errBadLogin = apierr.New(apierr.CodeInvalidCredential, "email or password is
 // CheckPassword checks an email and password under the guess throttle.
 // It is the one place a password is checked at sign-in, for the API login
 // and the OAuth sign-in page alike.
-func (s *Service) CheckPassword(ctx context.Context, email, password, ip string) (sqlstore.User, error) {
-	keys := s.Guard.Keys("login", sqlstore.NormalizeEmail(email), ip)
+func (s *Service) CheckPassword(ctx context.Context, email, password, ip string) (domain.User, error) {
+	keys := s.Guard.Keys("login", domain.NormalizeEmail(email), ip)
 	if err := s.Guard.Check(ctx, keys); err != nil {
-		return sqlstore.User{}, err
+		return domain.User{}, err
 	}
 	u, err := s.Store.UserByEmail(ctx, email)
 	switch {
-	case errors.Is(err, sqlstore.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		return u, s.Guard.Fail(ctx, keys, 0, "too many failed sign-ins from "+ip, errBadLogin)
 	case err != nil:
 		return u, apierr.Internal(err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return sqlstore.User{}, s.Guard.Fail(ctx, keys, u.OrgID, "too many failed sign-ins from "+ip, errBadLogin)
+		return domain.User{}, s.Guard.Fail(ctx, keys, u.OrgID, "too many failed sign-ins from "+ip, errBadLogin)
 	}
 	s.Guard.Reset(ctx, keys)
 	return u, nil
@@ -149,13 +150,13 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (Pair, 
 	return p, nil
 }
 
-func firstParty(u sqlstore.User) shared.Scope {
+func firstParty(u domain.User) shared.Scope {
 	return shared.Scope{Role: u.Role, API: shared.FirstParty}
 }
 
 // StartSession begins a new refresh family for u and issues its first pair.
-func (s *Service) StartSession(ctx context.Context, u sqlstore.User) (Pair, error) {
-	fam := &sqlstore.Family{Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, Scope: firstParty(u).String()}
+func (s *Service) StartSession(ctx context.Context, u domain.User) (Pair, error) {
+	fam := &domain.Family{Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, Scope: firstParty(u).String()}
 	rt, err := s.Families.Start(ctx, fam, token.PrefixRefresh)
 	if err != nil {
 		return Pair{}, apierr.Internal(err)
@@ -163,7 +164,7 @@ func (s *Service) StartSession(ctx context.Context, u sqlstore.User) (Pair, erro
 	return s.pair(u, fam.ID, rt)
 }
 
-func (s *Service) pair(u sqlstore.User, sid, refresh string) (Pair, error) {
+func (s *Service) pair(u domain.User, sid, refresh string) (Pair, error) {
 	scope := firstParty(u)
 	tok, claims, err := s.Issuer.Agent(shared.AgentClaims{Subject: strconv.FormatInt(u.ID, 10), Org: u.OrgID, Scope: scope, Session: sid}, s.AccessTTL)
 	if err != nil {
@@ -174,19 +175,19 @@ func (s *Service) pair(u sqlstore.User, sid, refresh string) (Pair, error) {
 
 // Owner says whether the family may be refreshed by this caller; it is
 // checked before the token is spent, so a wrong caller cannot burn it.
-type Owner func(f sqlstore.Family, u sqlstore.User) bool
+type Owner func(f domain.Family, u domain.User) bool
 
 // BySession accepts the sign-in's own access token: refreshing before
 // expiry proves possession of both halves of the pair.
 func BySession(sub, sid string) Owner {
-	return func(f sqlstore.Family, _ sqlstore.User) bool { return f.Subject == sub && f.ID == sid }
+	return func(f domain.Family, _ domain.User) bool { return f.Subject == sub && f.ID == sid }
 }
 
 // ByClientID accepts the user's email (or, for bots, their id): the
 // "clientId" of a refresh after expiry (docs/api.md, "Agent authentication").
 func ByClientID(clientID string) Owner {
-	return func(f sqlstore.Family, u sqlstore.User) bool {
-		return subtle.ConstantTimeCompare([]byte(sqlstore.NormalizeEmail(clientID)), []byte(u.Email)) == 1 || clientID == f.Subject
+	return func(f domain.Family, u domain.User) bool {
+		return subtle.ConstantTimeCompare([]byte(domain.NormalizeEmail(clientID)), []byte(u.Email)) == 1 || clientID == f.Subject
 	}
 }
 
@@ -200,8 +201,8 @@ func (s *Service) Refresh(ctx context.Context, rt string, owner Owner) (Pair, er
 	if !token.HasPrefix(rt, token.PrefixRefresh) {
 		return Pair{}, refreshErr("refreshToken is not a refresh token of this server (they start with " + token.PrefixRefresh + ")")
 	}
-	var u sqlstore.User
-	fam, next, err := s.Families.Rotate(ctx, rt, func(fam sqlstore.Family) error {
+	var u domain.User
+	fam, next, err := s.Families.Rotate(ctx, rt, func(fam domain.Family) error {
 		if fam.Kind != FamilyKind {
 			return refreshErr("this refresh token belongs to an OAuth client; refresh it at POST /oauth/token")
 		}
@@ -209,7 +210,7 @@ func (s *Service) Refresh(ctx context.Context, rt string, owner Owner) (Pair, er
 		var err error
 		u, err = s.Store.UserByID(ctx, uid)
 		switch {
-		case errors.Is(err, sqlstore.ErrNotFound):
+		case errors.Is(err, domain.ErrNotFound):
 			return refreshErr("the user of this refresh token no longer exists")
 		case err != nil:
 			return apierr.Internal(err)
@@ -240,14 +241,14 @@ func (s *Service) ResetAPIToken(ctx context.Context, holder credential.Credentia
 	if err := s.Cascade.CredentialEnded(ctx, sqlstore.APITokenParent(u), "API token reset"); err != nil {
 		return "", apierr.Internal(err)
 	}
-	s.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: holder.Agent.Org, Actor: holder.Agent.Subject, Event: "credential.reset", Subject: "api:" + strconv.FormatInt(u, 10)})
+	s.Store.Audit(ctx, domain.AuditEvent{OrgID: holder.Agent.Org, Actor: holder.Agent.Subject, Event: "credential.reset", Subject: "api:" + strconv.FormatInt(u, 10)})
 	return tok, nil
 }
 
 // ChangePassword sets a new password after checking the current one
 // (throttled like a sign-in), and ends every other sign-in and every
 // grant of the user.
-func (s *Service) ChangePassword(ctx context.Context, u *sqlstore.User, current, next, keepSession, ip string) error {
+func (s *Service) ChangePassword(ctx context.Context, u *domain.User, current, next, keepSession, ip string) error {
 	keys := s.Guard.Keys("current_password", strconv.FormatInt(u.ID, 10), ip)
 	if err := s.Guard.Check(ctx, keys); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"chatauth/backend/agentauth"
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
+	"chatauth/backend/domain"
 	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/sqlstore/sqlstoretest"
@@ -61,9 +62,9 @@ type fixture struct {
 	in     *credential.Inspector
 	fams   *refresh.Families
 	svc    *agentauth.Service
-	org    sqlstore.Organization
-	ada    sqlstore.User // an agent
-	bob    sqlstore.User // another agent of the organization
+	org    domain.Organization
+	ada    domain.User // an agent
+	bob    domain.User // another agent of the organization
 }
 
 func newFixture(t *testing.T, dsn string) *fixture {
@@ -93,7 +94,7 @@ func newFixture(t *testing.T, dsn string) *fixture {
 		Guard:     &throttle.Guesses{Guard: &throttle.Guard{Store: db, Now: clk.Now}, Audit: db},
 		AccessTTL: accessTTL, BcryptCost: bcrypt.MinCost, Now: clk.Now,
 	}
-	fx.org = sqlstore.Organization{Name: "Acme"}
+	fx.org = domain.Organization{Name: "Acme"}
 	if err := db.CreateOrganization(ctx, &fx.org); err != nil {
 		t.Fatal(err)
 	}
@@ -102,22 +103,22 @@ func newFixture(t *testing.T, dsn string) *fixture {
 	return fx
 }
 
-func (fx *fixture) user(t *testing.T, email string, role shared.Role) sqlstore.User {
+func (fx *fixture) user(t *testing.T, email string, role shared.Role) domain.User {
 	t.Helper()
 	h, err := fx.svc.HashPassword(password)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := sqlstore.User{OrgID: fx.org.ID, Email: email, Name: email, Role: role, PasswordHash: h}
+	u := domain.User{OrgID: fx.org.ID, Email: email, Name: email, Role: role, PasswordHash: h}
 	if err := fx.db.CreateUser(context.Background(), &u); err != nil {
 		t.Fatal(err)
 	}
 	return u
 }
 
-func uid(u sqlstore.User) string { return strconv.FormatInt(u.ID, 10) }
+func uid(u domain.User) string { return strconv.FormatInt(u.ID, 10) }
 
-func (fx *fixture) login(t *testing.T, u sqlstore.User) agentauth.Pair {
+func (fx *fixture) login(t *testing.T, u domain.User) agentauth.Pair {
 	t.Helper()
 	p, err := fx.svc.Login(context.Background(), u.Email, password, ipA)
 	if err != nil {
@@ -135,7 +136,7 @@ func (fx *fixture) spent(t *testing.T, rt string) bool {
 	return !tok.RotatedAt.IsZero()
 }
 
-func (fx *fixture) familiesOf(t *testing.T, u sqlstore.User) int {
+func (fx *fixture) familiesOf(t *testing.T, u domain.User) int {
 	t.Helper()
 	q := "SELECT COUNT(*) FROM refresh_families WHERE subject = ?"
 	if fx.db.Kind() == "postgres" {
@@ -148,13 +149,13 @@ func (fx *fixture) familiesOf(t *testing.T, u sqlstore.User) int {
 	return n
 }
 
-func (fx *fixture) audits(t *testing.T, event string) []sqlstore.AuditEvent {
+func (fx *fixture) audits(t *testing.T, event string) []domain.AuditEvent {
 	t.Helper()
 	all, err := fx.db.AuditEvents(context.Background(), fx.org.ID, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []sqlstore.AuditEvent
+	var out []domain.AuditEvent
 	for _, e := range all {
 		if e.Event == event {
 			out = append(out, e)
@@ -421,7 +422,7 @@ func TestRefresh(t *testing.T) {
 		})
 
 		t.Run("an OAuth grant's token", func(t *testing.T) {
-			fam := &sqlstore.Family{Kind: refresh.KindOAuth, Subject: uid(fx.ada), OrgID: fx.org.ID, ClientID: "app", Scope: "agent read"}
+			fam := &domain.Family{Kind: refresh.KindOAuth, Subject: uid(fx.ada), OrgID: fx.org.ID, ClientID: "app", Scope: "agent read"}
 			rt, err := fx.fams.Start(ctx, fam, token.PrefixRefresh)
 			if err != nil {
 				t.Fatal(err)
@@ -539,12 +540,12 @@ func TestChangePassword(t *testing.T) {
 		keep := fx.login(t, fx.ada)
 		other1 := fx.login(t, fx.ada)
 		other2 := fx.login(t, fx.ada)
-		grant := &sqlstore.Family{Kind: refresh.KindOAuth, Subject: uid(fx.ada), OrgID: fx.org.ID, ClientID: "app", Scope: "agent read"}
+		grant := &domain.Family{Kind: refresh.KindOAuth, Subject: uid(fx.ada), OrgID: fx.org.ID, ClientID: "app", Scope: "agent read"}
 		grantRT, err := fx.fams.Start(ctx, grant, token.PrefixRefresh)
 		if err != nil {
 			t.Fatal(err)
 		}
-		implicit := &sqlstore.Family{Kind: refresh.KindImplicit, Subject: uid(fx.ada), OrgID: fx.org.ID, ClientID: "app", Scope: "agent read"}
+		implicit := &domain.Family{Kind: refresh.KindImplicit, Subject: uid(fx.ada), OrgID: fx.org.ID, ClientID: "app", Scope: "agent read"}
 		if err := fx.fams.StartSession(ctx, implicit); err != nil {
 			t.Fatal(err)
 		}
@@ -630,7 +631,7 @@ func TestResetAPIToken(t *testing.T) {
 			t.Fatalf("%+v %v", oauthCred, err)
 		}
 		patSecret, hash := token.NewOpaque(token.PrefixPersonal)
-		if err := fx.db.CreateCredential(ctx, &sqlstore.Credential{Kind: "pat", OrgID: fx.org.ID, UserID: fx.ada.ID, Name: "ci", Scope: "agent read write chat", Hash: hash}); err != nil {
+		if err := fx.db.CreateCredential(ctx, &domain.Credential{Kind: "pat", OrgID: fx.org.ID, UserID: fx.ada.ID, Name: "ci", Scope: "agent read write chat", Hash: hash}); err != nil {
 			t.Fatal(err)
 		}
 		pat, err := fx.in.Inspect(ctx, patSecret)

@@ -23,6 +23,7 @@ import (
 	"chatauth/backend/credential"
 	"chatauth/backend/customerauth"
 	"chatauth/backend/directory"
+	"chatauth/backend/domain"
 	"chatauth/backend/httpapi"
 	"chatauth/backend/hub"
 	"chatauth/backend/notify"
@@ -232,16 +233,23 @@ func (a *App) connectBus(ctx context.Context) error {
 // pollWhileDown wakes every stream once a second while the bus cannot
 // deliver across processes, so a message stored elsewhere still arrives.
 func (a *App) pollWhileDown(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	every(ctx, time.Second, func() {
+		if !a.Bus.Up() {
+			a.Server.Hub.NotifyAll()
+		}
+	})
+}
+
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if !a.Bus.Up() {
-				a.Server.Hub.NotifyAll()
-			}
+			fn()
 		}
 	}
 }
@@ -265,7 +273,7 @@ func (a *App) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("CHATAUTH_ADMIN_PASSWORD: %w", err)
 	}
-	admin := &sqlstore.User{Email: a.Cfg.AdminEmail, Name: "Administrator", Role: shared.RoleAdmin, PasswordHash: hash}
+	admin := &domain.User{Email: a.Cfg.AdminEmail, Name: "Administrator", Role: shared.RoleAdmin, PasswordHash: hash}
 	created, err := a.Store.Bootstrap(ctx, "Default organization", admin)
 	if err != nil {
 		return err
@@ -285,8 +293,8 @@ const demoClientName = "Demo widget"
 // the widget on "/" works on a fresh install.
 func (a *App) demoClient(ctx context.Context) (string, error) {
 	org, err := a.Store.FirstOrganization(ctx)
-	if errors.Is(err, sqlstore.ErrNotFound) {
-		o := &sqlstore.Organization{Name: "Default organization"}
+	if errors.Is(err, domain.ErrNotFound) {
+		o := &domain.Organization{Name: "Default organization"}
 		if err := a.Store.CreateOrganization(ctx, o); err != nil {
 			return "", err
 		}
@@ -317,7 +325,7 @@ func (a *App) demoClient(ctx context.Context) (string, error) {
 			origins = append(origins, twin)
 		}
 	}
-	c := &sqlstore.Client{ID: token.NewID(), OrgID: org.ID, Name: demoClientName, Company: "chatauth", Type: "public",
+	c := &domain.Client{ID: token.NewID(), OrgID: org.ID, Name: demoClientName, Company: "chatauth", Type: "public",
 		Scopes: shared.FirstParty.String(), AllowedOrigins: origins, RedirectURIs: []string{a.Cfg.Issuer + "/"}}
 	if err := a.Store.CreateClient(ctx, c); err != nil {
 		return "", err
@@ -329,18 +337,11 @@ func (a *App) demoClient(ctx context.Context) (string, error) {
 // reloadKeys picks up keys rotated by the CLI or another process, and lets
 // a key whose publish delay has passed start signing.
 func (a *App) reloadKeys(ctx context.Context) {
-	t := time.NewTicker(30 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := a.Keys.Reload(ctx); err != nil && ctx.Err() == nil {
-				a.Log.Warn("reload signing keys failed; will retry", "err", err)
-			}
+	every(ctx, 30*time.Second, func() {
+		if err := a.Keys.Reload(ctx); err != nil && ctx.Err() == nil {
+			a.Log.Warn("reload signing keys failed; will retry", "err", err)
 		}
-	}
+	})
 }
 
 // Close ends the event streams (with a retry hint), stops background

@@ -13,6 +13,7 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
+	"chatauth/backend/domain"
 	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/sqlstore/sqlstoretest"
@@ -51,8 +52,8 @@ type fixture struct {
 	in      *credential.Inspector
 	cascade *credential.Cascade
 	fams    *refresh.Families
-	org     sqlstore.Organization
-	admin   sqlstore.User
+	org     domain.Organization
+	admin   domain.User
 }
 
 func newFixture(t *testing.T, dsn string) *fixture {
@@ -80,7 +81,7 @@ func newFixture(t *testing.T, dsn string) *fixture {
 		cascade: &credential.Cascade{Store: db, Revocations: rev},
 		fams:    refresh.New(db, rev, secret, 720*time.Hour, 10*time.Second, clk.Now),
 	}
-	fx.org = sqlstore.Organization{Name: "Acme"}
+	fx.org = domain.Organization{Name: "Acme"}
 	if err := db.CreateOrganization(ctx, &fx.org); err != nil {
 		t.Fatal(err)
 	}
@@ -88,16 +89,16 @@ func newFixture(t *testing.T, dsn string) *fixture {
 	return fx
 }
 
-func (fx *fixture) user(t *testing.T, email string, role shared.Role) sqlstore.User {
+func (fx *fixture) user(t *testing.T, email string, role shared.Role) domain.User {
 	t.Helper()
-	u := sqlstore.User{OrgID: fx.org.ID, Email: email, Name: email, Role: role, PasswordHash: "x"}
+	u := domain.User{OrgID: fx.org.ID, Email: email, Name: email, Role: role, PasswordHash: "x"}
 	if err := fx.db.CreateUser(context.Background(), &u); err != nil {
 		t.Fatal(err)
 	}
 	return u
 }
 
-func uid(u sqlstore.User) string { return strconv.FormatInt(u.ID, 10) }
+func uid(u domain.User) string { return strconv.FormatInt(u.ID, 10) }
 
 // q rewrites ? placeholders for PostgreSQL, for the few reads the tests
 // make of their own.
@@ -152,12 +153,12 @@ func (fx *fixture) agentJWT(t *testing.T, c shared.AgentClaims, ttl time.Duratio
 	return tok, signed
 }
 
-func (fx *fixture) sessionOf(u sqlstore.User, sid string) shared.AgentClaims {
+func (fx *fixture) sessionOf(u domain.User, sid string) shared.AgentClaims {
 	return shared.AgentClaims{Subject: uid(u), Org: u.OrgID, Scope: shared.Scope{Role: u.Role, API: shared.FirstParty}, Session: sid}
 }
 
 // longLived stores a credential of kind and returns its secret.
-func (fx *fixture) longLived(t *testing.T, c sqlstore.Credential, prefix string) (string, sqlstore.Credential) {
+func (fx *fixture) longLived(t *testing.T, c domain.Credential, prefix string) (string, domain.Credential) {
 	t.Helper()
 	secret, hash := token.NewOpaque(prefix)
 	c.Hash = hash
@@ -167,14 +168,14 @@ func (fx *fixture) longLived(t *testing.T, c sqlstore.Credential, prefix string)
 	return secret, c
 }
 
-func (fx *fixture) pat(t *testing.T, u sqlstore.User, scope string, expires time.Time) (string, sqlstore.Credential) {
+func (fx *fixture) pat(t *testing.T, u domain.User, scope string, expires time.Time) (string, domain.Credential) {
 	t.Helper()
-	return fx.longLived(t, sqlstore.Credential{Kind: "pat", OrgID: u.OrgID, UserID: u.ID, Name: "ci", Scope: scope, ExpiresAt: expires}, token.PrefixPersonal)
+	return fx.longLived(t, domain.Credential{Kind: "pat", OrgID: u.OrgID, UserID: u.ID, Name: "ci", Scope: scope, ExpiresAt: expires}, token.PrefixPersonal)
 }
 
-func (fx *fixture) family(t *testing.T, kind, subject, clientID, prefix string) (sqlstore.Family, string) {
+func (fx *fixture) family(t *testing.T, kind, subject, clientID, prefix string) (domain.Family, string) {
 	t.Helper()
-	fam := &sqlstore.Family{Kind: kind, Subject: subject, OrgID: fx.org.ID, ClientID: clientID, Scope: "admin read write chat"}
+	fam := &domain.Family{Kind: kind, Subject: subject, OrgID: fx.org.ID, ClientID: clientID, Scope: "admin read write chat"}
 	if kind == refresh.KindCustomer {
 		fam.Scope = "guest"
 	}
@@ -191,9 +192,9 @@ func (fx *fixture) family(t *testing.T, kind, subject, clientID, prefix string) 
 	return *fam, secret
 }
 
-func (fx *fixture) client(t *testing.T, id string) sqlstore.Client {
+func (fx *fixture) client(t *testing.T, id string) domain.Client {
 	t.Helper()
-	c := sqlstore.Client{ID: id, OrgID: fx.org.ID, Name: id, Type: "confidential", SecretHash: token.Hash("cas_x"),
+	c := domain.Client{ID: id, OrgID: fx.org.ID, Name: id, Type: "confidential", SecretHash: token.Hash("cas_x"),
 		RedirectURIs: []string{"https://app.example/cb"}, Scopes: "read write chat"}
 	if err := fx.db.CreateClient(context.Background(), &c); err != nil {
 		t.Fatal(err)
@@ -382,7 +383,7 @@ func TestInspectPersonal(t *testing.T) {
 		t.Run("a deleted owner", func(t *testing.T) {
 			// A row whose owner is gone (DeleteUser removes a user's tokens
 			// with them; this one was left behind).
-			s, _ := fx.longLived(t, sqlstore.Credential{Kind: "pat", OrgID: fx.org.ID, UserID: 999999, Name: "orphan", Scope: "agent read"}, token.PrefixPersonal)
+			s, _ := fx.longLived(t, domain.Credential{Kind: "pat", OrgID: fx.org.ID, UserID: 999999, Name: "orphan", Scope: "agent read"}, token.PrefixPersonal)
 			wantInvalid(t, fx.refused(t, s), credential.Personal, 0, "no longer exists")
 		})
 
@@ -398,7 +399,7 @@ func TestInspectPersonal(t *testing.T) {
 
 		t.Run("a secret stored as another kind", func(t *testing.T) {
 			s, hash := token.NewOpaque(token.PrefixPersonal)
-			if err := fx.db.CreateCredential(ctx, &sqlstore.Credential{Kind: "bot", OrgID: fx.org.ID, Name: "b", Hash: hash}); err != nil {
+			if err := fx.db.CreateCredential(ctx, &domain.Credential{Kind: "bot", OrgID: fx.org.ID, Name: "b", Hash: hash}); err != nil {
 				t.Fatal(err)
 			}
 			wantInvalid(t, fx.refused(t, s), credential.Personal, 0, "revoked or reset")
@@ -417,7 +418,7 @@ func TestInspectPersonal(t *testing.T) {
 func TestInspectBotAndPlatform(t *testing.T) {
 	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
 		fx := newFixture(t, dsn)
-		bs, bot := fx.longLived(t, sqlstore.Credential{Kind: "bot", OrgID: fx.org.ID, Name: "helper"}, token.PrefixBot)
+		bs, bot := fx.longLived(t, domain.Credential{Kind: "bot", OrgID: fx.org.ID, Name: "helper"}, token.PrefixBot)
 		c := fx.inspect(t, bs)
 		want := shared.AgentClaims{Subject: "bot:" + strconv.FormatInt(bot.ID, 10), Audience: shared.AudienceAgent, Org: fx.org.ID,
 			Scope: shared.Scope{Role: shared.RoleBot, API: shared.FirstParty}}
@@ -425,13 +426,13 @@ func TestInspectBotAndPlatform(t *testing.T) {
 			t.Fatalf("bot: %+v", c)
 		}
 
-		ps, pl := fx.longLived(t, sqlstore.Credential{Kind: "platform", Name: "ops"}, token.PrefixPlatform)
+		ps, pl := fx.longLived(t, domain.Credential{Kind: "platform", Name: "ops"}, token.PrefixPlatform)
 		c = fx.inspect(t, ps)
 		if c.Kind != credential.Platform || c.ID != pl.ID || c.Agent != (shared.AgentClaims{Subject: "platform:" + strconv.FormatInt(pl.ID, 10)}) || c.UserID() != 0 {
 			t.Fatalf("platform: %+v", c)
 		}
 
-		es, _ := fx.longLived(t, sqlstore.Credential{Kind: "bot", OrgID: fx.org.ID, Name: "old", ExpiresAt: fx.clk.Now().Add(time.Minute)}, token.PrefixBot)
+		es, _ := fx.longLived(t, domain.Credential{Kind: "bot", OrgID: fx.org.ID, Name: "old", ExpiresAt: fx.clk.Now().Add(time.Minute)}, token.PrefixBot)
 		fx.clk.Add(2 * time.Minute)
 		wantInvalid(t, fx.refused(t, es), credential.Bot, fx.org.ID, "expired 1m ago")
 		wantInvalid(t, fx.refused(t, token.PrefixBot+"never"), credential.Bot, 0, "revoked or reset")
@@ -639,8 +640,8 @@ func TestUse(t *testing.T) {
 		})
 
 		t.Run("bot and platform first uses are audited", func(t *testing.T) {
-			bs, bot := fx.longLived(t, sqlstore.Credential{Kind: "bot", OrgID: fx.org.ID, Name: "helper"}, token.PrefixBot)
-			ps, pl := fx.longLived(t, sqlstore.Credential{Kind: "platform", Name: "ops"}, token.PrefixPlatform)
+			bs, bot := fx.longLived(t, domain.Credential{Kind: "bot", OrgID: fx.org.ID, Name: "helper"}, token.PrefixBot)
+			ps, pl := fx.longLived(t, domain.Credential{Kind: "platform", Name: "ops"}, token.PrefixPlatform)
 			for _, s := range []string{bs, ps} {
 				if err := fx.in.Use(ctx, fx.inspect(t, s)); err != nil {
 					t.Fatal(err)
@@ -832,7 +833,7 @@ func TestCascade(t *testing.T) {
 			sqlstoretest.Each(t, func(t *testing.T, dsn string) { fn(t, newFixture(t, dsn)) })
 		})
 	}
-	live := func(t *testing.T, fx *fixture, want bool, fams ...sqlstore.Family) {
+	live := func(t *testing.T, fx *fixture, want bool, fams ...domain.Family) {
 		t.Helper()
 		for _, f := range fams {
 			got, err := fx.db.Family(ctx, f.ID)
@@ -966,10 +967,10 @@ func TestCascade(t *testing.T) {
 
 			got, err := fx.db.Client(ctx, app.ID)
 			if remove {
-				if !errors.Is(err, sqlstore.ErrNotFound) {
+				if !errors.Is(err, domain.ErrNotFound) {
 					t.Fatalf("deleted client still found: %+v %v", got, err)
 				}
-				if err := fx.cascade.DeleteClient(ctx, app.ID); !errors.Is(err, sqlstore.ErrNotFound) {
+				if err := fx.cascade.DeleteClient(ctx, app.ID); !errors.Is(err, domain.ErrNotFound) {
 					t.Fatalf("deleting it again: %v", err)
 				}
 				return
@@ -999,7 +1000,7 @@ func TestCascade(t *testing.T) {
 		pat1, _ := fx.pat(t, u, "agent read", time.Time{})
 		pat2, _ := fx.pat(t, u, "agent read write chat", time.Time{})
 		adminPAT, _ := fx.pat(t, fx.admin, "admin read", time.Time{})
-		bot, _ := fx.longLived(t, sqlstore.Credential{Kind: "bot", OrgID: fx.org.ID, Name: "helper"}, token.PrefixBot)
+		bot, _ := fx.longLived(t, domain.Credential{Kind: "bot", OrgID: fx.org.ID, Name: "helper"}, token.PrefixBot)
 		api, hash := token.NewOpaque(token.PrefixAPIToken)
 		if err := fx.db.SetAPITokenHash(ctx, u.ID, hash); err != nil {
 			t.Fatal(err)
@@ -1028,10 +1029,10 @@ func TestCascade(t *testing.T) {
 		}
 		fx.inspect(t, adminPAT)
 		fx.inspect(t, bot)
-		if _, err := fx.db.UserByID(ctx, u.ID); !errors.Is(err, sqlstore.ErrNotFound) {
+		if _, err := fx.db.UserByID(ctx, u.ID); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("user still there: %v", err)
 		}
-		if err := fx.cascade.DeleteUser(ctx, u.ID); !errors.Is(err, sqlstore.ErrNotFound) {
+		if err := fx.cascade.DeleteUser(ctx, u.ID); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("deleting again: %v", err)
 		}
 	})

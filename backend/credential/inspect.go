@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 	"chatauth/shared"
@@ -15,13 +16,13 @@ import (
 
 // Store is what Inspect and Use need of the database.
 type Store interface {
-	CredentialByHash(ctx context.Context, hash []byte) (sqlstore.Credential, error)
+	CredentialByHash(ctx context.Context, hash []byte) (domain.Credential, error)
 	TouchCredential(ctx context.Context, id int64, t time.Time) (bool, error)
-	UserByAPITokenHash(ctx context.Context, hash []byte) (sqlstore.User, []byte, error)
+	UserByAPITokenHash(ctx context.Context, hash []byte) (domain.User, []byte, error)
 	TouchAPIToken(ctx context.Context, userID int64, t time.Time) error
-	UserByID(ctx context.Context, id int64) (sqlstore.User, error)
-	LookupRefresh(ctx context.Context, hash []byte) (sqlstore.Family, sqlstore.RefreshToken, error)
-	Audit(ctx context.Context, e sqlstore.AuditEvent) error
+	UserByID(ctx context.Context, id int64) (domain.User, error)
+	LookupRefresh(ctx context.Context, hash []byte) (domain.Family, domain.RefreshToken, error)
+	Audit(ctx context.Context, e domain.AuditEvent) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
@@ -36,7 +37,7 @@ type Inspector struct {
 
 // ClaimsForUser are the claims a user's API token acts with: the user's
 // role now and the first-party scopes, no session.
-func ClaimsForUser(u sqlstore.User) shared.AgentClaims {
+func ClaimsForUser(u domain.User) shared.AgentClaims {
 	return shared.AgentClaims{Subject: strconv.FormatInt(u.ID, 10), Audience: shared.AudienceAgent, Org: u.OrgID,
 		Scope: shared.Scope{Role: u.Role, API: shared.FirstParty}}
 }
@@ -117,7 +118,7 @@ func (in *Inspector) refresh(ctx context.Context, raw string, k Kind) (Credentia
 	fam, rt, err := in.Store.LookupRefresh(ctx, token.Hash(raw))
 	now := in.now()
 	switch {
-	case errors.Is(err, sqlstore.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		return Credential{}, invalid(k, "unknown refresh token (never issued, or cleaned up after expiry)")
 	case err != nil:
 		return Credential{}, err
@@ -143,7 +144,7 @@ func (in *Inspector) apiToken(ctx context.Context, raw string) (Credential, erro
 	hash := token.Hash(raw)
 	u, stored, err := in.Store.UserByAPITokenHash(ctx, hash)
 	switch {
-	case errors.Is(err, sqlstore.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		return Credential{}, invalid(API, "revoked or reset: the user has a newer API token (see your profile), or it never existed")
 	case err != nil:
 		return Credential{}, err
@@ -158,7 +159,7 @@ var storedKind = map[Kind]string{Personal: "pat", Bot: "bot", Platform: "platfor
 func (in *Inspector) longLived(ctx context.Context, raw, kind string, k Kind) (Credential, error) {
 	cr, err := in.Store.CredentialByHash(ctx, token.Hash(raw))
 	switch {
-	case errors.Is(err, sqlstore.ErrNotFound), err == nil && cr.Kind != kind:
+	case errors.Is(err, domain.ErrNotFound), err == nil && cr.Kind != kind:
 		return Credential{}, invalid(k, "revoked or reset (or never issued by this server)")
 	case err != nil:
 		return Credential{}, err
@@ -184,7 +185,7 @@ func (in *Inspector) longLived(ctx context.Context, raw, kind string, k Kind) (C
 	}
 	u, err := in.Store.UserByID(ctx, cr.UserID)
 	switch {
-	case errors.Is(err, sqlstore.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		return Credential{}, invalid(k, "the owner of this personal access token no longer exists")
 	case err != nil:
 		return Credential{}, err
@@ -222,7 +223,7 @@ func (in *Inspector) Use(ctx context.Context, c Credential) error {
 			return err
 		}
 		if first {
-			in.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: c.Agent.Org, Actor: c.Agent.Subject, Event: "credential.first_use",
+			in.Store.Audit(ctx, domain.AuditEvent{OrgID: c.Agent.Org, Actor: c.Agent.Subject, Event: "credential.first_use",
 				Subject: storedKind[c.Kind] + ":" + strconv.FormatInt(c.ID, 10), Detail: c.Name})
 		}
 	}

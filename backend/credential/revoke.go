@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 
+	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 )
@@ -24,10 +25,10 @@ type CascadeStore interface {
 	RevokeSession(ctx context.Context, sid, kind, subject string, orgID int64, reason string) ([]string, error)
 	EndClientTokens(ctx context.Context, id, reason string, remove bool) ([]string, error)
 	DeleteUser(ctx context.Context, id int64) ([]string, error)
-	CreateFamily(ctx context.Context, f *sqlstore.Family, first sqlstore.RefreshToken) error
-	Family(ctx context.Context, id string) (sqlstore.Family, error)
+	CreateFamily(ctx context.Context, f *domain.Family, first domain.RefreshToken) error
+	Family(ctx context.Context, id string) (domain.Family, error)
 	DropCodes(ctx context.Context, userID int64, clientID string) error
-	Audit(ctx context.Context, e sqlstore.AuditEvent) error
+	Audit(ctx context.Context, e domain.AuditEvent) error
 }
 
 var _ CascadeStore = (*sqlstore.DB)(nil)
@@ -72,9 +73,9 @@ func (c *Cascade) SignOutAll(ctx context.Context, userID int64) error {
 
 // StartBrowserSession records the browser sign-in of the authorization
 // page as a session of the user, so the user's revocation events end it.
-func (c *Cascade) StartBrowserSession(ctx context.Context, u sqlstore.User) (string, error) {
-	f := &sqlstore.Family{ID: token.NewID(), Kind: sqlstore.KindBrowser, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID}
-	if err := c.Store.CreateFamily(ctx, f, sqlstore.RefreshToken{}); err != nil {
+func (c *Cascade) StartBrowserSession(ctx context.Context, u domain.User) (string, error) {
+	f := &domain.Family{ID: token.NewID(), Kind: sqlstore.KindBrowser, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID}
+	if err := c.Store.CreateFamily(ctx, f, domain.RefreshToken{}); err != nil {
 		return "", err
 	}
 	return f.ID, nil
@@ -88,7 +89,7 @@ func (c *Cascade) BrowserSessionLive(ctx context.Context, sid string, uid int64)
 		return false, nil
 	}
 	f, err := c.Store.Family(ctx, sid)
-	if errors.Is(err, sqlstore.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
+	"chatauth/backend/domain"
 	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
@@ -21,8 +22,8 @@ import (
 
 // Store is what customer sign-in needs of the database.
 type Store interface {
-	CreateCustomer(ctx context.Context, c *sqlstore.Customer) error
-	Customer(ctx context.Context, entityID string) (sqlstore.Customer, error)
+	CreateCustomer(ctx context.Context, c *domain.Customer) error
+	Customer(ctx context.Context, entityID string) (domain.Customer, error)
 	InTree(ctx context.Context, root, org int64) (bool, error)
 }
 
@@ -51,7 +52,7 @@ type Answer struct {
 	Session string `json:"-"`
 }
 
-func (s *Service) answer(c sqlstore.Customer, fam sqlstore.Family, rt string) (Answer, error) {
+func (s *Service) answer(c domain.Customer, fam domain.Family, rt string) (Answer, error) {
 	ttl := refresh.AccessTTL(fam, s.TTL, s.Now())
 	tok, _, err := s.Issuer.Customer(shared.CustomerClaims{Subject: c.EntityID, Org: c.OrgID, ClientID: fam.ClientID, Session: fam.ID}, ttl)
 	if err != nil {
@@ -63,8 +64,8 @@ func (s *Service) answer(c sqlstore.Customer, fam sqlstore.Family, rt string) (A
 // newFamily starts a visitor session; until, when set, is its hard end
 // and parent the credential it derives from (both set when a credential
 // vouched for the visitor).
-func (s *Service) newFamily(ctx context.Context, c sqlstore.Customer, clientID string, until time.Time, parent string) (Answer, error) {
-	f := &sqlstore.Family{Kind: FamilyKind, Subject: c.EntityID, OrgID: c.OrgID, ClientID: clientID, Scope: "guest", ExpiresAt: until, Parent: parent}
+func (s *Service) newFamily(ctx context.Context, c domain.Customer, clientID string, until time.Time, parent string) (Answer, error) {
+	f := &domain.Family{Kind: FamilyKind, Subject: c.EntityID, OrgID: c.OrgID, ClientID: clientID, Scope: "guest", ExpiresAt: until, Parent: parent}
 	rt, err := s.Families.Start(ctx, f, token.PrefixCustomerRefresh)
 	if err != nil {
 		return Answer{}, apierr.Internal(err)
@@ -73,8 +74,8 @@ func (s *Service) newFamily(ctx context.Context, c sqlstore.Customer, clientID s
 }
 
 // New creates a visitor in the client's organization.
-func (s *Service) New(ctx context.Context, client sqlstore.Client) (Answer, error) {
-	c := &sqlstore.Customer{EntityID: token.NewID(), OrgID: client.OrgID, ClientID: client.ID}
+func (s *Service) New(ctx context.Context, client domain.Client) (Answer, error) {
+	c := &domain.Customer{EntityID: token.NewID(), OrgID: client.OrgID, ClientID: client.ID}
 	if err := s.Store.CreateCustomer(ctx, c); err != nil {
 		return Answer{}, apierr.Internal(err)
 	}
@@ -84,11 +85,11 @@ func (s *Service) New(ctx context.Context, client sqlstore.Client) (Answer, erro
 // Continue is the cookie path: the cookie proves the visitor, so a fresh
 // token is issued for the same entity_id, and a refresh token is added to
 // the cookie's family (a new family when that one was revoked).
-func (s *Service) Continue(ctx context.Context, client sqlstore.Client, entityID, sid string) (Answer, error) {
+func (s *Service) Continue(ctx context.Context, client domain.Client, entityID, sid string) (Answer, error) {
 	if sid == "" {
 		return Answer{}, ErrUnknownVisitor
 	}
-	fam, rt, err := s.Families.Add(ctx, sid, token.PrefixCustomerRefresh, func(fam sqlstore.Family) error {
+	fam, rt, err := s.Families.Add(ctx, sid, token.PrefixCustomerRefresh, func(fam domain.Family) error {
 		if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != entityID {
 			return errForeignFamily
 		}
@@ -98,7 +99,7 @@ func (s *Service) Continue(ctx context.Context, client sqlstore.Client, entityID
 	case err == nil:
 		// A live session of this visitor at this client: the visitor is
 		// known without reading it again.
-		return s.answer(sqlstore.Customer{EntityID: fam.Subject, OrgID: fam.OrgID}, fam, rt)
+		return s.answer(domain.Customer{EntityID: fam.Subject, OrgID: fam.OrgID}, fam, rt)
 	case errors.Is(err, errForeignFamily), errors.Is(err, refresh.ErrRevoked), errors.Is(err, refresh.ErrUnknown), errors.Is(err, refresh.ErrExpired):
 		// The cookie's session is over. It was revoked (a reused refresh
 		// token, a vouching credential or the client ended it), or it
@@ -119,9 +120,9 @@ var errForeignFamily = errors.New("session of another visitor or client")
 // no visitor of the client's organization.
 var ErrUnknownVisitor = apierr.NotFound("no visitor with this entity_id in the client's organization")
 
-func (s *Service) customerOf(ctx context.Context, client sqlstore.Client, entityID string) (sqlstore.Customer, error) {
+func (s *Service) customerOf(ctx context.Context, client domain.Client, entityID string) (domain.Customer, error) {
 	c, err := s.Store.Customer(ctx, entityID)
-	if errors.Is(err, sqlstore.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return c, ErrUnknownVisitor
 	}
 	if err != nil {
@@ -140,7 +141,7 @@ func (s *Service) customerOf(ctx context.Context, client sqlstore.Client, entity
 // messages: a site's backend re-issuing its visitor's token (LiveChat's
 // entity_id flow; discouraged, see docs/api.md). The visitor's session
 // ends no later than the vouching credential (docs/security.md, I1).
-func (s *Service) Vouch(ctx context.Context, client sqlstore.Client, entityID string, holder credential.Credential) (Answer, error) {
+func (s *Service) Vouch(ctx context.Context, client domain.Client, entityID string, holder credential.Credential) (Answer, error) {
 	if err := credential.MayVouch(holder); err != nil {
 		return Answer{}, err
 	}
@@ -159,11 +160,11 @@ func (s *Service) Vouch(ctx context.Context, client sqlstore.Client, entityID st
 
 // Refresh rotates a customer refresh token (no cookie needed), with the
 // reuse detection and grace rule of every other refresh.
-func (s *Service) Refresh(ctx context.Context, client sqlstore.Client, rt string) (Answer, error) {
+func (s *Service) Refresh(ctx context.Context, client domain.Client, rt string) (Answer, error) {
 	if !token.HasPrefix(rt, token.PrefixCustomerRefresh) {
 		return Answer{}, apierr.InvalidToken("refresh_token is not a customer refresh token of this server (they start with " + token.PrefixCustomerRefresh + ")")
 	}
-	fam, next, err := s.Families.Rotate(ctx, rt, func(fam sqlstore.Family) error {
+	fam, next, err := s.Families.Rotate(ctx, rt, func(fam domain.Family) error {
 		if fam.Kind != FamilyKind || fam.ClientID != client.ID {
 			return apierr.InvalidToken("refresh_token was issued to another client_id")
 		}
@@ -173,5 +174,5 @@ func (s *Service) Refresh(ctx context.Context, client sqlstore.Client, rt string
 		return Answer{}, refresh.APIError(err, "start again with POST /customer/token")
 	}
 	// The family is this client's visitor session: the visitor is known.
-	return s.answer(sqlstore.Customer{EntityID: fam.Subject, OrgID: fam.OrgID}, fam, next)
+	return s.answer(domain.Customer{EntityID: fam.Subject, OrgID: fam.OrgID}, fam, next)
 }

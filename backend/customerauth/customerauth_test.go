@@ -12,6 +12,7 @@ import (
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
 	"chatauth/backend/customerauth"
+	"chatauth/backend/domain"
 	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/sqlstore/sqlstoretest"
@@ -56,11 +57,11 @@ type fixture struct {
 	fams      *refresh.Families
 	svc       *customerauth.Service
 
-	root, child, other sqlstore.Organization
+	root, child, other domain.Organization
 	// client and client2 belong to root, childClient to child,
 	// otherClient to the unrelated organization other.
-	client, client2, childClient, otherClient sqlstore.Client
-	agent                                     sqlstore.User // an agent of root
+	client, client2, childClient, otherClient domain.Client
+	agent                                     domain.User // an agent of root
 }
 
 func newFixture(t *testing.T, dsn string) *fixture {
@@ -98,18 +99,18 @@ func newFixture(t *testing.T, dsn string) *fixture {
 	return fx
 }
 
-func (fx *fixture) org(t *testing.T, name string, parent int64) sqlstore.Organization {
+func (fx *fixture) org(t *testing.T, name string, parent int64) domain.Organization {
 	t.Helper()
-	o := sqlstore.Organization{Name: name, ParentID: parent}
+	o := domain.Organization{Name: name, ParentID: parent}
 	if err := fx.db.CreateOrganization(context.Background(), &o); err != nil {
 		t.Fatal(err)
 	}
 	return o
 }
 
-func (fx *fixture) newClient(t *testing.T, id string, org int64) sqlstore.Client {
+func (fx *fixture) newClient(t *testing.T, id string, org int64) domain.Client {
 	t.Helper()
-	c := sqlstore.Client{ID: id, OrgID: org, Name: id, Type: "public", Scopes: "read write chat",
+	c := domain.Client{ID: id, OrgID: org, Name: id, Type: "public", Scopes: "read write chat",
 		RedirectURIs: []string{"https://site.example/"}, AllowedOrigins: []string{"https://site.example"}}
 	if err := fx.db.CreateClient(context.Background(), &c); err != nil {
 		t.Fatal(err)
@@ -121,16 +122,16 @@ func (fx *fixture) newClient(t *testing.T, id string, org int64) sqlstore.Client
 	return got
 }
 
-func (fx *fixture) user(t *testing.T, email string, org int64, role shared.Role) sqlstore.User {
+func (fx *fixture) user(t *testing.T, email string, org int64, role shared.Role) domain.User {
 	t.Helper()
-	u := sqlstore.User{OrgID: org, Email: email, Name: email, Role: role, PasswordHash: "x"}
+	u := domain.User{OrgID: org, Email: email, Name: email, Role: role, PasswordHash: "x"}
 	if err := fx.db.CreateUser(context.Background(), &u); err != nil {
 		t.Fatal(err)
 	}
 	return u
 }
 
-func (fx *fixture) visitor(t *testing.T, client sqlstore.Client) customerauth.Answer {
+func (fx *fixture) visitor(t *testing.T, client domain.Client) customerauth.Answer {
 	t.Helper()
 	ans, err := fx.svc.New(context.Background(), client)
 	if err != nil {
@@ -140,7 +141,7 @@ func (fx *fixture) visitor(t *testing.T, client sqlstore.Client) customerauth.An
 }
 
 // verify checks an answer's access token and returns its claims.
-func (fx *fixture) verify(t *testing.T, ans customerauth.Answer, client sqlstore.Client) shared.CustomerClaims {
+func (fx *fixture) verify(t *testing.T, ans customerauth.Answer, client domain.Client) shared.CustomerClaims {
 	t.Helper()
 	c, err := fx.customers.Verify(ans.AccessToken)
 	if err != nil {
@@ -159,7 +160,7 @@ func (fx *fixture) verify(t *testing.T, ans customerauth.Answer, client sqlstore
 }
 
 // holder inspects an agent access token minted for u with scope.
-func (fx *fixture) holder(t *testing.T, u sqlstore.User, scope shared.Scope, clientID string, ttl time.Duration) credential.Credential {
+func (fx *fixture) holder(t *testing.T, u domain.User, scope shared.Scope, clientID string, ttl time.Duration) credential.Credential {
 	t.Helper()
 	tok, _, err := fx.iss.Agent(shared.AgentClaims{Subject: strconv.FormatInt(u.ID, 10), Org: u.OrgID, Scope: scope, ClientID: clientID, Session: token.NewID()}, ttl)
 	if err != nil {
@@ -172,7 +173,7 @@ func (fx *fixture) holder(t *testing.T, u sqlstore.User, scope shared.Scope, cli
 	return c
 }
 
-func (fx *fixture) longLived(t *testing.T, c sqlstore.Credential, prefix string) credential.Credential {
+func (fx *fixture) longLived(t *testing.T, c domain.Credential, prefix string) credential.Credential {
 	t.Helper()
 	secret, hash := token.NewOpaque(prefix)
 	c.Hash = hash
@@ -186,7 +187,7 @@ func (fx *fixture) longLived(t *testing.T, c sqlstore.Credential, prefix string)
 	return cred
 }
 
-func (fx *fixture) family(t *testing.T, id string) sqlstore.Family {
+func (fx *fixture) family(t *testing.T, id string) domain.Family {
 	t.Helper()
 	f, err := fx.db.Family(context.Background(), id)
 	if err != nil {
@@ -415,7 +416,7 @@ func TestVouch(t *testing.T) {
 				_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder)
 				wantCode(t, err, apierr.CodeInsufficientScope, "write messages")
 			}
-			pat := fx.longLived(t, sqlstore.Credential{Kind: "pat", OrgID: fx.root.ID, UserID: fx.agent.ID, Name: "ro", Scope: "agent read"}, token.PrefixPersonal)
+			pat := fx.longLived(t, domain.Credential{Kind: "pat", OrgID: fx.root.ID, UserID: fx.agent.ID, Name: "ro", Scope: "agent read"}, token.PrefixPersonal)
 			_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, pat)
 			wantCode(t, err, apierr.CodeInsufficientScope, "write messages")
 			if n := fx.familiesOf(t, v.EntityID); n != 1 {
@@ -469,7 +470,7 @@ func TestVouch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			platform := fx.longLived(t, sqlstore.Credential{Kind: "platform", Name: "ops"}, token.PrefixPlatform)
+			platform := fx.longLived(t, domain.Credential{Kind: "platform", Name: "ops"}, token.PrefixPlatform)
 			for _, h := range []credential.Credential{visitorCred, refreshCred, platform, {}} {
 				_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, h)
 				wantCode(t, err, apierr.CodeForbidden, "agent-family token")
@@ -486,7 +487,7 @@ func TestVouch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bot := fx.longLived(t, sqlstore.Credential{Kind: "bot", OrgID: fx.root.ID, Name: "helper"}, token.PrefixBot)
+			bot := fx.longLived(t, domain.Credential{Kind: "bot", OrgID: fx.root.ID, Name: "helper"}, token.PrefixBot)
 			for _, h := range []credential.Credential{api, bot} {
 				ans, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, h)
 				if err != nil {
@@ -499,7 +500,7 @@ func TestVouch(t *testing.T) {
 			}
 			// An expiring personal token caps it at its own end.
 			end := fx.clk.Now().Add(2 * time.Hour)
-			pat := fx.longLived(t, sqlstore.Credential{Kind: "pat", OrgID: fx.root.ID, UserID: fx.agent.ID, Name: "ci", Scope: "agent write chat", ExpiresAt: end}, token.PrefixPersonal)
+			pat := fx.longLived(t, domain.Credential{Kind: "pat", OrgID: fx.root.ID, UserID: fx.agent.ID, Name: "ci", Scope: "agent write chat", ExpiresAt: end}, token.PrefixPersonal)
 			ans, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, pat)
 			if err != nil {
 				t.Fatal(err)
@@ -545,7 +546,7 @@ func TestRefresh(t *testing.T) {
 
 		t.Run("another client's token is refused without being spent", func(t *testing.T) {
 			a := fx.visitor(t, fx.client)
-			for _, other := range []sqlstore.Client{fx.client2, fx.otherClient, fx.childClient} {
+			for _, other := range []domain.Client{fx.client2, fx.otherClient, fx.childClient} {
 				_, err := fx.svc.Refresh(ctx, other, a.RefreshToken)
 				wantCode(t, err, apierr.CodeInvalidToken, "another client_id")
 			}
@@ -561,7 +562,7 @@ func TestRefresh(t *testing.T) {
 		})
 
 		t.Run("an agent family is not a visitor's", func(t *testing.T) {
-			fam := &sqlstore.Family{Kind: refresh.KindAgent, Subject: strconv.FormatInt(fx.agent.ID, 10), OrgID: fx.root.ID, ClientID: fx.client.ID, Scope: "agent read write chat"}
+			fam := &domain.Family{Kind: refresh.KindAgent, Subject: strconv.FormatInt(fx.agent.ID, 10), OrgID: fx.root.ID, ClientID: fx.client.ID, Scope: "agent read write chat"}
 			rt, err := fx.fams.Start(ctx, fam, token.PrefixCustomerRefresh)
 			if err != nil {
 				t.Fatal(err)

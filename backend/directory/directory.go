@@ -15,14 +15,15 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
+	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore"
 	"chatauth/shared"
 )
 
 // Store is what user management needs of the database.
 type Store interface {
-	CreateUser(ctx context.Context, u *sqlstore.User) error
-	UpdateUser(ctx context.Context, u *sqlstore.User, cols ...string) error
+	CreateUser(ctx context.Context, u *domain.User) error
+	UpdateUser(ctx context.Context, u *domain.User, cols ...string) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
@@ -88,7 +89,7 @@ func checkName(v string) error {
 
 // apply validates and applies p to u; it reports whether the role or
 // password changed.
-func (s *Users) apply(p Patch, u *sqlstore.User) (changed bool, err error) {
+func (s *Users) apply(p Patch, u *domain.User) (changed bool, err error) {
 	if p.Name != nil {
 		if err := checkName(*p.Name); err != nil {
 			return false, err
@@ -123,10 +124,10 @@ func (s *Users) apply(p Patch, u *sqlstore.User) (changed bool, err error) {
 }
 
 func conflict(err error) error {
-	if errors.Is(err, sqlstore.ErrConflict) {
+	if errors.Is(err, domain.ErrConflict) {
 		return apierr.Conflict("email: already used by another user")
 	}
-	if errors.Is(err, sqlstore.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return apierr.NotFound("user not found")
 	}
 	return apierr.Internal(err)
@@ -148,19 +149,19 @@ func mayMint(by Caller, what string) error {
 }
 
 // Create makes a user in org from a complete patch.
-func (s *Users) Create(ctx context.Context, by Caller, org int64, p Patch) (sqlstore.User, error) {
+func (s *Users) Create(ctx context.Context, by Caller, org int64, p Patch) (domain.User, error) {
 	if err := mayMint(by, "creating a user"); err != nil {
-		return sqlstore.User{}, err
+		return domain.User{}, err
 	}
 	for _, f := range []struct {
 		name string
 		v    *string
 	}{{"name", p.Name}, {"email", p.Email}, {"password", p.Password}, {"role", p.Role}} {
 		if f.v == nil || strings.TrimSpace(*f.v) == "" {
-			return sqlstore.User{}, apierr.InvalidRequest(f.name + ": required")
+			return domain.User{}, apierr.InvalidRequest(f.name + ": required")
 		}
 	}
-	u := sqlstore.User{OrgID: org}
+	u := domain.User{OrgID: org}
 	if _, err := s.apply(p, &u); err != nil {
 		return u, err
 	}
@@ -174,7 +175,7 @@ func (s *Users) Create(ctx context.Context, by Caller, org int64, p Patch) (sqls
 // sign-in, OAuth grant and implicit grant of the user, so no token keeps
 // rights the user no longer has (personal and API tokens act with the
 // role as it is now).
-func (s *Users) Update(ctx context.Context, by Caller, u *sqlstore.User, p Patch) error {
+func (s *Users) Update(ctx context.Context, by Caller, u *domain.User, p Patch) error {
 	if p.Password != nil || p.Email != nil || p.Role != nil {
 		if err := mayMint(by, "changing a user's password, email or role"); err != nil {
 			return err
@@ -207,7 +208,7 @@ func (s *Users) Update(ctx context.Context, by Caller, u *sqlstore.User, p Patch
 // Delete removes a user with every credential derived from them.
 func (s *Users) Delete(ctx context.Context, id int64) error {
 	if err := s.Cascade.DeleteUser(ctx, id); err != nil {
-		if errors.Is(err, sqlstore.ErrNotFound) {
+		if errors.Is(err, domain.ErrNotFound) {
 			return apierr.NotFound("user not found")
 		}
 		return apierr.Internal(err)

@@ -9,7 +9,7 @@ import (
 
 	"chatauth/backend/agentauth"
 	"chatauth/backend/apierr"
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 	"chatauth/shared"
 )
 
@@ -92,17 +92,17 @@ func (s *Server) getAuthToken(c echo.Context) error {
 }
 
 // self loads the caller's own user record.
-func (s *Server) self(c echo.Context, act shared.Action) (sqlstore.User, error) {
+func (s *Server) self(c echo.Context, act shared.Action) (domain.User, error) {
 	a := AgentFrom(c)
 	if err := allow(a, shared.Self, act); err != nil {
-		return sqlstore.User{}, err
+		return domain.User{}, err
 	}
 	id, err := strconv.ParseInt(a.Subject, 10, 64)
 	if err != nil {
-		return sqlstore.User{}, apierr.NotFound("this token does not belong to a user, so it has no profile")
+		return domain.User{}, apierr.NotFound("this token does not belong to a user, so it has no profile")
 	}
 	u, err := s.Store.UserByID(c.Request().Context(), id)
-	if errors.Is(err, sqlstore.ErrNotFound) || (err == nil && u.OrgID != a.Org) {
+	if errors.Is(err, domain.ErrNotFound) || (err == nil && u.OrgID != a.Org) {
 		return u, apierr.InvalidToken("the user of this token no longer exists")
 	}
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 	"chatauth/backend/token"
 	"chatauth/shared"
 )
@@ -202,7 +202,7 @@ func (s *Server) audit(c echo.Context, org int64, event, subject, detail string)
 	if a := AgentFrom(c); a != nil {
 		actor = a.Subject
 	}
-	if err := s.Store.Audit(c.Request().Context(), sqlstore.AuditEvent{OrgID: org, Actor: actor, Event: event, Subject: subject, Detail: detail}); err != nil {
+	if err := s.Store.Audit(c.Request().Context(), domain.AuditEvent{OrgID: org, Actor: actor, Event: event, Subject: subject, Detail: detail}); err != nil {
 		s.log.Warn("audit event lost", "event", event, "err", err)
 	}
 }

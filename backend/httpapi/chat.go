@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore"
 	"chatauth/shared"
 )
@@ -83,11 +84,11 @@ func notFound(res shared.Resource, id int64) error {
 
 func storeErr(err error, res shared.Resource, id int64) error {
 	switch {
-	case errors.Is(err, sqlstore.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		return notFound(res, id)
-	case errors.Is(err, sqlstore.ErrInUse):
+	case errors.Is(err, domain.ErrInUse):
 		return apierr.Conflict(res.String() + " " + strconv.FormatInt(id, 10) + " is still in use; remove what refers to it first")
-	case errors.Is(err, sqlstore.ErrConflict):
+	case errors.Is(err, domain.ErrConflict):
 		return apierr.Conflict(res.String() + " already exists")
 	}
 	return apierr.Internal(err)

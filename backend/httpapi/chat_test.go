@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"chatauth/backend/apptest"
+	"chatauth/backend/domain"
 	"chatauth/backend/httpapi"
-	"chatauth/backend/sqlstore"
 	"chatauth/backend/sqlstore/sqlstoretest"
 	"chatauth/shared"
 )
@@ -262,12 +262,12 @@ func TestMissingChatScopeIsNamed(t *testing.T) {
 func otherTenant(t *testing.T, e *apptest.Env) string {
 	t.Helper()
 	ctx := context.Background()
-	org := &sqlstore.Organization{Name: "Rival"}
+	org := &domain.Organization{Name: "Rival"}
 	if err := e.App.Store.CreateOrganization(ctx, org); err != nil {
 		t.Fatal(err)
 	}
 	hash, _ := e.App.Auth.HashPassword("rival-password")
-	u := &sqlstore.User{OrgID: org.ID, Email: uniq("rival") + "@example.com", Name: "Rival", Role: shared.RoleAdmin, PasswordHash: hash}
+	u := &domain.User{OrgID: org.ID, Email: uniq("rival") + "@example.com", Name: "Rival", Role: shared.RoleAdmin, PasswordHash: hash}
 	if err := e.App.Store.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}

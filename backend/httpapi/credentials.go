@@ -11,6 +11,7 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
+	"chatauth/backend/domain"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
@@ -44,7 +45,7 @@ func ts(t time.Time) any {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func renderPAT(c sqlstore.Credential, secret string) map[string]any {
+func renderPAT(c domain.Credential, secret string) map[string]any {
 	m := map[string]any{"id": c.ID, "name": c.Name, "scopes": strings.Fields(c.Scope), "expires_at": ts(c.ExpiresAt),
 		"last_used_at": ts(c.LastUsedAt), "created_at": ts(c.CreatedAt), "account_id": c.OrgID}
 	if secret != "" {
@@ -53,10 +54,10 @@ func renderPAT(c sqlstore.Credential, secret string) map[string]any {
 	return m
 }
 
-func (s *Server) selfUser(c echo.Context) (sqlstore.User, error) {
+func (s *Server) selfUser(c echo.Context) (domain.User, error) {
 	id, err := strconv.ParseInt(AgentFrom(c).Subject, 10, 64)
 	if err != nil {
-		return sqlstore.User{}, apierr.New(apierr.CodeForbidden, "only users have personal access tokens; this token is a bot's or a client's")
+		return domain.User{}, apierr.New(apierr.CodeForbidden, "only users have personal access tokens; this token is a bot's or a client's")
 	}
 	u, err := s.Store.UserByID(c.Request().Context(), id)
 	if err != nil {
@@ -117,7 +118,7 @@ func (s *Server) createPAT(c echo.Context) error {
 	if err := credential.Within(holder.Agent.Scope, scope); err != nil {
 		return err
 	}
-	cr := sqlstore.Credential{Kind: "pat", OrgID: u.OrgID, UserID: u.ID, Name: strings.TrimSpace(b.Name), Scope: scope.String()}
+	cr := domain.Credential{Kind: "pat", OrgID: u.OrgID, UserID: u.ID, Name: strings.TrimSpace(b.Name), Scope: scope.String()}
 	if b.ExpiresIn != nil {
 		if *b.ExpiresIn <= 0 || *b.ExpiresIn > 10*365*24*3600 {
 			return apierr.InvalidRequest("expires_in: seconds from 1 to 315360000 (ten years); leave it out for a token that does not expire")
@@ -146,7 +147,7 @@ func (s *Server) deletePAT(c echo.Context) error {
 		return err
 	}
 	cr, err := s.Store.CredentialByID(c.Request().Context(), "pat", id)
-	if errors.Is(err, sqlstore.ErrNotFound) || (err == nil && cr.UserID != u.ID) {
+	if errors.Is(err, domain.ErrNotFound) || (err == nil && cr.UserID != u.ID) {
 		return apierr.NotFound("personal access token " + strconv.FormatInt(id, 10) + " not found")
 	}
 	if err != nil {
@@ -162,7 +163,7 @@ func (s *Server) deletePAT(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-func renderBot(c sqlstore.Credential, secret string) map[string]any {
+func renderBot(c domain.Credential, secret string) map[string]any {
 	m := map[string]any{"id": c.ID, "name": c.Name, "account_id": c.OrgID, "last_used_at": ts(c.LastUsedAt), "created_at": ts(c.CreatedAt)}
 	if secret != "" {
 		m["access_token"] = secret
@@ -196,7 +197,7 @@ func (s *Server) createBot(c echo.Context) error {
 		return err
 	}
 	secret, hash := token.NewOpaque(token.PrefixBot)
-	cr := sqlstore.Credential{Kind: "bot", OrgID: AgentFrom(c).Org, Name: strings.TrimSpace(b.Name), Scope: "bot read write chat", Hash: hash}
+	cr := domain.Credential{Kind: "bot", OrgID: AgentFrom(c).Org, Name: strings.TrimSpace(b.Name), Scope: "bot read write chat", Hash: hash}
 	if err := s.Store.CreateCredential(c.Request().Context(), &cr); err != nil {
 		return apierr.Internal(err)
 	}
@@ -205,13 +206,13 @@ func (s *Server) createBot(c echo.Context) error {
 	return c.JSON(http.StatusCreated, renderBot(cr, secret))
 }
 
-func (s *Server) orgBot(c echo.Context) (sqlstore.Credential, error) {
+func (s *Server) orgBot(c echo.Context) (domain.Credential, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
-		return sqlstore.Credential{}, err
+		return domain.Credential{}, err
 	}
 	cr, err := s.Store.CredentialByID(c.Request().Context(), "bot", id)
-	if errors.Is(err, sqlstore.ErrNotFound) || (err == nil && cr.OrgID != AgentFrom(c).Org) {
+	if errors.Is(err, domain.ErrNotFound) || (err == nil && cr.OrgID != AgentFrom(c).Org) {
 		return cr, apierr.NotFound("agent bot " + strconv.FormatInt(id, 10) + " not found")
 	}
 	if err != nil {

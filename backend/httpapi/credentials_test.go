@@ -12,7 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apptest"
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore/sqlstoretest"
 	"chatauth/backend/token"
 	"chatauth/shared"
@@ -96,7 +96,7 @@ func TestAgentBotsAndPlatform(t *testing.T) {
 
 		// Platform tokens work on the platform API only.
 		secret, hash := token.NewOpaque(token.PrefixPlatform)
-		if err := e.App.Store.CreateCredential(context.Background(), &sqlstore.Credential{Kind: "platform", Name: "provisioner", Hash: hash}); err != nil {
+		if err := e.App.Store.CreateCredential(context.Background(), &domain.Credential{Kind: "platform", Name: "provisioner", Hash: hash}); err != nil {
 			t.Fatal(err)
 		}
 		plat := "api_access_token: " + secret

@@ -16,6 +16,7 @@ import (
 	"chatauth/backend/credential"
 	"chatauth/backend/customerauth"
 	"chatauth/backend/directory"
+	"chatauth/backend/domain"
 	"chatauth/backend/hub"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
@@ -88,7 +89,7 @@ func (s *Server) RequireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 		claims := cred.Visitor
 		if origin := c.Request().Header.Get("Origin"); origin != "" {
 			client, err := s.Store.Client(c.Request().Context(), claims.ClientID)
-			if err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+			if err != nil && !errors.Is(err, domain.ErrNotFound) {
 				return apierr.Internal(err)
 			}
 			if err := allowOrigin(c, client); err != nil {
@@ -103,7 +104,7 @@ func (s *Server) RequireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 // allowOrigin answers CORS for client: the request's Origin must be one
 // of its allowed_origins exactly; then (and only then) the CORS headers
 // name that origin and allow credentials. Never "*".
-func allowOrigin(c echo.Context, client sqlstore.Client) error {
+func allowOrigin(c echo.Context, client domain.Client) error {
 	origin := c.Request().Header.Get("Origin")
 	if origin == "" {
 		return nil
@@ -151,12 +152,12 @@ type customerTokenRequest struct {
 	EntityID     string `json:"entity_id"`
 }
 
-func (s *Server) customerClient(c echo.Context, id string) (sqlstore.Client, error) {
+func (s *Server) customerClient(c echo.Context, id string) (domain.Client, error) {
 	if id == "" {
-		return sqlstore.Client{}, apierr.InvalidRequest("client_id: required; use the client_id of your widget (console → OAuth clients)")
+		return domain.Client{}, apierr.InvalidRequest("client_id: required; use the client_id of your widget (console → OAuth clients)")
 	}
 	client, err := s.Store.Client(c.Request().Context(), id)
-	if errors.Is(err, sqlstore.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return client, apierr.New(apierr.CodeInvalidClient, "client_id: no client "+quoteShort(id)+" is registered on this server")
 	}
 	if err != nil {
@@ -244,7 +245,7 @@ func (s *Server) saveVisitorCookie(c echo.Context, had visitorCookie, ans custom
 	return nil
 }
 
-func (s *Server) newVisitor(c echo.Context, client sqlstore.Client) (customerauth.Answer, error) {
+func (s *Server) newVisitor(c echo.Context, client domain.Client) (customerauth.Answer, error) {
 	key := "new-visitor:" + c.RealIP()
 	if wait := s.Creations.Blocked(key, creationsPerMinute); wait > 0 {
 		return customerauth.Answer{}, apierr.TooManyRequests("too many new visitors from this address; try again in a minute", wait)
@@ -257,7 +258,7 @@ func (s *Server) newVisitor(c echo.Context, client sqlstore.Client) (customeraut
 // redirect rules of /oauth/authorize.
 func (s *Server) customerAuthorize(c echo.Context) error {
 	ctx := c.Request().Context()
-	req, client, err := oauth.ParseAuthorize(c.QueryParams(), func(id string) (sqlstore.Client, error) { return s.Store.Client(ctx, id) })
+	req, client, err := oauth.ParseAuthorize(c.QueryParams(), func(id string) (domain.Client, error) { return s.Store.Client(ctx, id) })
 	var pe *oauth.PageError
 	var oe *oauth.Error
 	switch {
@@ -306,7 +307,7 @@ func (s *Server) customerMe(c echo.Context) error {
 }
 
 func storeErrCustomer(err error) error {
-	if errors.Is(err, sqlstore.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return apierr.InvalidToken("this visitor no longer exists; get a new token with POST /customer/token")
 	}
 	return apierr.Internal(err)
@@ -377,7 +378,7 @@ func (s *Server) ownConversation(c echo.Context) (sqlstore.Object, error) {
 	cl := CustomerFrom(c)
 	o, err := s.Store.GetObject(c.Request().Context(), convSpec.table, cl.Org, id)
 	if err == nil && o.Values["customer_id"] != cl.Subject {
-		err = sqlstore.ErrNotFound
+		err = domain.ErrNotFound
 	}
 	if err != nil {
 		return o, storeErr(err, shared.Conversation, id)

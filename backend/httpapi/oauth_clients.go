@@ -11,8 +11,8 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
+	"chatauth/backend/domain"
 	"chatauth/backend/oauth"
-	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 	"chatauth/shared"
 )
@@ -40,7 +40,7 @@ type clientBody struct {
 	AllowedOrigins *[]string `json:"allowed_origins"`
 }
 
-func renderClient(c sqlstore.Client, secret string) map[string]any {
+func renderClient(c domain.Client, secret string) map[string]any {
 	m := map[string]any{
 		"client_id": c.ID, "id": c.ID, "account_id": c.OrgID, "name": c.Name, "company": c.Company, "client_type": c.Type,
 		"redirect_uris": nonNil(c.RedirectURIs), "scopes": strings.Fields(c.Scopes), "allowed_origins": nonNil(c.AllowedOrigins),
@@ -60,7 +60,7 @@ func nonNil(v []string) []string {
 }
 
 // apply validates b onto c; create requires name and client_type.
-func (b clientBody) apply(c *sqlstore.Client, create bool) error {
+func (b clientBody) apply(c *domain.Client, create bool) error {
 	if create {
 		if b.Name == nil {
 			return apierr.InvalidRequest("name: required")
@@ -144,7 +144,7 @@ func (s *Server) createClient(c echo.Context) error {
 	if err := credential.LongLived(AgentFrom(c).Cred, "registering an OAuth client"); err != nil {
 		return err
 	}
-	cl := sqlstore.Client{ID: token.NewID(), OrgID: AgentFrom(c).Org}
+	cl := domain.Client{ID: token.NewID(), OrgID: AgentFrom(c).Org}
 	if err := b.apply(&cl, true); err != nil {
 		return err
 	}
@@ -159,10 +159,10 @@ func (s *Server) createClient(c echo.Context) error {
 	return c.JSON(http.StatusCreated, renderClient(cl, secret))
 }
 
-func (s *Server) clientInTree(c echo.Context) (sqlstore.Client, error) {
+func (s *Server) clientInTree(c echo.Context) (domain.Client, error) {
 	id := c.Param("id")
 	cl, err := s.Store.ClientInTree(c.Request().Context(), AgentFrom(c).Org, id)
-	if errors.Is(err, sqlstore.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return cl, apierr.NotFound("OAuth client " + quoteShort(id) + " not found")
 	}
 	if err != nil {
@@ -261,7 +261,7 @@ func (s *Server) deleteClient(c echo.Context) error {
 }
 
 func storeErrClient(err error, id string) error {
-	if errors.Is(err, sqlstore.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return apierr.NotFound("OAuth client " + quoteShort(id) + " not found")
 	}
 	return apierr.Internal(err)

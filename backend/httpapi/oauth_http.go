@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/domain"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/shared"
@@ -58,7 +59,7 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 			return s.errorPage(c, http.StatusBadRequest, "Invalid request", "The form was damaged. Go back to the application and start again.")
 		}
 	}
-	req, client, err := oauth.ParseAuthorize(q, func(id string) (sqlstore.Client, error) { return s.Store.Client(ctx, id) })
+	req, client, err := oauth.ParseAuthorize(q, func(id string) (domain.Client, error) { return s.Store.Client(ctx, id) })
 	var pe *oauth.PageError
 	var oe *oauth.Error
 	switch {
@@ -79,7 +80,7 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 	}
 	page := map[string]any{"Client": client, "Action": "/oauth/authorize", "Request": raw}
 
-	var user *sqlstore.User
+	var user *domain.User
 	switch action {
 	case "login":
 		u, err := s.Auth.CheckPassword(ctx, c.FormValue("email"), c.FormValue("password"), c.RealIP())

@@ -12,11 +12,11 @@ import (
 	"chatauth/backend/agentauth"
 	"chatauth/backend/apierr"
 	"chatauth/backend/directory"
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 	"chatauth/shared"
 )
 
-func renderOrg(o sqlstore.Organization) map[string]any {
+func renderOrg(o domain.Organization) map[string]any {
 	m := map[string]any{"id": o.ID, "name": o.Name, "parent_id": nil, "created_at": o.CreatedAt.UTC().Format(time.RFC3339Nano)}
 	if o.ParentID != 0 {
 		m["parent_id"] = o.ParentID
@@ -24,8 +24,8 @@ func renderOrg(o sqlstore.Organization) map[string]any {
 	return m
 }
 
-func orgID(o sqlstore.Organization) int64 { return o.ID }
-func userID(u sqlstore.User) int64        { return u.ID }
+func orgID(o domain.Organization) int64 { return o.ID }
+func userID(u domain.User) int64        { return u.ID }
 
 func (s *Server) listOrganizations(c echo.Context) error {
 	after, limit, err := page(c)
@@ -39,10 +39,10 @@ func (s *Server) listOrganizations(c echo.Context) error {
 	return c.JSON(http.StatusOK, pageOf(orgs, more, orgID, renderOrg))
 }
 
-func (s *Server) orgInTree(c echo.Context) (sqlstore.Organization, error) {
+func (s *Server) orgInTree(c echo.Context) (domain.Organization, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
-		return sqlstore.Organization{}, err
+		return domain.Organization{}, err
 	}
 	o, err := s.Store.OrganizationInTree(c.Request().Context(), AgentFrom(c).Org, id)
 	if err != nil {
@@ -81,14 +81,14 @@ func (s *Server) createOrganization(c echo.Context) error {
 	parent := a.Org
 	if req.ParentID != nil {
 		if _, err := s.Store.OrganizationInTree(ctx, a.Org, *req.ParentID); err != nil {
-			if errors.Is(err, sqlstore.ErrNotFound) {
+			if errors.Is(err, domain.ErrNotFound) {
 				return apierr.InvalidRequest("parent_id: no organization " + strconv.FormatInt(*req.ParentID, 10) + " in your tree")
 			}
 			return apierr.Internal(err)
 		}
 		parent = *req.ParentID
 	}
-	o := &sqlstore.Organization{Name: strings.TrimSpace(*req.Name), ParentID: parent}
+	o := &domain.Organization{Name: strings.TrimSpace(*req.Name), ParentID: parent}
 	if err := s.Store.CreateOrganization(ctx, o); err != nil {
 		return apierr.Internal(err)
 	}
@@ -122,7 +122,7 @@ func (s *Server) deleteOrganization(c echo.Context) error {
 		return apierr.InvalidRequest("id: you cannot delete your own organization")
 	}
 	if err := s.Store.DeleteOrganization(c.Request().Context(), o.ID); err != nil {
-		if errors.Is(err, sqlstore.ErrInUse) {
+		if errors.Is(err, domain.ErrInUse) {
 			return apierr.Conflict("organization " + strconv.FormatInt(o.ID, 10) + " still has child organizations, users or data; delete them first so nothing is lost")
 		}
 		return storeErr(err, shared.Organization, o.ID)
@@ -130,7 +130,7 @@ func (s *Server) deleteOrganization(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-func renderUser(u sqlstore.User) map[string]any {
+func renderUser(u domain.User) map[string]any {
 	p := agentauth.ProfileOf(u)
 	return map[string]any{"id": p.ID, "name": p.Name, "email": p.Email, "account_id": p.AccountID, "role": p.Role,
 		"created_at": u.CreatedAt.UTC().Format(time.RFC3339Nano), "updated_at": u.UpdatedAt.UTC().Format(time.RFC3339Nano)}
@@ -148,10 +148,10 @@ func (s *Server) listUsers(c echo.Context) error {
 	return c.JSON(http.StatusOK, pageOf(users, more, userID, renderUser))
 }
 
-func (s *Server) userInTree(c echo.Context) (sqlstore.User, error) {
+func (s *Server) userInTree(c echo.Context) (domain.User, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
-		return sqlstore.User{}, err
+		return domain.User{}, err
 	}
 	u, err := s.Store.UserInTree(c.Request().Context(), AgentFrom(c).Org, id)
 	if err != nil {
@@ -250,7 +250,7 @@ func (s *Server) deleteUser(c echo.Context) error {
 
 // renameOrg applies an optional new name from a PATCH body; the agent and
 // platform APIs share it.
-func (s *Server) renameOrg(c echo.Context, o *sqlstore.Organization, name *string) error {
+func (s *Server) renameOrg(c echo.Context, o *domain.Organization, name *string) error {
 	if name == nil {
 		return nil
 	}

@@ -9,7 +9,7 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 	"chatauth/backend/token"
 	"chatauth/shared"
 )
@@ -64,10 +64,10 @@ func (s *Server) platformListAccounts(c echo.Context) error {
 	return c.JSON(http.StatusOK, pageOf(orgs, more, orgID, renderOrg))
 }
 
-func (s *Server) platformOrg(c echo.Context) (sqlstore.Organization, error) {
+func (s *Server) platformOrg(c echo.Context) (domain.Organization, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
-		return sqlstore.Organization{}, err
+		return domain.Organization{}, err
 	}
 	o, err := s.Store.Organization(c.Request().Context(), id)
 	if err != nil {
@@ -95,7 +95,7 @@ func (s *Server) platformCreateAccount(c echo.Context) error {
 	if err := first(required("name", *req.Name), maxLen("name", *req.Name, 200)); err != nil {
 		return err
 	}
-	o := &sqlstore.Organization{Name: strings.TrimSpace(*req.Name)}
+	o := &domain.Organization{Name: strings.TrimSpace(*req.Name)}
 	if req.ParentID != nil {
 		if _, err := s.Store.Organization(c.Request().Context(), *req.ParentID); err != nil {
 			return apierr.InvalidRequest("parent_id: no such account")
@@ -132,7 +132,7 @@ func (s *Server) platformDeleteAccount(c echo.Context) error {
 		return err
 	}
 	if err := s.Store.DeleteOrganization(c.Request().Context(), o.ID); err != nil {
-		if errors.Is(err, sqlstore.ErrInUse) {
+		if errors.Is(err, domain.ErrInUse) {
 			return apierr.Conflict("account still has child accounts, users or data; delete them first so nothing is lost")
 		}
 		return storeErr(err, shared.Organization, o.ID)
@@ -152,10 +152,10 @@ func (s *Server) platformListUsers(c echo.Context) error {
 	return c.JSON(http.StatusOK, pageOf(users, more, userID, renderUser))
 }
 
-func (s *Server) platformUserByID(c echo.Context) (sqlstore.User, error) {
+func (s *Server) platformUserByID(c echo.Context) (domain.User, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
-		return sqlstore.User{}, err
+		return domain.User{}, err
 	}
 	u, err := s.Store.UserByID(c.Request().Context(), id)
 	if err != nil {

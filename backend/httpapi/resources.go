@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/domain"
 	"chatauth/backend/notify"
 	"chatauth/backend/sqlstore"
 	"chatauth/shared"
@@ -256,7 +257,7 @@ func (s *Server) checkRefs(ctx context.Context, rs *resourceSpec, root int64, va
 		default:
 			continue
 		}
-		if err == sqlstore.ErrNotFound {
+		if err == domain.ErrNotFound {
 			return apierr.InvalidRequest(f.name + ": no such object " + strconv.FormatInt(*p, 10) + " in your organization")
 		}
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"chatauth/backend/apptest"
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore/sqlstoretest"
 	"chatauth/backend/token"
 )
@@ -67,7 +67,7 @@ func newRevWorld(t *testing.T, e *apptest.Env, platform bool) *revWorld {
 	w := &revWorld{e: e, admin: apptest.Bearer(login.Str("token")), org: int64(login.Body["user"].(map[string]any)["account_id"].(float64))}
 	if platform {
 		secret, hash := token.NewOpaque(token.PrefixPlatform)
-		if err := e.App.Store.CreateCredential(context.Background(), &sqlstore.Credential{Kind: "platform", Name: "revocation test", Hash: hash}); err != nil {
+		if err := e.App.Store.CreateCredential(context.Background(), &domain.Credential{Kind: "platform", Name: "revocation test", Hash: hash}); err != nil {
 			t.Fatal(err)
 		}
 		w.plat = "api_access_token: " + secret

@@ -318,14 +318,8 @@ func (h *Hub) Notify(conv int64) {
 // NotifyAll wakes every conversation (after the bus reconnects, or on the
 // fallback poll): streams catch up on what they may have missed.
 func (h *Hub) NotifyAll() {
-	h.mu.Lock()
-	convs := make([]int64, 0, len(h.rooms))
-	for c := range h.rooms {
-		convs = append(convs, c)
-	}
-	h.mu.Unlock()
-	for _, c := range convs {
-		h.Notify(c)
+	for _, r := range h.snapshot() {
+		h.Notify(r.conv)
 	}
 }
 
@@ -536,15 +530,21 @@ func (h *Hub) sweep(now time.Time, revoked, recheck bool) {
 	}
 }
 
-// endStream ends s wherever it is.
-func (h *Hub) endStream(s *stream, last []byte) {
+// snapshot lists the rooms, so they can be visited one at a time without
+// holding the hub's lock.
+func (h *Hub) snapshot() []*room {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
 		rooms = append(rooms, r)
 	}
-	h.mu.Unlock()
-	for _, r := range rooms {
+	return rooms
+}
+
+// endStream ends s wherever it is.
+func (h *Hub) endStream(s *stream, last []byte) {
+	for _, r := range h.snapshot() {
 		r.mu.Lock()
 		if _, ok := r.streams[s]; ok {
 			h.endLocked(r, s, last)
@@ -567,13 +567,7 @@ var (
 // each calls fn on every stream with its room locked, and then, when
 // given, emptied on every room left without streams.
 func (h *Hub) each(fn func(*room, *stream), emptied ...func(*room)) {
-	h.mu.Lock()
-	rooms := make([]*room, 0, len(h.rooms))
-	for _, r := range h.rooms {
-		rooms = append(rooms, r)
-	}
-	h.mu.Unlock()
-	for _, r := range rooms {
+	for _, r := range h.snapshot() {
 		r.mu.Lock()
 		for s := range r.streams {
 			fn(r, s)

@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"strings"
 
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 )
 
 // AuthorizeRequest is a validated /oauth/authorize or
@@ -43,14 +43,14 @@ func single(q url.Values, name string) (string, bool) {
 // person and never redirected. Then everything else: an error there is an
 // *Error to send back to the redirect URI (the returned request is usable
 // for that). lookup finds a client by id.
-func ParseAuthorize(q url.Values, lookup func(id string) (sqlstore.Client, error)) (AuthorizeRequest, sqlstore.Client, error) {
+func ParseAuthorize(q url.Values, lookup func(id string) (domain.Client, error)) (AuthorizeRequest, domain.Client, error) {
 	var r AuthorizeRequest
 	id, ok := single(q, "client_id")
 	if !ok {
-		return r, sqlstore.Client{}, &PageError{"Invalid request", "client_id is given more than once or is too long."}
+		return r, domain.Client{}, &PageError{"Invalid request", "client_id is given more than once or is too long."}
 	}
 	if id == "" {
-		return r, sqlstore.Client{}, &PageError{"Invalid request", "client_id is missing. The link that brought you here is incomplete; tell the app's developer."}
+		return r, domain.Client{}, &PageError{"Invalid request", "client_id is missing. The link that brought you here is incomplete; tell the app's developer."}
 	}
 	client, err := lookup(id)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 	"chatauth/backend/token"
 )
 
@@ -73,9 +73,9 @@ func ReadClientAuth(authorization string, form url.Values) (ClientAuth, *Error) 
 // AuthenticateClient finds the client and checks its secret in constant
 // time, under the guess throttle (per client and per IP, across
 // processes). Public clients authenticate by id alone.
-func (p *Provider) AuthenticateClient(ctx context.Context, ca ClientAuth, ip string) (sqlstore.Client, error) {
+func (p *Provider) AuthenticateClient(ctx context.Context, ca ClientAuth, ip string) (domain.Client, error) {
 	c, err := p.Store.Client(ctx, ca.ID)
-	if errors.Is(err, sqlstore.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return c, ErrInvalidClient.WithDescription("no client with client_id \"" + clip(ca.ID) + "\" is registered")
 	}
 	if err != nil {

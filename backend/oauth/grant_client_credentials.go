@@ -3,6 +3,7 @@ package oauth
 import (
 	"net/url"
 
+	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 	"chatauth/shared"
@@ -11,7 +12,7 @@ import (
 // grantClientCredentials is RFC 6749 §4.4, for confidential clients only.
 // The token's subject is the client itself, with role bot at most, in the
 // client's organization; no refresh token (§4.4.3).
-func (p *Provider) grantClientCredentials(client sqlstore.Client, form url.Values) (TokenResponse, error) {
+func (p *Provider) grantClientCredentials(client domain.Client, form url.Values) (TokenResponse, error) {
 	if client.Type != "confidential" {
 		return TokenResponse{}, ErrUnauthorizedClient.WithDescription("client_credentials is only for confidential clients; a public client cannot keep a secret. Use authorization_code with PKCE")
 	}

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 	"chatauth/backend/token"
 	"chatauth/shared"
 )
@@ -15,13 +15,13 @@ import (
 // unused, unexpired, issued to this client for this redirect_uri, and the
 // verifier matches the challenge. A code used twice revokes what its first
 // use produced (§4.1.2).
-func (p *Provider) grantCode(ctx context.Context, client sqlstore.Client, form url.Values) (TokenResponse, error) {
+func (p *Provider) grantCode(ctx context.Context, client domain.Client, form url.Values) (TokenResponse, error) {
 	code := form.Get("code")
 	if code == "" {
 		return TokenResponse{}, ErrInvalidRequest.WithDescription("code is missing")
 	}
 	familyID := token.NewID()
-	c, err := p.Store.RedeemCode(ctx, token.Hash(code), familyID, func(c sqlstore.Code) error {
+	c, err := p.Store.RedeemCode(ctx, token.Hash(code), familyID, func(c domain.Code) error {
 		if c.ClientID != client.ID {
 			return ErrInvalidGrant.WithDescription("code was issued to another client")
 		}
@@ -48,9 +48,9 @@ func (p *Provider) grantCode(ctx context.Context, client sqlstore.Client, form u
 	switch {
 	case notFound(err):
 		return TokenResponse{}, ErrInvalidGrant.WithDescription("code is not valid; start the authorization again")
-	case errors.Is(err, sqlstore.ErrCodeUsed):
+	case errors.Is(err, domain.ErrCodeUsed):
 		p.Cascade.Revocations.Add(c.Ended...)
-		p.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: c.OrgID, Event: "code.reuse_detected", Subject: "client:" + client.ID, Detail: "tokens of the code revoked"})
+		p.Store.Audit(ctx, domain.AuditEvent{OrgID: c.OrgID, Event: "code.reuse_detected", Subject: "client:" + client.ID, Detail: "tokens of the code revoked"})
 		return TokenResponse{}, ErrInvalidGrant.WithDescription("code was already used; for safety the tokens it produced are revoked. Codes work once")
 	case err != nil:
 		return TokenResponse{}, err // the check's RFC 6749 error, or a failure
@@ -70,7 +70,7 @@ func (p *Provider) grantCode(ctx context.Context, client sqlstore.Client, form u
 	if scope, err = withinClient(scope, client); err != nil {
 		return TokenResponse{}, err
 	}
-	fam := &sqlstore.Family{ID: familyID, Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: client.ID, Scope: scope.String()}
+	fam := &domain.Family{ID: familyID, Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: client.ID, Scope: scope.String()}
 	refresh, err := p.Families.Start(ctx, fam, token.PrefixRefresh)
 	if err != nil {
 		return TokenResponse{}, err

@@ -6,8 +6,8 @@ import (
 	"net/url"
 	"strconv"
 
+	"chatauth/backend/domain"
 	"chatauth/backend/refresh"
-	"chatauth/backend/sqlstore"
 	"chatauth/shared"
 )
 
@@ -15,16 +15,16 @@ import (
 // grace rule of every refresh family (backend/refresh). scope may narrow
 // the new access token, never widen it; the family keeps its original
 // scope.
-func (p *Provider) grantRefresh(ctx context.Context, client sqlstore.Client, form url.Values) (TokenResponse, error) {
+func (p *Provider) grantRefresh(ctx context.Context, client domain.Client, form url.Values) (TokenResponse, error) {
 	rt := form.Get("refresh_token")
 	if rt == "" {
 		return TokenResponse{}, ErrInvalidRequest.WithDescription("refresh_token is missing")
 	}
 	var (
-		u     sqlstore.User
+		u     domain.User
 		scope shared.Scope
 	)
-	fam, next, err := p.Families.Rotate(ctx, rt, func(fam sqlstore.Family) error {
+	fam, next, err := p.Families.Rotate(ctx, rt, func(fam domain.Family) error {
 		if fam.Kind != FamilyKind || fam.ClientID != client.ID {
 			return ErrInvalidGrant.WithDescription("refresh_token was issued to another client")
 		}
@@ -94,7 +94,7 @@ func narrow(granted shared.Scope, req string) (shared.Scope, error) {
 // withinClient narrows scope to the API scopes the client is registered
 // for now: an admin narrowing a client's scopes narrows what its
 // existing grants can mint (docs/security.md, I1).
-func withinClient(scope shared.Scope, client sqlstore.Client) (shared.Scope, error) {
+func withinClient(scope shared.Scope, client domain.Client) (shared.Scope, error) {
 	api, err := ParseClientScopes(splitScopes(client.Scopes))
 	if err != nil {
 		return scope, err

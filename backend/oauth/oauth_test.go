@@ -6,19 +6,19 @@ import (
 	"strings"
 	"testing"
 
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 	"chatauth/shared"
 )
 
-var testClients = map[string]sqlstore.Client{
+var testClients = map[string]domain.Client{
 	"pub":  {ID: "pub", Type: "public", RedirectURIs: []string{"https://a.example/cb"}},
 	"conf": {ID: "conf", Type: "confidential", RedirectURIs: []string{"https://a.example/cb", "https://a.example/cb/"}},
 }
 
-func lookup(id string) (sqlstore.Client, error) {
+func lookup(id string) (domain.Client, error) {
 	c, ok := testClients[id]
 	if !ok {
-		return c, sqlstore.ErrNotFound
+		return c, domain.ErrNotFound
 	}
 	return c, nil
 }

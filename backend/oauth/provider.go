@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"chatauth/backend/credential"
+	"chatauth/backend/domain"
 	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/throttle"
@@ -17,12 +18,12 @@ import (
 
 // Store is what the authorization server needs of the database.
 type Store interface {
-	Client(ctx context.Context, id string) (sqlstore.Client, error)
-	UserByID(ctx context.Context, id int64) (sqlstore.User, error)
-	CreateCode(ctx context.Context, c sqlstore.Code) error
-	RedeemCode(ctx context.Context, hash []byte, familyID string, check func(sqlstore.Code) error) (sqlstore.Code, error)
-	Family(ctx context.Context, id string) (sqlstore.Family, error)
-	Audit(ctx context.Context, e sqlstore.AuditEvent) error
+	Client(ctx context.Context, id string) (domain.Client, error)
+	UserByID(ctx context.Context, id int64) (domain.User, error)
+	CreateCode(ctx context.Context, c domain.Code) error
+	RedeemCode(ctx context.Context, hash []byte, familyID string, check func(domain.Code) error) (domain.Code, error)
+	Family(ctx context.Context, id string) (domain.Family, error)
+	Audit(ctx context.Context, e domain.AuditEvent) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
@@ -64,10 +65,10 @@ func (p *Provider) access(sub string, org int64, clientID string, scope shared.S
 }
 
 // IssueCode stores an authorization code for an approved request.
-func (p *Provider) IssueCode(ctx context.Context, r AuthorizeRequest, u sqlstore.User, scope shared.Scope) (string, error) {
+func (p *Provider) IssueCode(ctx context.Context, r AuthorizeRequest, u domain.User, scope shared.Scope) (string, error) {
 	code, hash := token.NewOpaque(token.PrefixCode)
 	now := p.Now()
-	err := p.Store.CreateCode(ctx, sqlstore.Code{Hash: hash, ClientID: r.ClientID, UserID: u.ID, OrgID: u.OrgID, RedirectURI: r.RedirectURI,
+	err := p.Store.CreateCode(ctx, domain.Code{Hash: hash, ClientID: r.ClientID, UserID: u.ID, OrgID: u.OrgID, RedirectURI: r.RedirectURI,
 		Scope: scope.String(), CodeChallenge: r.CodeChallenge, CreatedAt: now, ExpiresAt: now.Add(p.CodeTTL)})
 	return code, err
 }
@@ -75,8 +76,8 @@ func (p *Provider) IssueCode(ctx context.Context, r AuthorizeRequest, u sqlstore
 // IssueImplicit makes the fragment parameters of an implicit grant. The
 // grant is recorded as a session without refresh tokens, so deleting the
 // user or the client, or changing the user's role or password, ends it.
-func (p *Provider) IssueImplicit(ctx context.Context, r AuthorizeRequest, u sqlstore.User, scope shared.Scope) (url.Values, error) {
-	fam := &sqlstore.Family{Kind: refresh.KindImplicit, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: r.ClientID,
+func (p *Provider) IssueImplicit(ctx context.Context, r AuthorizeRequest, u domain.User, scope shared.Scope) (url.Values, error) {
+	fam := &domain.Family{Kind: refresh.KindImplicit, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: r.ClientID,
 		Scope: scope.String(), ExpiresAt: p.Now().Add(p.AccessTTL)}
 	if err := p.Families.StartSession(ctx, fam); err != nil {
 		return nil, err
@@ -119,11 +120,11 @@ func (p *Provider) Token(ctx context.Context, authorization, ip string, form url
 
 // currentRole is the user's role now, so a demoted user's old grant
 // cannot mint tokens with the old rights.
-func capRole(granted shared.Scope, u sqlstore.User) shared.Scope {
+func capRole(granted shared.Scope, u domain.User) shared.Scope {
 	if !u.Role.Includes(granted.Role) {
 		granted.Role = u.Role
 	}
 	return granted
 }
 
-func notFound(err error) bool { return errors.Is(err, sqlstore.ErrNotFound) }
+func notFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }

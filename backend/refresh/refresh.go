@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 )
@@ -42,14 +43,14 @@ var (
 
 // Store is what families need of the database.
 type Store interface {
-	CreateFamily(ctx context.Context, f *sqlstore.Family, first sqlstore.RefreshToken) error
-	LookupRefresh(ctx context.Context, hash []byte) (sqlstore.Family, sqlstore.RefreshToken, error)
-	RotateIf(ctx context.Context, hash []byte, grace time.Duration, next sqlstore.RefreshToken, check func(sqlstore.Family) error) (sqlstore.Family, bool, error)
+	CreateFamily(ctx context.Context, f *domain.Family, first domain.RefreshToken) error
+	LookupRefresh(ctx context.Context, hash []byte) (domain.Family, domain.RefreshToken, error)
+	RotateIf(ctx context.Context, hash []byte, grace time.Duration, next domain.RefreshToken, check func(domain.Family) error) (domain.Family, bool, error)
 	RevokeFamily(ctx context.Context, id, reason string) ([]string, error)
-	AddRefreshToken(ctx context.Context, familyID string, rt sqlstore.RefreshToken, check func(sqlstore.Family) error) (sqlstore.Family, error)
-	Family(ctx context.Context, id string) (sqlstore.Family, error)
-	FamilyOfDescendant(ctx context.Context, hashes [][]byte) (sqlstore.Family, error)
-	Audit(ctx context.Context, e sqlstore.AuditEvent) error
+	AddRefreshToken(ctx context.Context, familyID string, rt domain.RefreshToken, check func(domain.Family) error) (domain.Family, error)
+	Family(ctx context.Context, id string) (domain.Family, error)
+	FamilyOfDescendant(ctx context.Context, hashes [][]byte) (domain.Family, error)
+	Audit(ctx context.Context, e domain.AuditEvent) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
@@ -100,7 +101,7 @@ func indexUnderscore(s string) int {
 
 // expiry is the end of a token minted now in fam: its TTL, or the
 // family's hard end if sooner.
-func (f *Families) expiry(fam sqlstore.Family, now time.Time) time.Time {
+func (f *Families) expiry(fam domain.Family, now time.Time) time.Time {
 	exp := now.Add(f.TTL)
 	if !fam.ExpiresAt.IsZero() && fam.ExpiresAt.Before(exp) {
 		return fam.ExpiresAt
@@ -110,7 +111,7 @@ func (f *Families) expiry(fam sqlstore.Family, now time.Time) time.Time {
 
 // AccessTTL caps an access token's life at the family's hard end, so no
 // token outlives what it was derived from (docs/security.md, I1).
-func AccessTTL(fam sqlstore.Family, ttl time.Duration, now time.Time) time.Duration {
+func AccessTTL(fam domain.Family, ttl time.Duration, now time.Time) time.Duration {
 	if fam.ExpiresAt.IsZero() {
 		return ttl
 	}
@@ -122,13 +123,13 @@ func AccessTTL(fam sqlstore.Family, ttl time.Duration, now time.Time) time.Durat
 
 // Start stores fam (its ID set when empty) with a first refresh token of
 // prefix and returns that token.
-func (f *Families) Start(ctx context.Context, fam *sqlstore.Family, prefix string) (string, error) {
+func (f *Families) Start(ctx context.Context, fam *domain.Family, prefix string) (string, error) {
 	if fam.ID == "" {
 		fam.ID = token.NewID()
 	}
 	secret, hash := token.NewOpaque(prefix)
 	now := f.Now()
-	if err := f.Store.CreateFamily(ctx, fam, sqlstore.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: f.expiry(*fam, now)}); err != nil {
+	if err := f.Store.CreateFamily(ctx, fam, domain.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: f.expiry(*fam, now)}); err != nil {
 		return "", err
 	}
 	return secret, nil
@@ -137,27 +138,27 @@ func (f *Families) Start(ctx context.Context, fam *sqlstore.Family, prefix strin
 // StartSession stores a family that has no refresh tokens (an implicit
 // grant), so the revocation events of its subject and client reach the
 // access tokens that carry its id.
-func (f *Families) StartSession(ctx context.Context, fam *sqlstore.Family) error {
+func (f *Families) StartSession(ctx context.Context, fam *domain.Family) error {
 	if fam.ID == "" {
 		fam.ID = token.NewID()
 	}
-	return f.Store.CreateFamily(ctx, fam, sqlstore.RefreshToken{})
+	return f.Store.CreateFamily(ctx, fam, domain.RefreshToken{})
 }
 
 // Add gives a live family a new refresh token and retires its others:
 // the cookie path of a returning visitor, which proves possession by the
 // cookie rather than by the previous token. check runs on the family
 // before anything changes; its error is returned as is.
-func (f *Families) Add(ctx context.Context, id, prefix string, check func(sqlstore.Family) error) (sqlstore.Family, string, error) {
+func (f *Families) Add(ctx context.Context, id, prefix string, check func(domain.Family) error) (domain.Family, string, error) {
 	secret, hash := token.NewOpaque(prefix)
 	now := f.Now()
-	fam, err := f.Store.AddRefreshToken(ctx, id, sqlstore.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: now.Add(f.TTL)}, check)
+	fam, err := f.Store.AddRefreshToken(ctx, id, domain.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: now.Add(f.TTL)}, check)
 	switch {
-	case errors.Is(err, sqlstore.ErrRevoked):
+	case errors.Is(err, domain.ErrRevoked):
 		return fam, "", ErrRevoked
-	case errors.Is(err, sqlstore.ErrExpired):
+	case errors.Is(err, domain.ErrExpired):
 		return fam, "", ErrExpired
-	case errors.Is(err, sqlstore.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		return fam, "", ErrUnknown
 	case err != nil:
 		return fam, "", err
@@ -166,9 +167,9 @@ func (f *Families) Add(ctx context.Context, id, prefix string, check func(sqlsto
 }
 
 // Lookup finds the family of secret without spending it.
-func (f *Families) Lookup(ctx context.Context, secret string) (sqlstore.Family, sqlstore.RefreshToken, error) {
+func (f *Families) Lookup(ctx context.Context, secret string) (domain.Family, domain.RefreshToken, error) {
 	fam, rt, err := f.Store.LookupRefresh(ctx, token.Hash(secret))
-	if errors.Is(err, sqlstore.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return fam, rt, ErrUnknown
 	}
 	return fam, rt, err
@@ -179,20 +180,20 @@ func (f *Families) Lookup(ctx context.Context, secret string) (sqlstore.Family, 
 // refresh it (another client, another user) cannot burn the token; its
 // error is returned as is. A replay within the grace window answers the
 // successor already issued (the same secret), never a new branch.
-func (f *Families) Rotate(ctx context.Context, secret string, check func(sqlstore.Family) error) (sqlstore.Family, string, error) {
+func (f *Families) Rotate(ctx context.Context, secret string, check func(domain.Family) error) (domain.Family, string, error) {
 	next := f.Successor(secret)
 	now := f.Now()
-	fam, _, err := f.Store.RotateIf(ctx, token.Hash(secret), f.Grace, sqlstore.RefreshToken{Hash: token.Hash(next), CreatedAt: now, ExpiresAt: now.Add(f.TTL)}, check)
+	fam, _, err := f.Store.RotateIf(ctx, token.Hash(secret), f.Grace, domain.RefreshToken{Hash: token.Hash(next), CreatedAt: now, ExpiresAt: now.Add(f.TTL)}, check)
 	switch {
-	case errors.Is(err, sqlstore.ErrReused):
+	case errors.Is(err, domain.ErrReused):
 		f.Revocations.Add(append([]string{fam.ID}, fam.Ended...)...)
 		f.audit(ctx, fam)
 		return fam, "", ErrReused
-	case errors.Is(err, sqlstore.ErrRevoked):
+	case errors.Is(err, domain.ErrRevoked):
 		return fam, "", ErrRevoked
-	case errors.Is(err, sqlstore.ErrExpired):
+	case errors.Is(err, domain.ErrExpired):
 		return fam, "", ErrExpired
-	case errors.Is(err, sqlstore.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		return f.descendantReuse(ctx, secret)
 	case err != nil:
 		return fam, "", err
@@ -206,7 +207,7 @@ func (f *Families) Rotate(ctx context.Context, secret string, check func(sqlstor
 // hash; but its successors are derived from it, and if one of them is
 // still stored the token was spent: that is reuse, and the family is
 // revoked as for any other (docs/security.md, I3).
-func (f *Families) descendantReuse(ctx context.Context, secret string) (sqlstore.Family, string, error) {
+func (f *Families) descendantReuse(ctx context.Context, secret string) (domain.Family, string, error) {
 	hashes := make([][]byte, sqlstore.ChainLen)
 	s := secret
 	for i := range hashes {
@@ -215,7 +216,7 @@ func (f *Families) descendantReuse(ctx context.Context, secret string) (sqlstore
 	}
 	fam, err := f.Store.FamilyOfDescendant(ctx, hashes)
 	switch {
-	case errors.Is(err, sqlstore.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		return fam, "", ErrUnknown
 	case err != nil:
 		return fam, "", err
@@ -227,7 +228,7 @@ func (f *Families) descendantReuse(ctx context.Context, secret string) (sqlstore
 	return fam, "", ErrReused
 }
 
-func (f *Families) audit(ctx context.Context, fam sqlstore.Family) {
+func (f *Families) audit(ctx context.Context, fam domain.Family) {
 	subject, detail := "user:"+fam.Subject, "sign-in revoked"
 	switch fam.Kind {
 	case KindOAuth:
@@ -235,7 +236,7 @@ func (f *Families) audit(ctx context.Context, fam sqlstore.Family) {
 	case KindCustomer:
 		subject, detail = "customer:"+fam.Subject, "visitor's tokens revoked"
 	}
-	f.Store.Audit(ctx, sqlstore.AuditEvent{OrgID: fam.OrgID, Event: "refresh.reuse_detected", Subject: subject, Detail: detail})
+	f.Store.Audit(ctx, domain.AuditEvent{OrgID: fam.OrgID, Event: "refresh.reuse_detected", Subject: subject, Detail: detail})
 }
 
 // Revoke ends a family: its refresh tokens stop at once, and its access

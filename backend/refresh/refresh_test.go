@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/domain"
 	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/sqlstore/sqlstoretest"
@@ -59,7 +60,7 @@ func newFixture(t *testing.T, dsn string) *fixture {
 	t.Cleanup(func() { db.Close() })
 	clk := newClock()
 	db.Now = clk.Now
-	org := &sqlstore.Organization{Name: "Org"}
+	org := &domain.Organization{Name: "Org"}
 	if err := db.CreateOrganization(ctx, org); err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +73,9 @@ func newFixture(t *testing.T, dsn string) *fixture {
 }
 
 // start begins a family of kind with a first token of prefix.
-func (fx *fixture) start(t *testing.T, kind, prefix string) (sqlstore.Family, string) {
+func (fx *fixture) start(t *testing.T, kind, prefix string) (domain.Family, string) {
 	t.Helper()
-	fam := &sqlstore.Family{Kind: kind, Subject: "7", OrgID: fx.org, Scope: "agent read write chat"}
+	fam := &domain.Family{Kind: kind, Subject: "7", OrgID: fx.org, Scope: "agent read write chat"}
 	secret, err := fx.f.Start(context.Background(), fam, prefix)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func (fx *fixture) rotate(t *testing.T, secret string) string {
 	return next
 }
 
-func (fx *fixture) lookup(t *testing.T, secret string) (sqlstore.Family, sqlstore.RefreshToken) {
+func (fx *fixture) lookup(t *testing.T, secret string) (domain.Family, domain.RefreshToken) {
 	t.Helper()
 	fam, rt, err := fx.f.Lookup(context.Background(), secret)
 	if err != nil {
@@ -113,13 +114,13 @@ func (fx *fixture) tokens(t *testing.T, familyID string) (all, live int) {
 	return all, live
 }
 
-func (fx *fixture) auditEvents(t *testing.T, event string) []sqlstore.AuditEvent {
+func (fx *fixture) auditEvents(t *testing.T, event string) []domain.AuditEvent {
 	t.Helper()
 	all, err := fx.db.AuditEvents(context.Background(), fx.org, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []sqlstore.AuditEvent
+	var out []domain.AuditEvent
 	for _, e := range all {
 		if e.Event == event {
 			out = append(out, e)
@@ -152,7 +153,7 @@ func TestStart(t *testing.T) {
 		}
 
 		// A caller's id is kept.
-		named := &sqlstore.Family{ID: "named-family", Kind: refresh.KindCustomer, Subject: "ent", OrgID: fx.org, Scope: "guest"}
+		named := &domain.Family{ID: "named-family", Kind: refresh.KindCustomer, Subject: "ent", OrgID: fx.org, Scope: "guest"}
 		s2, err := fx.f.Start(ctx, named, token.PrefixCustomerRefresh)
 		if err != nil {
 			t.Fatal(err)
@@ -175,7 +176,7 @@ func TestStartSession(t *testing.T) {
 	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
 		fx := newFixture(t, dsn)
 		ctx := context.Background()
-		fam := &sqlstore.Family{Kind: refresh.KindImplicit, Subject: "7", OrgID: fx.org, ClientID: "cl", Scope: "agent read"}
+		fam := &domain.Family{Kind: refresh.KindImplicit, Subject: "7", OrgID: fx.org, ClientID: "cl", Scope: "agent read"}
 		if err := fx.f.StartSession(ctx, fam); err != nil {
 			t.Fatal(err)
 		}
@@ -311,7 +312,7 @@ func TestRotate(t *testing.T) {
 				{refresh.KindOAuth, "user:7", "OAuth grant of client cl revoked"},
 				{refresh.KindCustomer, "customer:7", "visitor's tokens revoked"},
 			} {
-				fam := &sqlstore.Family{Kind: c.kind, Subject: "7", OrgID: fx.org, ClientID: "cl", Scope: "agent read"}
+				fam := &domain.Family{Kind: c.kind, Subject: "7", OrgID: fx.org, ClientID: "cl", Scope: "agent read"}
 				secret, err := fx.f.Start(ctx, fam, token.PrefixRefresh)
 				if err != nil {
 					t.Fatal(err)
@@ -356,7 +357,7 @@ func TestRotate(t *testing.T) {
 				t.Fatalf("unknown: %v", err)
 			}
 			called := false
-			fx.f.Rotate(ctx, "", func(sqlstore.Family) error { called = true; return nil })
+			fx.f.Rotate(ctx, "", func(domain.Family) error { called = true; return nil })
 			if called {
 				t.Fatal("check ran for an unknown token")
 			}
@@ -366,8 +367,8 @@ func TestRotate(t *testing.T) {
 			fx := newFixture(t, dsn)
 			fam, secret := fx.start(t, refresh.KindAgent, token.PrefixRefresh)
 			errWrongOwner := apierr.InvalidToken("not yours")
-			var seen sqlstore.Family
-			_, s, err := fx.f.Rotate(ctx, secret, func(f sqlstore.Family) error { seen = f; return errWrongOwner })
+			var seen domain.Family
+			_, s, err := fx.f.Rotate(ctx, secret, func(f domain.Family) error { seen = f; return errWrongOwner })
 			if err != errWrongOwner || s != "" {
 				t.Fatalf("check error not returned as is: %q %v", s, err)
 			}
@@ -397,10 +398,10 @@ func TestRotate(t *testing.T) {
 				t.Fatal(err)
 			}
 			sentinel := errors.New("wrong client")
-			if _, _, err := fx.f.Rotate(ctx, secret, func(sqlstore.Family) error { return sentinel }); err != sentinel {
+			if _, _, err := fx.f.Rotate(ctx, secret, func(domain.Family) error { return sentinel }); err != sentinel {
 				t.Fatalf("%v", err)
 			}
-			if _, _, err := fx.f.Rotate(ctx, secret, func(sqlstore.Family) error { return nil }); !errors.Is(err, refresh.ErrRevoked) {
+			if _, _, err := fx.f.Rotate(ctx, secret, func(domain.Family) error { return nil }); !errors.Is(err, refresh.ErrRevoked) {
 				t.Fatalf("%v", err)
 			}
 		})
@@ -537,7 +538,7 @@ func TestFamilyExpiresAt(t *testing.T) {
 		ctx := context.Background()
 		fx := newFixture(t, dsn)
 		end := fx.clk.Now().Add(30 * time.Minute) // sooner than ttl
-		fam := &sqlstore.Family{Kind: refresh.KindCustomer, Subject: "ent", OrgID: fx.org, Scope: "guest", ExpiresAt: end}
+		fam := &domain.Family{Kind: refresh.KindCustomer, Subject: "ent", OrgID: fx.org, Scope: "guest", ExpiresAt: end}
 		s1, err := fx.f.Start(ctx, fam, token.PrefixCustomerRefresh)
 		if err != nil {
 			t.Fatal(err)
@@ -575,7 +576,7 @@ func TestFamilyExpiresAt(t *testing.T) {
 		}
 
 		// A family ending later than ttl: the tokens live ttl.
-		far := &sqlstore.Family{Kind: refresh.KindCustomer, Subject: "ent", OrgID: fx.org, Scope: "guest", ExpiresAt: fx.clk.Now().Add(10 * ttl)}
+		far := &domain.Family{Kind: refresh.KindCustomer, Subject: "ent", OrgID: fx.org, Scope: "guest", ExpiresAt: fx.clk.Now().Add(10 * ttl)}
 		s4, err := fx.f.Start(ctx, far, token.PrefixCustomerRefresh)
 		if err != nil {
 			t.Fatal(err)
@@ -601,7 +602,7 @@ func TestAccessTTL(t *testing.T) {
 		{"end passed", now.Add(-time.Hour), time.Second},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := refresh.AccessTTL(sqlstore.Family{ExpiresAt: c.end}, time.Hour, now); got != c.want {
+			if got := refresh.AccessTTL(domain.Family{ExpiresAt: c.end}, time.Hour, now); got != c.want {
 				t.Fatalf("AccessTTL = %v, want %v", got, c.want)
 			}
 		})

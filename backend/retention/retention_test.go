@@ -19,6 +19,7 @@ import (
 
 	"chatauth/backend/app"
 	"chatauth/backend/config"
+	"chatauth/backend/domain"
 	"chatauth/backend/refresh"
 	"chatauth/backend/retention"
 	"chatauth/backend/sqlstore"
@@ -77,7 +78,7 @@ func newFixture(t *testing.T, dsn string) *fixture {
 	t.Cleanup(func() { db.Close() })
 	clk := &clock{t: time.UnixMilli(time.Now().UnixMilli())}
 	db.Now = clk.Now
-	org := &sqlstore.Organization{Name: "Org"}
+	org := &domain.Organization{Name: "Org"}
 	if err := db.CreateOrganization(ctx, org); err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +100,13 @@ func (fx *fixture) purge(t *testing.T) sqlstore.PurgeStats {
 func (fx *fixture) visitor(t *testing.T, id string, session bool) (famID, secret string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := fx.db.CreateCustomer(ctx, &sqlstore.Customer{EntityID: id, OrgID: fx.org, ClientID: "client"}); err != nil {
+	if err := fx.db.CreateCustomer(ctx, &domain.Customer{EntityID: id, OrgID: fx.org, ClientID: "client"}); err != nil {
 		t.Fatal(err)
 	}
 	if !session {
 		return "", ""
 	}
-	fam := &sqlstore.Family{Kind: refresh.KindCustomer, Subject: id, OrgID: fx.org, ClientID: "client", Scope: "guest"}
+	fam := &domain.Family{Kind: refresh.KindCustomer, Subject: id, OrgID: fx.org, ClientID: "client", Scope: "guest"}
 	secret, err := fx.f.Start(ctx, fam, token.PrefixCustomerRefresh)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ func (fx *fixture) count(t *testing.T, table string) int {
 func (fx *fixture) exists(t *testing.T, entityID string) bool {
 	t.Helper()
 	_, err := fx.db.Customer(context.Background(), entityID)
-	if err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
 		t.Fatal(err)
 	}
 	return err == nil
@@ -155,7 +156,7 @@ func TestNothingLiveIsPurged(t *testing.T) {
 			t.Fatal(err)
 		}
 		fx.visitor(t, "v-gone", false)
-		if err := fx.db.Audit(ctx, sqlstore.AuditEvent{OrgID: fx.org, Event: "first"}); err != nil {
+		if err := fx.db.Audit(ctx, domain.AuditEvent{OrgID: fx.org, Event: "first"}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -187,7 +188,7 @@ func TestNothingLiveIsPurged(t *testing.T) {
 		_, _ = r0, r3
 
 		// A revoked family stays RevocationKeep, listed to every process.
-		agent := &sqlstore.Family{Kind: refresh.KindAgent, Subject: "7", OrgID: fx.org, Scope: "agent"}
+		agent := &domain.Family{Kind: refresh.KindAgent, Subject: "7", OrgID: fx.org, Scope: "agent"}
 		if _, err := fx.f.Start(ctx, agent, token.PrefixRefresh); err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +212,7 @@ func TestNothingLiveIsPurged(t *testing.T) {
 		if st := fx.purge(t); st.Families != 1 {
 			t.Fatalf("purged %+v, want the revoked family", st)
 		}
-		if _, err := fx.db.Family(ctx, agent.ID); !errors.Is(err, sqlstore.ErrNotFound) || listed() {
+		if _, err := fx.db.Family(ctx, agent.ID); !errors.Is(err, domain.ErrNotFound) || listed() {
 			t.Fatalf("revoked family older than RevocationKeep: %v, listed %v", err, listed())
 		}
 
@@ -498,7 +499,7 @@ func TestRunPurgesAndLogs(t *testing.T) {
 	fx := newFixture(t, sqlstoretest.SQLite(t))
 	ctx := context.Background()
 	for range 3 {
-		if err := fx.db.Audit(ctx, sqlstore.AuditEvent{OrgID: fx.org, Event: "old"}); err != nil {
+		if err := fx.db.Audit(ctx, domain.AuditEvent{OrgID: fx.org, Event: "old"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,21 +9,6 @@ import (
 	"time"
 )
 
-// Credential is a long-lived secret: a personal access token, an agent
-// bot's token or a platform token. Only the hash of the secret is stored.
-type Credential struct {
-	ID         int64
-	Kind       string // "pat", "bot", "platform"
-	OrgID      int64  // 0 for platform tokens
-	UserID     int64  // the owner of a personal access token
-	Name       string
-	Scope      string
-	Hash       []byte
-	ExpiresAt  time.Time
-	LastUsedAt time.Time
-	CreatedAt  time.Time
-}
-
 const credCols = "id, kind, org_id, user_id, name, scope, hash, expires_at, last_used_at, created_at"
 
 func scanCred(row interface{ Scan(...any) error }) (Credential, error) {
@@ -134,17 +119,6 @@ func (s *DB) TouchCredential(ctx context.Context, id int64, t time.Time) (bool, 
 	}
 	_, err = s.exec(ctx, "UPDATE credentials SET last_used_at = ? WHERE id = ?", s.ms(t), id)
 	return false, err
-}
-
-// AuditEvent is one entry of the credential audit log.
-type AuditEvent struct {
-	ID        int64     `json:"id"`
-	OrgID     int64     `json:"account_id"`
-	Actor     string    `json:"actor"`
-	Event     string    `json:"event"`
-	Subject   string    `json:"subject"`
-	Detail    string    `json:"detail"`
-	CreatedAt time.Time `json:"created_at"`
 }
 
 // Audit appends an event.

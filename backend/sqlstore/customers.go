@@ -5,19 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 )
-
-// Customer is a website visitor, known by entity_id.
-type Customer struct {
-	EntityID  string    `json:"entity_id"`
-	OrgID     int64     `json:"account_id"`
-	ClientID  string    `json:"client_id"`
-	Name      string    `json:"name"`
-	Email     string    `json:"email"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
 
 // CreateCustomer stores a new visitor.
 func (s *DB) CreateCustomer(ctx context.Context, c *Customer) error {

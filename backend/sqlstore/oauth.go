@@ -13,25 +13,6 @@ import (
 	"chatauth/backend/notify"
 )
 
-// Client is a registered OAuth client. SecretHash is nil for public
-// clients.
-type Client struct {
-	ID             string
-	OrgID          int64
-	Name           string
-	Company        string
-	Type           string // "public" or "confidential"
-	SecretHash     []byte
-	RedirectURIs   []string
-	Scopes         string
-	AllowedOrigins []string
-	// CCEpoch names the current session of the client's client-credentials
-	// tokens (ClientCredentialsSession); it moves on when they are revoked.
-	CCEpoch   int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
-}
-
 const clientCols = "id, org_id, name, company, client_type, secret_hash, redirect_uris, scopes, allowed_origins, created_at, updated_at"
 
 // clientSelect adds what only reads need.
@@ -90,21 +71,21 @@ func (s *DB) Client(ctx context.Context, id string) (Client, error) {
 	now := time.Now()
 	c, ok, gen := s.clients.get(id, now)
 	if ok {
-		return c.clone(), nil
+		return cloneClient(c), nil
 	}
 	c, err := scanClient(s.queryRow(ctx, "SELECT "+clientSelect+" FROM oauth_clients WHERE id = ?", id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return c, fmt.Errorf("client: %w", err)
 	}
 	if err == nil {
-		s.clients.put(id, c.clone(), gen, now)
+		s.clients.put(id, cloneClient(c), gen, now)
 	}
 	return c, err
 }
 
 // clone copies the slices, so a caller that edits its Client cannot
 // change the memoized one.
-func (c Client) clone() Client {
+func cloneClient(c Client) Client {
 	c.SecretHash = append([]byte(nil), c.SecretHash...)
 	c.RedirectURIs = append([]string(nil), c.RedirectURIs...)
 	c.AllowedOrigins = append([]string(nil), c.AllowedOrigins...)
@@ -221,24 +202,6 @@ func ClientCredentialsSession(clientID string, epoch int64) string {
 	return "cc_" + clientID + "." + strconv.FormatInt(epoch, 10)
 }
 
-// Code is a stored authorization code (only its hash).
-type Code struct {
-	Hash          []byte
-	ClientID      string
-	UserID        int64
-	OrgID         int64
-	RedirectURI   string
-	Scope         string
-	CodeChallenge string
-	CreatedAt     time.Time
-	ExpiresAt     time.Time
-	UsedAt        time.Time
-	FamilyID      string
-	// Ended, set by RedeemCode with ErrCodeUsed, lists every session the
-	// reuse revoked (the grant and the visitors it vouched for).
-	Ended []string
-}
-
 // CreateCode stores a code.
 func (s *DB) CreateCode(ctx context.Context, c Code) error {
 	_, err := s.exec(ctx, "INSERT INTO oauth_codes (hash, client_id, user_id, org_id, redirect_uri, scope, code_challenge, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -248,10 +211,6 @@ func (s *DB) CreateCode(ctx context.Context, c Code) error {
 	}
 	return nil
 }
-
-// ErrCodeUsed is returned by RedeemCode for a code that was redeemed
-// before; the Code returned names the family its first use produced.
-var ErrCodeUsed = errors.New("code already used")
 
 // RedeemCode marks a code used, once, and binds it to the family its
 // tokens will belong to. A second redemption is ErrCodeUsed and revokes

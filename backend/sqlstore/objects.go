@@ -250,9 +250,6 @@ func (s *DB) DeleteObject(ctx context.Context, t Table, root, id int64) error {
 	return nil
 }
 
-// ErrInUse means other rows still refer to the one being deleted.
-var ErrInUse = errors.New("still referenced")
-
 func isForeignKey(err error) bool {
 	m := err.Error()
 	return strings.Contains(m, "FOREIGN KEY constraint failed") || strings.Contains(m, "SQLSTATE 23503")

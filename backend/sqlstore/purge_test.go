@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/sqlstore/sqlstoretest"
 )
@@ -68,11 +69,11 @@ func TestPurgeTimeline(t *testing.T) {
 		// Batch 2 makes every rule with more than two rows take several
 		// batches.
 		policy := sqlstore.PurgePolicy{Grace: grace, RevocationKeep: keep, CodeKeep: code, VisitorRetention: vr, AuditRetention: ar, Batch: 2}
-		org := &sqlstore.Organization{Name: "Org"}
+		org := &domain.Organization{Name: "Org"}
 		if err := db.CreateOrganization(ctx, org); err != nil {
 			t.Fatal(err)
 		}
-		client := &sqlstore.Client{ID: "client1", OrgID: org.ID, Name: "c", Type: "public"}
+		client := &domain.Client{ID: "client1", OrgID: org.ID, Name: "c", Type: "public"}
 		if err := db.CreateClient(ctx, client); err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +97,7 @@ func TestPurgeTimeline(t *testing.T) {
 		famExists := func(id string) func() bool {
 			return func() bool {
 				_, err := db.Family(ctx, id)
-				if err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+				if err != nil && !errors.Is(err, domain.ErrNotFound) {
 					t.Fatal(err)
 				}
 				return err == nil
@@ -107,10 +108,10 @@ func TestPurgeTimeline(t *testing.T) {
 		}
 		family := func(id, kind, subject string, hardEnd time.Time, tokenExpires time.Duration) []byte {
 			t.Helper()
-			f := &sqlstore.Family{ID: id, Kind: kind, Subject: subject, OrgID: org.ID, ClientID: client.ID, Scope: "s", ExpiresAt: hardEnd}
-			var first sqlstore.RefreshToken
+			f := &domain.Family{ID: id, Kind: kind, Subject: subject, OrgID: org.ID, ClientID: client.ID, Scope: "s", ExpiresAt: hardEnd}
+			var first domain.RefreshToken
 			if tokenExpires > 0 {
-				first = sqlstore.RefreshToken{Hash: randomHash(), CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(tokenExpires)}
+				first = domain.RefreshToken{Hash: randomHash(), CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(tokenExpires)}
 			}
 			if err := db.CreateFamily(ctx, f, first); err != nil {
 				t.Fatal(err)
@@ -124,7 +125,7 @@ func TestPurgeTimeline(t *testing.T) {
 		// stays until RevocationKeep after it expired, and the family with it.
 		l1 := family("live", "agent", "1", time.Time{}, 30*day)
 		l2 := randomHash()
-		if _, replay, err := db.Rotate(ctx, l1, grace, sqlstore.RefreshToken{Hash: l2, CreatedAt: t0, ExpiresAt: t0.Add(30 * day)}); err != nil || replay {
+		if _, replay, err := db.Rotate(ctx, l1, grace, domain.RefreshToken{Hash: l2, CreatedAt: t0, ExpiresAt: t0.Add(30 * day)}); err != nil || replay {
 			t.Fatal(replay, err)
 		}
 		add("spent token", 30*day+keep+grace, tokExists(l1))
@@ -179,7 +180,7 @@ func TestPurgeTimeline(t *testing.T) {
 		}
 		newCode := func(ttl time.Duration) []byte {
 			h := randomHash()
-			if err := db.CreateCode(ctx, sqlstore.Code{Hash: h, ClientID: client.ID, UserID: 1, OrgID: org.ID, RedirectURI: "https://x/", Scope: "s", CreatedAt: t0, ExpiresAt: t0.Add(ttl)}); err != nil {
+			if err := db.CreateCode(ctx, domain.Code{Hash: h, ClientID: client.ID, UserID: 1, OrgID: org.ID, RedirectURI: "https://x/", Scope: "s", CreatedAt: t0, ExpiresAt: t0.Add(ttl)}); err != nil {
 				t.Fatal(err)
 			}
 			return h
@@ -212,7 +213,7 @@ func TestPurgeTimeline(t *testing.T) {
 		// Credentials: expired personal tokens go a day later; the rest
 		// stay.
 		cred := func(kind string, expires time.Time) func() bool {
-			c := &sqlstore.Credential{Kind: kind, OrgID: org.ID, UserID: 1, Name: kind, Hash: randomHash(), ExpiresAt: expires}
+			c := &domain.Credential{Kind: kind, OrgID: org.ID, UserID: 1, Name: kind, Hash: randomHash(), ExpiresAt: expires}
 			if err := db.CreateCredential(ctx, c); err != nil {
 				t.Fatal(err)
 			}
@@ -229,7 +230,7 @@ func TestPurgeTimeline(t *testing.T) {
 
 		// Visitors.
 		visitor := func(id string) func() bool {
-			if err := db.CreateCustomer(ctx, &sqlstore.Customer{EntityID: id, OrgID: org.ID, ClientID: client.ID}); err != nil {
+			if err := db.CreateCustomer(ctx, &domain.Customer{EntityID: id, OrgID: org.ID, ClientID: client.ID}); err != nil {
 				t.Fatal(err)
 			}
 			return func() bool {
@@ -270,7 +271,7 @@ func TestPurgeTimeline(t *testing.T) {
 		add("long-end visitor", vr, visitor("v-long-end"))
 		updated := visitor("v-updated")
 		at(10 * day)
-		if err := db.UpdateCustomer(ctx, &sqlstore.Customer{EntityID: "v-updated", Name: "Ann"}); err != nil {
+		if err := db.UpdateCustomer(ctx, &domain.Customer{EntityID: "v-updated", Name: "Ann"}); err != nil {
 			t.Fatal(err)
 		}
 		add("updated visitor", 10*day+vr, updated)
@@ -282,13 +283,13 @@ func TestPurgeTimeline(t *testing.T) {
 		}
 		for i := range 3 {
 			e := fmt.Sprintf("old%d", i)
-			if err := db.Audit(ctx, sqlstore.AuditEvent{OrgID: org.ID, Event: e}); err != nil {
+			if err := db.Audit(ctx, domain.AuditEvent{OrgID: org.ID, Event: e}); err != nil {
 				t.Fatal(err)
 			}
 			add("audit "+e, ar, auditExists(e))
 		}
 		at(100 * day)
-		if err := db.Audit(ctx, sqlstore.AuditEvent{OrgID: org.ID, Event: "newer"}); err != nil {
+		if err := db.Audit(ctx, domain.AuditEvent{OrgID: org.ID, Event: "newer"}); err != nil {
 			t.Fatal(err)
 		}
 		add("audit newer", 100*day+ar, auditExists("newer"))

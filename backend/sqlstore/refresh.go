@@ -12,43 +12,6 @@ import (
 	"chatauth/backend/notify"
 )
 
-// Family is one line of descent of refresh tokens: everything issued from
-// one sign-in. Reuse of a retired member revokes the whole family.
-type Family struct {
-	ID        string
-	Kind      string // "agent", "customer", "oauth"
-	Subject   string // user id, customer entity_id, client id
-	OrgID     int64
-	ClientID  string
-	Scope     string
-	CreatedAt time.Time
-	// ExpiresAt, when set, is a hard end inherited from the credential the
-	// family was derived from: no refresh token or access token of the
-	// family outlives it (docs/security.md, I1).
-	ExpiresAt time.Time
-	// Parent is the credential the family derives from other than its
-	// subject (the credential that vouched for a visitor): revoking it
-	// revokes the family.
-	Parent    string
-	RevokedAt time.Time
-	Reason    string
-	// Ended, set by Rotate with ErrReused, lists every session that the
-	// reuse revoked (the family and those it vouched for).
-	Ended []string
-}
-
-// RefreshToken is a stored refresh token; only its SHA-256 hash is kept.
-type RefreshToken struct {
-	Hash      []byte
-	FamilyID  string
-	CreatedAt time.Time
-	ExpiresAt time.Time
-	RotatedAt time.Time
-	// Dead marks a token retired without a grace window: a sibling that
-	// lost to a rotation of its twin (docs/security.md, I3).
-	Dead bool
-}
-
 // CreateFamily stores a new family with its first token.
 func (s *DB) CreateFamily(ctx context.Context, f *Family, first RefreshToken) error {
 	f.CreatedAt = fromMS(s.now())

@@ -25,21 +25,13 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 
-	"chatauth/backend/notify"
 	_ "modernc.org/sqlite" // registers "sqlite"
+
+	"chatauth/backend/notify"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
-
-// Errors a caller can act on. Everything else is an internal failure.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("already exists")
-	ErrExpired  = errors.New("expired")
-	ErrRevoked  = errors.New("revoked")
-	ErrReused   = errors.New("reused after rotation")
-)
 
 type dialect int
 

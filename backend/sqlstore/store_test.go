@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/sqlstore/sqlstoretest"
 	"chatauth/shared"
@@ -28,12 +29,12 @@ func TestStore(t *testing.T) {
 		db := open(t, dsn)
 
 		t.Run("bootstrap once", func(t *testing.T) {
-			admin := &sqlstore.User{Email: "Admin@Example.com", Name: "Admin", Role: shared.RoleAdmin, PasswordHash: "x"}
+			admin := &domain.User{Email: "Admin@Example.com", Name: "Admin", Role: shared.RoleAdmin, PasswordHash: "x"}
 			ok, err := db.Bootstrap(ctx, "Acme", admin)
 			if err != nil || !ok || admin.OrgID == 0 || admin.ID == 0 {
 				t.Fatalf("bootstrap: %v %v %+v", ok, err, admin)
 			}
-			again := &sqlstore.User{Email: "other@example.com", Name: "B", Role: shared.RoleAdmin, PasswordHash: "x"}
+			again := &domain.User{Email: "other@example.com", Name: "B", Role: shared.RoleAdmin, PasswordHash: "x"}
 			if ok, err := db.Bootstrap(ctx, "Acme", again); err != nil || ok {
 				t.Fatalf("second bootstrap: %v %v", ok, err)
 			}
@@ -44,16 +45,16 @@ func TestStore(t *testing.T) {
 		})
 
 		t.Run("users", func(t *testing.T) {
-			org := &sqlstore.Organization{Name: "Org"}
+			org := &domain.Organization{Name: "Org"}
 			if err := db.CreateOrganization(ctx, org); err != nil {
 				t.Fatal(err)
 			}
-			u := &sqlstore.User{OrgID: org.ID, Email: "a@b.c", Name: "A", Role: shared.RoleAgent, PasswordHash: "h"}
+			u := &domain.User{OrgID: org.ID, Email: "a@b.c", Name: "A", Role: shared.RoleAgent, PasswordHash: "h"}
 			if err := db.CreateUser(ctx, u); err != nil {
 				t.Fatal(err)
 			}
-			dup := &sqlstore.User{OrgID: org.ID, Email: "A@B.C", Name: "A", Role: shared.RoleAgent, PasswordHash: "h"}
-			if err := db.CreateUser(ctx, dup); !errors.Is(err, sqlstore.ErrConflict) {
+			dup := &domain.User{OrgID: org.ID, Email: "A@B.C", Name: "A", Role: shared.RoleAgent, PasswordHash: "h"}
+			if err := db.CreateUser(ctx, dup); !errors.Is(err, domain.ErrConflict) {
 				t.Fatalf("duplicate email: %v", err)
 			}
 			u.Name = "Renamed"
@@ -64,7 +65,7 @@ func TestStore(t *testing.T) {
 			if err != nil || got.Name != "Renamed" {
 				t.Fatalf("%+v %v", got, err)
 			}
-			if _, err := db.UserByID(ctx, 999999); !errors.Is(err, sqlstore.ErrNotFound) {
+			if _, err := db.UserByID(ctx, 999999); !errors.Is(err, domain.ErrNotFound) {
 				t.Fatalf("missing user: %v", err)
 			}
 			h1, h2 := []byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")
@@ -77,7 +78,7 @@ func TestStore(t *testing.T) {
 			if err := db.SetAPITokenHash(ctx, u.ID, h2); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := db.UserByAPITokenHash(ctx, h1); !errors.Is(err, sqlstore.ErrNotFound) {
+			if _, _, err := db.UserByAPITokenHash(ctx, h1); !errors.Is(err, domain.ErrNotFound) {
 				t.Fatalf("old token still found: %v", err)
 			}
 		})
@@ -105,10 +106,10 @@ func TestStore(t *testing.T) {
 
 		t.Run("refresh rotation", func(t *testing.T) {
 			now := time.Now()
-			tok := func(s string) sqlstore.RefreshToken {
-				return sqlstore.RefreshToken{Hash: []byte(s), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			tok := func(s string) domain.RefreshToken {
+				return domain.RefreshToken{Hash: []byte(s), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 			}
-			f := &sqlstore.Family{ID: "fam1", Kind: "agent", Subject: "1", OrgID: 1, Scope: "agent"}
+			f := &domain.Family{ID: "fam1", Kind: "agent", Subject: "1", OrgID: 1, Scope: "agent"}
 			if err := db.CreateFamily(ctx, f, tok("t1")); err != nil {
 				t.Fatal(err)
 			}
@@ -123,36 +124,36 @@ func TestStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Its successor spent too: reuse, and the family dies, t4 with it.
-			if _, _, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t2")); !errors.Is(err, sqlstore.ErrReused) {
+			if _, _, err := db.Rotate(ctx, []byte("t1"), time.Minute, tok("t2")); !errors.Is(err, domain.ErrReused) {
 				t.Fatalf("reuse: %v", err)
 			}
-			if _, _, err := db.Rotate(ctx, []byte("t4"), time.Minute, tok("t5")); !errors.Is(err, sqlstore.ErrRevoked) {
+			if _, _, err := db.Rotate(ctx, []byte("t4"), time.Minute, tok("t5")); !errors.Is(err, domain.ErrRevoked) {
 				t.Fatalf("after reuse: %v", err)
 			}
 			ids, _, err := db.RevokedSince(ctx, 0)
 			if err != nil || len(ids) != 1 || ids[0] != "fam1" {
 				t.Fatalf("revoked since: %v %v", ids, err)
 			}
-			if _, _, err := db.Rotate(ctx, []byte("nope"), time.Minute, tok("t6")); !errors.Is(err, sqlstore.ErrNotFound) {
+			if _, _, err := db.Rotate(ctx, []byte("nope"), time.Minute, tok("t6")); !errors.Is(err, domain.ErrNotFound) {
 				t.Fatalf("unknown: %v", err)
 			}
 		})
 
 		t.Run("refresh expiry and no grace", func(t *testing.T) {
 			now := time.Now()
-			f := &sqlstore.Family{ID: "fam2", Kind: "agent", Subject: "1", OrgID: 1, Scope: "agent"}
-			if err := db.CreateFamily(ctx, f, sqlstore.RefreshToken{Hash: []byte("e1"), CreatedAt: now, ExpiresAt: now.Add(-time.Second)}); err != nil {
+			f := &domain.Family{ID: "fam2", Kind: "agent", Subject: "1", OrgID: 1, Scope: "agent"}
+			if err := db.CreateFamily(ctx, f, domain.RefreshToken{Hash: []byte("e1"), CreatedAt: now, ExpiresAt: now.Add(-time.Second)}); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := db.Rotate(ctx, []byte("e1"), 0, sqlstore.RefreshToken{Hash: []byte("e2"), CreatedAt: now, ExpiresAt: now}); !errors.Is(err, sqlstore.ErrExpired) {
+			if _, _, err := db.Rotate(ctx, []byte("e1"), 0, domain.RefreshToken{Hash: []byte("e2"), CreatedAt: now, ExpiresAt: now}); !errors.Is(err, domain.ErrExpired) {
 				t.Fatalf("expired: %v", err)
 			}
 		})
 
 		t.Run("concurrent rotation", func(t *testing.T) {
 			now := time.Now()
-			f := &sqlstore.Family{ID: "fam3", Kind: "agent", Subject: "1", OrgID: 1, Scope: "agent"}
-			if err := db.CreateFamily(ctx, f, sqlstore.RefreshToken{Hash: []byte("c0"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			f := &domain.Family{ID: "fam3", Kind: "agent", Subject: "1", OrgID: 1, Scope: "agent"}
+			if err := db.CreateFamily(ctx, f, domain.RefreshToken{Hash: []byte("c0"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
 			// Racers on one token all present the same successor (it is
@@ -165,7 +166,7 @@ func TestStore(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, replays[i], errs[i] = db.Rotate(ctx, []byte("c0"), time.Minute, sqlstore.RefreshToken{Hash: []byte("c1"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+					_, replays[i], errs[i] = db.Rotate(ctx, []byte("c0"), time.Minute, domain.RefreshToken{Hash: []byte("c1"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
 				}()
 			}
 			wg.Wait()
@@ -181,7 +182,7 @@ func TestStore(t *testing.T) {
 			if fresh != 1 {
 				t.Fatalf("fresh rotations = %d, want 1 (%v)", fresh, replays)
 			}
-			if _, _, err := db.Rotate(ctx, []byte("c1"), time.Minute, sqlstore.RefreshToken{Hash: []byte("c2"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			if _, _, err := db.Rotate(ctx, []byte("c1"), time.Minute, domain.RefreshToken{Hash: []byte("c2"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -191,7 +192,7 @@ func TestStore(t *testing.T) {
 func TestReopenKeepsSchema(t *testing.T) {
 	dsn := sqlstoretest.SQLite(t)
 	db := open(t, dsn)
-	org := &sqlstore.Organization{Name: "x"}
+	org := &domain.Organization{Name: "x"}
 	if err := db.CreateOrganization(context.Background(), org); err != nil {
 		t.Fatal(err)
 	}
@@ -208,11 +209,11 @@ func TestMemoizedReads(t *testing.T) {
 	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		a, b := open(t, dsn), open(t, dsn) // two processes' stores
-		org := &sqlstore.Organization{Name: "Org"}
+		org := &domain.Organization{Name: "Org"}
 		if err := a.CreateOrganization(ctx, org); err != nil {
 			t.Fatal(err)
 		}
-		c := &sqlstore.Client{ID: "memo-client", OrgID: org.ID, Name: "M", Type: "confidential", SecretHash: []byte("old"), RedirectURIs: []string{"https://a.example/cb"}}
+		c := &domain.Client{ID: "memo-client", OrgID: org.ID, Name: "M", Type: "confidential", SecretHash: []byte("old"), RedirectURIs: []string{"https://a.example/cb"}}
 		if err := a.CreateClient(ctx, c); err != nil {
 			t.Fatal(err)
 		}
@@ -249,7 +250,7 @@ func TestMemoizedReads(t *testing.T) {
 		if _, err := a.EndClientTokens(ctx, c.ID, "test", true); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Client(ctx, c.ID); !errors.Is(err, sqlstore.ErrNotFound) {
+		if _, err := a.Client(ctx, c.ID); !errors.Is(err, domain.ErrNotFound) {
 			t.Fatalf("deleted client still found: %v", err)
 		}
 
@@ -257,7 +258,7 @@ func TestMemoizedReads(t *testing.T) {
 		if in, err := a.InTree(ctx, org.ID, org.ID+1); err != nil || in {
 			t.Fatalf("unknown org in tree: %v %v", in, err)
 		}
-		child := &sqlstore.Organization{Name: "Child", ParentID: org.ID}
+		child := &domain.Organization{Name: "Child", ParentID: org.ID}
 		if err := a.CreateOrganization(ctx, child); err != nil {
 			t.Fatal(err)
 		}

@@ -5,37 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"chatauth/shared"
 )
-
-// Organization is a tenant (an "account" in Chatwoot's words).
-type Organization struct {
-	ID        int64     `json:"id"`
-	ParentID  int64     `json:"parent_id,omitempty"` // 0 for a root
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-// User is an agent, bot-operating human or admin. PasswordHash is never
-// serialized.
-type User struct {
-	ID             int64       `json:"id"`
-	OrgID          int64       `json:"account_id"`
-	Email          string      `json:"email"`
-	Name           string      `json:"name"`
-	Role           shared.Role `json:"role"`
-	PasswordHash   string      `json:"-"`
-	APITokenUsedAt time.Time   `json:"-"`
-	CreatedAt      time.Time   `json:"created_at"`
-	UpdatedAt      time.Time   `json:"updated_at"`
-}
-
-// NormalizeEmail is how emails are stored and looked up: one account per
-// address whatever its case.
-func NormalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
 
 // CreateOrganization stores o and sets its ID and CreatedAt.
 func (s *DB) CreateOrganization(ctx context.Context, o *Organization) error {

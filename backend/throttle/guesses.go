@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"chatauth/backend/apierr"
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/domain"
 )
 
 // Auditor records an account lock; *sqlstore.DB is one.
 type Auditor interface {
-	Audit(ctx context.Context, e sqlstore.AuditEvent) error
+	Audit(ctx context.Context, e domain.AuditEvent) error
 }
 
 // Guesses applies the default rules to one kind of secret guess (a
@@ -85,7 +85,7 @@ func (g *Guesses) Fail(ctx context.Context, keys []Key, org int64, detail string
 		if k.Rule.Lock > 0 {
 			d = detail + "; the account is locked for " + roundUp(k.Rule.Lock)
 		}
-		g.Audit.Audit(ctx, sqlstore.AuditEvent{OrgID: org, Event: "login.lockout", Subject: k.Name, Detail: d})
+		g.Audit.Audit(ctx, domain.AuditEvent{OrgID: org, Event: "login.lockout", Subject: k.Name, Detail: d})
 	}
 	return answer
 }

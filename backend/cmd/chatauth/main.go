@@ -26,8 +26,8 @@ import (
 	"chatauth/backend/accesslog"
 	"chatauth/backend/app"
 	"chatauth/backend/config"
+	"chatauth/backend/domain"
 	"chatauth/backend/logbuf"
-	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 )
 
@@ -170,7 +170,7 @@ func platformToken(args []string, getenv func(string) string, stdout io.Writer) 
 	}
 	defer db.Close()
 	secret, hash := token.NewOpaque(token.PrefixPlatform)
-	if err := db.CreateCredential(ctx, &sqlstore.Credential{Kind: "platform", Name: name, Hash: hash}); err != nil {
+	if err := db.CreateCredential(ctx, &domain.Credential{Kind: "platform", Name: name, Hash: hash}); err != nil {
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(map[string]string{"name": name, "token": secret})

@@ -1,0 +1,169 @@
+// Package domain holds what chatauth is about, apart from how it is
+// stored or served: organizations and their users, OAuth clients,
+// sessions (refresh families and their tokens), website visitors,
+// long-lived credentials, authorization codes and audit events, and the
+// errors every layer uses to talk about them. The store (backend/sqlstore)
+// persists these types; the services (backend/credential, refresh,
+// agentauth, customerauth, oauth, directory) apply the rules to them.
+package domain
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"chatauth/shared"
+)
+
+// Errors a caller can act on. Everything else is an internal failure.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+	ErrExpired  = errors.New("expired")
+	ErrRevoked  = errors.New("revoked")
+	ErrReused   = errors.New("reused after rotation")
+)
+
+// ErrInUse means other rows still refer to the one being deleted.
+var ErrInUse = errors.New("still referenced")
+
+// ErrCodeUsed is returned by RedeemCode for a code that was redeemed
+// before; the Code returned names the family its first use produced.
+var ErrCodeUsed = errors.New("code already used")
+
+// NormalizeEmail is how emails are stored and looked up: one account per
+// address whatever its case.
+func NormalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+// User is an agent, bot-operating human or admin. PasswordHash is never
+// serialized.
+type User struct {
+	ID             int64       `json:"id"`
+	OrgID          int64       `json:"account_id"`
+	Email          string      `json:"email"`
+	Name           string      `json:"name"`
+	Role           shared.Role `json:"role"`
+	PasswordHash   string      `json:"-"`
+	APITokenUsedAt time.Time   `json:"-"`
+	CreatedAt      time.Time   `json:"created_at"`
+	UpdatedAt      time.Time   `json:"updated_at"`
+}
+
+// Organization is a tenant (an "account" in Chatwoot's words).
+type Organization struct {
+	ID        int64     `json:"id"`
+	ParentID  int64     `json:"parent_id,omitempty"` // 0 for a root
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Client is a registered OAuth client. SecretHash is nil for public
+// clients.
+type Client struct {
+	ID             string
+	OrgID          int64
+	Name           string
+	Company        string
+	Type           string // "public" or "confidential"
+	SecretHash     []byte
+	RedirectURIs   []string
+	Scopes         string
+	AllowedOrigins []string
+	// CCEpoch names the current session of the client's client-credentials
+	// tokens (ClientCredentialsSession); it moves on when they are revoked.
+	CCEpoch   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Family is one line of descent of refresh tokens: everything issued from
+// one sign-in. Reuse of a retired member revokes the whole family.
+type Family struct {
+	ID        string
+	Kind      string // "agent", "customer", "oauth"
+	Subject   string // user id, customer entity_id, client id
+	OrgID     int64
+	ClientID  string
+	Scope     string
+	CreatedAt time.Time
+	// ExpiresAt, when set, is a hard end inherited from the credential the
+	// family was derived from: no refresh token or access token of the
+	// family outlives it (docs/security.md, I1).
+	ExpiresAt time.Time
+	// Parent is the credential the family derives from other than its
+	// subject (the credential that vouched for a visitor): revoking it
+	// revokes the family.
+	Parent    string
+	RevokedAt time.Time
+	Reason    string
+	// Ended, set by Rotate with ErrReused, lists every session that the
+	// reuse revoked (the family and those it vouched for).
+	Ended []string
+}
+
+// RefreshToken is a stored refresh token; only its SHA-256 hash is kept.
+type RefreshToken struct {
+	Hash      []byte
+	FamilyID  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RotatedAt time.Time
+	// Dead marks a token retired without a grace window: a sibling that
+	// lost to a rotation of its twin (docs/security.md, I3).
+	Dead bool
+}
+
+// Customer is a website visitor, known by entity_id.
+type Customer struct {
+	EntityID  string    `json:"entity_id"`
+	OrgID     int64     `json:"account_id"`
+	ClientID  string    `json:"client_id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Credential is a long-lived secret: a personal access token, an agent
+// bot's token or a platform token. Only the hash of the secret is stored.
+type Credential struct {
+	ID         int64
+	Kind       string // "pat", "bot", "platform"
+	OrgID      int64  // 0 for platform tokens
+	UserID     int64  // the owner of a personal access token
+	Name       string
+	Scope      string
+	Hash       []byte
+	ExpiresAt  time.Time
+	LastUsedAt time.Time
+	CreatedAt  time.Time
+}
+
+// Code is a stored authorization code (only its hash).
+type Code struct {
+	Hash          []byte
+	ClientID      string
+	UserID        int64
+	OrgID         int64
+	RedirectURI   string
+	Scope         string
+	CodeChallenge string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	UsedAt        time.Time
+	FamilyID      string
+	// Ended, set by RedeemCode with ErrCodeUsed, lists every session the
+	// reuse revoked (the grant and the visitors it vouched for).
+	Ended []string
+}
+
+// AuditEvent is one entry of the credential audit log.
+type AuditEvent struct {
+	ID        int64     `json:"id"`
+	OrgID     int64     `json:"account_id"`
+	Actor     string    `json:"actor"`
+	Event     string    `json:"event"`
+	Subject   string    `json:"subject"`
+	Detail    string    `json:"detail"`
+	CreatedAt time.Time `json:"created_at"`
+}
