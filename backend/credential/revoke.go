@@ -15,8 +15,10 @@ import (
 // refresh family for sign-ins and OAuth grants, a family row without
 // refresh tokens for implicit grants, the client's epoch session for
 // client-credentials tokens. Each event below revokes those sessions in
-// the database and in this process's revocation set at once; other
-// processes learn of them from the database within their poll interval.
+// the database and in this process's revocation set at once; the store
+// announces them to every other process in the same transaction (NOTIFY
+// on PostgreSQL), and each process also re-reads them now and then
+// (token.Revocations.Poll).
 
 // CascadeStore is what the cascade needs of the database.
 type CascadeStore interface {

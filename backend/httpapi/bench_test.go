@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -198,5 +199,32 @@ func BenchmarkBareEchoJSON(b *testing.B) {
 	for b.Loop() {
 		rec := httptest.NewRecorder()
 		e.ServeHTTP(rec, req)
+	}
+}
+
+// BenchmarkCustomerRefresh is the widget's silent refresh: POST
+// /customer/token with the refresh token the previous answer returned
+// (one rotation: a transaction, a customer token signed).
+func BenchmarkCustomerRefresh(b *testing.B) {
+	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
+	admin := e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token")
+	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "w", "client_type": "public", "allowed_origins": []string{"https://shop.example.com"}}, apptest.Bearer(admin))
+	id := cl.Str("client_id")
+	rt := e.Do("POST", "/customer/token", `{"client_id":"`+id+`","response_type":"token"}`).Str("refresh_token")
+	h := e.App.Server.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/customer/token", strings.NewReader(`{"client_id":"`+id+`","grant_type":"refresh_token","refresh_token":"`+rt+`"}`))
+		req.Header.Set("Origin", "https://shop.example.com")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		var ans struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		json.Unmarshal(rec.Body.Bytes(), &ans)
+		rt = ans.RefreshToken
 	}
 }

@@ -40,7 +40,7 @@ func decode(c echo.Context, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err = dec.Decode(v)
-	if err == nil && bytes.Contains(body, []byte(`\u0000`)) {
+	if err == nil && holdsNUL(body) {
 		// U+0000 is valid JSON but no text of ours holds it, and
 		// PostgreSQL refuses it: say so instead of failing later.
 		return apierr.InvalidRequest("body: a string holds a NUL character (\\u0000); remove it")
@@ -225,4 +225,25 @@ func first(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// holdsNUL reports whether a JSON text escapes U+0000 (\u0000): a
+// backslash that is itself escaped ("\\u0000", a backslash and the
+// text u0000) does not count.
+func holdsNUL(body []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(body[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		n := 0
+		for k := at; k >= 0 && body[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 1 {
+			return true
+		}
+		i = at + 1
+	}
 }

@@ -43,7 +43,14 @@ func (p *Provider) grantCode(ctx context.Context, client domain.Client, form url
 		case c.CodeChallenge == "" && verifier != "":
 			return ErrInvalidGrant.WithDescription("code_verifier sent, but the authorization request had no code_challenge")
 		}
-		return nil
+		// Also refused before the code is used up: a grant whose scopes
+		// the client no longer has.
+		sc, err := shared.ParseScope(c.Scope)
+		if err != nil {
+			return err
+		}
+		_, err = withinClient(sc, client)
+		return err
 	})
 	switch {
 	case notFound(err):

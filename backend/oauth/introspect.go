@@ -84,7 +84,8 @@ func introspection(c credential.Credential, clientID string) Introspection {
 // Revoke is RFC 7009: a refresh token ends its grant (the family and its
 // access tokens); an access token ends its session (its grant, or for a
 // client-credentials token that token alone). Unknown and invalid tokens
-// answer success (§2.2); another client's tokens are refused.
+// answer success (§2.2), and so do another client's or first-party
+// tokens, which are left alone: the answer tells nothing about them.
 func (p *Provider) Revoke(ctx context.Context, authorization, ip string, form url.Values) error {
 	ca, oerr := ReadClientAuth(authorization, form)
 	if oerr != nil {

@@ -194,7 +194,7 @@ func (f *Families) Rotate(ctx context.Context, secret string, check func(domain.
 	case errors.Is(err, domain.ErrExpired):
 		return fam, "", ErrExpired
 	case errors.Is(err, domain.ErrNotFound):
-		return f.descendantReuse(ctx, secret)
+		return f.descendantReuse(ctx, secret, check)
 	case err != nil:
 		return fam, "", err
 	}
@@ -207,7 +207,7 @@ func (f *Families) Rotate(ctx context.Context, secret string, check func(domain.
 // hash; but its successors are derived from it, and if one of them is
 // still stored the token was spent: that is reuse, and the family is
 // revoked as for any other (docs/security.md, I3).
-func (f *Families) descendantReuse(ctx context.Context, secret string) (domain.Family, string, error) {
+func (f *Families) descendantReuse(ctx context.Context, secret string, check func(domain.Family) error) (domain.Family, string, error) {
 	hashes := make([][]byte, sqlstore.ChainLen)
 	s := secret
 	for i := range hashes {
@@ -220,6 +220,13 @@ func (f *Families) descendantReuse(ctx context.Context, secret string) (domain.F
 		return fam, "", ErrUnknown
 	case err != nil:
 		return fam, "", err
+	}
+	// The caller's own refusal first (another client, another user), as
+	// for a token that is found: a wrong presenter revokes nothing.
+	if check != nil {
+		if err := check(fam); err != nil {
+			return fam, "", err
+		}
 	}
 	if err := f.Revoke(ctx, fam.ID, "refresh token reused"); err != nil {
 		return fam, "", err

@@ -24,8 +24,8 @@ import (
 //     so does the last one spent: presenting it again is reuse, which
 //     revokes the family. (Rotate itself drops older spent tokens, so a
 //     family holds about three rows however often it is refreshed.) An
-//     older spent token, once purged, is unknown rather than reused: it
-//     works no more either way, but no longer revokes the family;
+//     older spent token, once purged, is still recognised as reused through
+//     the successors derived from it (refresh.descendantReuse);
 //   - a family goes RevocationKeep after the last moment any token of it
 //     could be used: after its revocation (revoked_at), after its hard end
 //     (expires_at; implicit grants and vouched visitors), or after its last

@@ -96,8 +96,8 @@ func (s *DB) LookupRefresh(ctx context.Context, hash []byte) (Family, RefreshTok
 // secret is derived from the spent one by the caller, so its hash is the
 // same whenever the same token is presented. Rotate answers:
 //   - ErrNotFound, ErrExpired, ErrRevoked for a token that cannot be used;
-//   - nil, replay false: a first use. Every other live token of the family
-//     (a sibling) is retired without grace, so a family has one live token;
+//   - nil, replay false: a first use (a family has one live token: the
+//     cookie path retires the others, and a replay adds none);
 //   - nil, replay true: the token was spent within grace of now and its
 //     successor is still unspent: the caller answers that same successor
 //     again (two tabs racing one refresh), never an independent branch;
@@ -150,11 +150,16 @@ func (s *DB) RotateIf(ctx context.Context, hash []byte, grace time.Duration, nex
 			return fmt.Errorf("rotate: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			if _, err := t.exec(ctx, "UPDATE refresh_tokens SET rotated_at = ?, grace_used = 1 WHERE family_id = ? AND rotated_at IS NULL AND hash <> ?", now, f.ID, hash); err != nil {
-				return fmt.Errorf("rotate: retire siblings: %w", err)
-			}
-			if err := dropSpent(ctx, t, f.ID, hash, now-grace.Milliseconds()); err != nil {
-				return err
+			// A family has one live token (the cookie path retires the
+			// others when it adds one, and a replay adds none), so there
+			// is no sibling to retire. Tokens spent before this one was
+			// issued can go, unless it was issued within the grace window:
+			// then so were they, and a burst of refreshes is left to the
+			// next rotation or the purge rather than paid for each time.
+			if s.ms(rt.CreatedAt) < now-grace.Milliseconds() {
+				if err := dropSpent(ctx, t, f.ID, hash, now-grace.Milliseconds()); err != nil {
+					return err
+				}
 			}
 			return insertToken(ctx, t, f.ID, next)
 		}
@@ -193,7 +198,11 @@ func (s *DB) RotateIf(ctx context.Context, hash []byte, grace time.Duration, nex
 // answers the successor). So a family holds its live token, the last one
 // spent and the few spent within grace, however often it is refreshed.
 func dropSpent(ctx context.Context, t *Tx, familyID string, keep []byte, graceStart int64) error {
-	if _, err := t.exec(ctx, "DELETE FROM refresh_tokens WHERE family_id = ? AND rotated_at IS NOT NULL AND rotated_at < ? AND hash <> ?", familyID, graceStart, keep); err != nil {
+	q, args := "DELETE FROM refresh_tokens WHERE family_id = ? AND rotated_at < ?", []any{familyID, graceStart}
+	if keep != nil {
+		q, args = q+" AND hash <> ?", append(args, keep)
+	}
+	if _, err := t.exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("drop spent tokens: %w", err)
 	}
 	return nil

@@ -327,8 +327,14 @@ func httpSection(o options, dir string, doc map[string]any) ([]summary, error) {
 		if err != nil {
 			return nil, fmt.Errorf("visitors for the customer refresh: %w", err)
 		}
-		crefresh := make([]string, len(vis))
-		for i, v := range vis {
+		// Visitors of their own: a cookie visit retires the session's other
+		// refresh tokens (dead), so the two scenarios must not share one.
+		rvis, err := mintVisitors(base, sp.widget, conc, false)
+		if err != nil {
+			return nil, fmt.Errorf("visitors for the customer refresh: %w", err)
+		}
+		crefresh := make([]string, len(rvis))
+		for i, v := range rvis {
 			crefresh[i] = v.refresh
 		}
 		// The returning visitor above is one visitor (one cookie, one

@@ -3,7 +3,6 @@
 -- scan. Partial indexes leave live rows out: a live refresh token has no
 -- rotated_at, most families and credentials have no expires_at.
 CREATE INDEX refresh_tokens_expires ON refresh_tokens(expires_at);
-CREATE INDEX refresh_tokens_rotated ON refresh_tokens(rotated_at) WHERE rotated_at IS NOT NULL;
 -- Families past their hard end and not revoked: revoked_at leads, so
 -- that SQLite does not pick refresh_families_revoked for "revoked_at IS
 -- NULL", which matches every live family.
