@@ -223,6 +223,7 @@ func (s *DB) RedeemCode(ctx context.Context, hash []byte, familyID string, check
 	var c Code
 	var reused bool
 	err := s.tx(ctx, func(t *Tx) error {
+		reused = false // a retried transaction starts over
 		var created, expires int64
 		var used sql.NullInt64
 		err := t.queryRow(ctx, "SELECT hash, client_id, user_id, org_id, redirect_uri, scope, code_challenge, created_at, expires_at, used_at, family_id FROM oauth_codes WHERE hash = ?", hash).

@@ -119,6 +119,7 @@ func (s *DB) RotateIf(ctx context.Context, hash []byte, grace time.Duration, nex
 	var reused bool
 	var ended []string
 	err = s.tx(ctx, func(t *Tx) error {
+		reused, replay, ended = false, false, nil // a retried transaction starts over
 		f, rt, err := scanFamilyAndToken(t.queryRow(ctx, tokenQuery, hash))
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
