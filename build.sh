@@ -107,7 +107,7 @@ case "${1:-build}" in
       done
       [ ${#pg_args[@]} -gt 0 ] || log "no PostgreSQL: the two-process fan-out and revocation are skipped"
     fi
-    ./bin/chatauth-load -bin bin/chatauth -duration "${BENCH_DURATION:-3s}" -pairs "${BENCH_PAIRS:-12}" -concurrency "${BENCH_CONCURRENCY:-16}" "${pg_args[@]}"
+    ./bin/chatauth-load -bin bin/chatauth -duration "${BENCH_DURATION:-3s}" -pairs "${BENCH_PAIRS:-20}" -concurrency "${BENCH_CONCURRENCY:-16}" "${pg_args[@]}"
     ;;
   fuzz)
     need_go
