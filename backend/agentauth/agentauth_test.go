@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,24 +31,9 @@ const (
 	ipB       = "198.51.100.7"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = sqlstoretest.Clock
 
-func newClock() *clock { return &clock{t: time.UnixMilli(time.Now().UnixMilli())} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return sqlstoretest.NewClock() }
 
 // fixture is agent sign-in wired as backend/app wires it, over a real
 // store, with one clock.

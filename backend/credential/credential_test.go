@@ -7,7 +7,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +22,9 @@ import (
 
 const issuer = "http://chat.test"
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = sqlstoretest.Clock
 
-func newClock() *clock { return &clock{t: time.UnixMilli(time.Now().UnixMilli())} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return sqlstoretest.NewClock() }
 
 // fixture is the credential core wired as backend/app does it, over a
 // real store, with one clock.

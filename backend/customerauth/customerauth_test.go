@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,24 +26,9 @@ const (
 	grace      = 10 * time.Second
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = sqlstoretest.Clock
 
-func newClock() *clock { return &clock{t: time.UnixMilli(time.Now().UnixMilli())} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return sqlstoretest.NewClock() }
 
 type fixture struct {
 	db        *sqlstore.DB

@@ -23,24 +23,9 @@ const (
 
 // clock is one settable clock for the store and the families: the store
 // decides expiry and grace by its clock, the families mint by theirs.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = sqlstoretest.Clock
 
-func newClock() *clock { return &clock{t: time.UnixMilli(time.Now().UnixMilli())} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return sqlstoretest.NewClock() }
 
 type fixture struct {
 	db  *sqlstore.DB
