@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -46,8 +47,13 @@ type DB struct {
 	dialect dialect
 	stmts   stmtCache
 	writeMu sync.Mutex
-	clients memo[string, Client]
-	trees   memo[[2]int64, bool]
+	group   group
+	// commits counts SQLite write transactions, so the background
+	// checkpoint runs only after writes; stopCheckpoints ends it.
+	commits         atomic.Uint64
+	stopCheckpoints func()
+	clients         memo[string, Client]
+	trees           memo[[2]int64, bool]
 	// Now is the store's clock; tests replace it.
 	Now func() time.Time
 }
@@ -77,7 +83,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if err := writable(filepath.Dir(path)); err != nil {
 			return nil, fmt.Errorf("open store: %s is read-only or not writable (%w); chatauth writes its SQLite database and journal there: mount it read-write or fix its permissions", filepath.Dir(path), err)
 		}
-		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate" +
+			"&_pragma=wal_autocheckpoint(" + strconv.Itoa(walBackstop) + ")"
 		db, err = sql.Open("sqlite", "file:"+path+q)
 		d = sqlite
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
@@ -109,11 +116,20 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if d == sqlite {
+		stop, done := make(chan struct{}), make(chan struct{})
+		go s.checkpoints(stop, done)
+		var once sync.Once
+		s.stopCheckpoints = func() { once.Do(func() { close(stop); <-done }) }
+	}
 	return s, nil
 }
 
 // Close releases the statements and the connections.
 func (s *DB) Close() error {
+	if s.stopCheckpoints != nil {
+		s.stopCheckpoints()
+	}
 	s.stmts.close()
 	return s.db.Close()
 }
@@ -186,12 +202,11 @@ func (s *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 // SQLite has one writer, and a second BEGIN IMMEDIATE would wait in
 // SQLite's busy handler, which sleeps in steps of up to 100 ms; a Go
 // mutex hands the lock over as soon as it is free. Other processes still
-// meet the busy timeout.
+// meet the busy timeout. Transactions that queue together commit together
+// (groupcommit.go).
 func (s *DB) tx(ctx context.Context, fn func(*Tx) error) error {
 	if s.dialect == sqlite {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
-		return s.tx1(ctx, fn)
+		return s.groupTx(ctx, fn)
 	}
 	// PostgreSQL may roll back one of two transactions that lock the same
 	// rows in opposite orders (a rotation beside the purger): run it
@@ -211,7 +226,7 @@ func (s *DB) tx1(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(&Tx{t, s}); err != nil {
+	if err := fn(&Tx{tx: t, s: s}); err != nil {
 		t.Rollback()
 		return err
 	}
@@ -225,9 +240,20 @@ func (s *DB) tx1(ctx context.Context, fn func(*Tx) error) error {
 type Tx struct {
 	tx *sql.Tx
 	s  *DB
+	// detached: the transaction is shared by a group commit, and one
+	// caller's cancellation must not interrupt it (see groupcommit.go).
+	detached bool
+}
+
+func (t *Tx) ctx(ctx context.Context) context.Context {
+	if t.detached {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = t.ctx(ctx)
 	if st := t.s.prepared(ctx, query); st != nil {
 		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
@@ -235,6 +261,7 @@ func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 }
 
 func (t *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = t.ctx(ctx)
 	if st := t.s.prepared(ctx, query); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
@@ -242,6 +269,7 @@ func (t *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 }
 
 func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = t.ctx(ctx)
 	if st := t.s.prepared(ctx, query); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
