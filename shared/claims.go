@@ -64,6 +64,9 @@ type CustomerClaims struct {
 	Org      int64  `json:"org"`
 	ClientID string `json:"client_id"`
 	Session  string `json:"sid,omitempty"`
+	// Identified: the site vouched for this visitor with an identity
+	// token (docs/identity.md); anonymous visitors leave it out.
+	Identified bool `json:"idf,omitempty"`
 }
 
 // Scope is fixed for customers: guest, allowed to chat.

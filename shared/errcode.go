@@ -23,4 +23,17 @@ const (
 	ErrSignInRequired = "sign_in_required"
 	ErrUnavailable    = "service_unavailable"
 	ErrInternal       = "internal_error"
+
+	// Identified visitors (docs/identity.md).
+	//
+	// ErrIdentityRequired (403): the widget's client accepts only visitors
+	// the site has identified; an anonymous visitor, token or session is
+	// refused everywhere. The widget shows "please sign in on the site".
+	ErrIdentityRequired = "identity_required"
+	// ErrInvalidIdentity (401): the identity_token was refused; the
+	// message says why (unknown kid, wrong aud, bad signature, jti used…).
+	ErrInvalidIdentity = "invalid_identity_token"
+	// ErrIdentityExpired (401): the identity_token is past its exp; the
+	// SDK asks the site for a fresh one, once.
+	ErrIdentityExpired = "identity_token_expired"
 )

@@ -26,6 +26,7 @@ import (
 	"chatauth/backend/domain"
 	"chatauth/backend/httpapi"
 	"chatauth/backend/hub"
+	"chatauth/backend/identity"
 	"chatauth/backend/notify"
 	"chatauth/backend/oauth"
 	"chatauth/backend/refresh"
@@ -158,6 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		CustomerSessions: httpapi.NewCustomerSessionStore(secret.Derive("customer cookie hmac", 32), secret.Derive("customer cookie aes", 32),
 			strings.HasPrefix(cfg.Issuer, "https://"), cfg.RefreshTTL),
 		CustomerAuth: &customerauth.Service{Store: db, Issuer: issuer, Families: families, TTL: cfg.CustomerTTL, Now: o.now},
+		Identity:     &identity.Verifier{Store: db, Sealer: token.NewSealer(secret), JWKS: identity.NewJWKS(cfg.IdentityPrivateJWKS, o.now), Now: o.now},
 		Creations:    throttle.NewWindow(time.Minute),
 		Inspector:    inspector,
 		Cascade:      cascade,

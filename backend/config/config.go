@@ -16,21 +16,24 @@ import (
 
 // Config is the whole of chatauth's configuration.
 type Config struct {
-	Addr             string
-	Issuer           string
-	DB               string
-	AdminEmail       string
-	AdminPassword    string
-	AccessTTL        time.Duration
-	CustomerTTL      time.Duration
-	RefreshTTL       time.Duration
-	CodeTTL          time.Duration
-	RefreshGrace     time.Duration
-	KeyPublishDelay  time.Duration
-	Platform         bool
-	Secret           string
-	LogFormat        string // "text" or "json"
-	TrustProxyHeader bool   // take the client IP from X-Forwarded-For
+	Addr            string
+	Issuer          string
+	DB              string
+	AdminEmail      string
+	AdminPassword   string
+	AccessTTL       time.Duration
+	CustomerTTL     time.Duration
+	RefreshTTL      time.Duration
+	CodeTTL         time.Duration
+	RefreshGrace    time.Duration
+	KeyPublishDelay time.Duration
+	Platform        bool
+	// IdentityPrivateJWKS lets identity keys' jwks_uri point at private
+	// and loopback addresses (docs/identity.md).
+	IdentityPrivateJWKS bool
+	Secret              string
+	LogFormat           string // "text" or "json"
+	TrustProxyHeader    bool   // take the client IP from X-Forwarded-For
 	// Retention (backend/retention): how long a visitor with no
 	// conversation and no live session, and an audit event, are kept.
 	VisitorRetention time.Duration
@@ -109,6 +112,7 @@ var settings = []setting{
 	{"CHATAUTH_REFRESH_GRACE", "10s", "how long a just-rotated refresh token is still honoured", duration(func(c *Config) *time.Duration { return &c.RefreshGrace })},
 	{"CHATAUTH_KEY_PUBLISH_DELAY", "1h", "how long a new signing key is published before it signs", duration(func(c *Config) *time.Duration { return &c.KeyPublishDelay })},
 	{"CHATAUTH_PLATFORM", "false", "platform mode: enables /platform/api/v1", boolean(func(c *Config) *bool { return &c.Platform })},
+	{"CHATAUTH_IDENTITY_PRIVATE_JWKS", "false", "let identity keys' jwks_uri reach private and loopback addresses (a site on chatauth's own network)", boolean(func(c *Config) *bool { return &c.IdentityPrivateJWKS })},
 	{"CHATAUTH_SECRET", "", "master secret (at least 32 characters); generated and stored beside the SQLite database when unset", text(func(c *Config) *string { return &c.Secret })},
 	{"CHATAUTH_LOG_FORMAT", "text", "log format: text or json", func(c *Config, v string) error {
 		if v != "text" && v != "json" {

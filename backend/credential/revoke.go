@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"chatauth/backend/domain"
+	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
 )
@@ -125,6 +126,12 @@ func (c *Cascade) DeleteUser(ctx context.Context, userID int64) error {
 // was made public or its secret was reset.
 func (c *Cascade) ClientChanged(ctx context.Context, clientID, reason string) error {
 	return c.revoked(c.Store.EndClientTokens(ctx, clientID, reason, false))
+}
+
+// AnonymousVisitorsEnded ends the sessions of a client's anonymous
+// visitors, when the client starts to require identified ones.
+func (c *Cascade) AnonymousVisitorsEnded(ctx context.Context, clientID string) error {
+	return c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{ClientID: clientID, Kinds: []string{refresh.KindCustomer}, Anonymous: true}, "identity required"))
 }
 
 // DeleteClient deletes a client and ends every token it holds or minted.

@@ -9,11 +9,13 @@ package customerauth
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
 	"chatauth/backend/domain"
+	"chatauth/backend/identity"
 	"chatauth/backend/refresh"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
@@ -25,6 +27,10 @@ type Store interface {
 	CreateCustomer(ctx context.Context, c *domain.Customer) error
 	Customer(ctx context.Context, entityID string) (domain.Customer, error)
 	InTree(ctx context.Context, root, org int64) (bool, error)
+	Identify(ctx context.Context, c *domain.Customer) error
+	AdoptConversations(ctx context.Context, org int64, from, to string) ([]int64, error)
+	Family(ctx context.Context, id string) (domain.Family, error)
+	Audit(ctx context.Context, e domain.AuditEvent) error
 }
 
 var _ Store = (*sqlstore.DB)(nil)
@@ -48,23 +54,33 @@ type Answer struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	EntityID     string `json:"entity_id"`
 	RefreshToken string `json:"refresh_token"`
+	// Identified: the site vouched for the visitor (docs/identity.md).
+	Identified bool `json:"identified,omitempty"`
 	// Session is the refresh family, kept in the customer cookie.
 	Session string `json:"-"`
 }
 
 func (s *Service) answer(c domain.Customer, fam domain.Family, rt string) (Answer, error) {
 	ttl := refresh.AccessTTL(fam, s.TTL, s.Now())
-	tok, _, err := s.Issuer.Customer(shared.CustomerClaims{Subject: c.EntityID, Org: c.OrgID, ClientID: fam.ClientID, Session: fam.ID}, ttl)
+	identified := sqlstore.IsIdentityParent(fam.Parent)
+	tok, _, err := s.Issuer.Customer(shared.CustomerClaims{Subject: c.EntityID, Org: c.OrgID, ClientID: fam.ClientID, Session: fam.ID, Identified: identified}, ttl)
 	if err != nil {
 		return Answer{}, apierr.Internal(err)
 	}
-	return Answer{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), EntityID: c.EntityID, RefreshToken: rt, Session: fam.ID}, nil
+	return Answer{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), EntityID: c.EntityID, RefreshToken: rt, Identified: identified, Session: fam.ID}, nil
 }
+
+// ErrIdentityRequired refuses an anonymous visitor of a client that
+// accepts only identified ones.
+var ErrIdentityRequired = apierr.New(shared.ErrIdentityRequired, "this widget only accepts visitors signed in on the site: sign in on the site, then the chat starts (the site sends an identity_token, docs/identity.md)")
 
 // newFamily starts a visitor session; until, when set, is its hard end
 // and parent the credential it derives from (both set when a credential
 // vouched for the visitor).
 func (s *Service) newFamily(ctx context.Context, c domain.Customer, clientID string, until time.Time, parent string) (Answer, error) {
+	if c.Identified() && !sqlstore.IsIdentityParent(parent) {
+		return Answer{}, errIdentified // no anonymous session of an identified visitor
+	}
 	f := &domain.Family{Kind: FamilyKind, Subject: c.EntityID, OrgID: c.OrgID, ClientID: clientID, Scope: "guest", ExpiresAt: until, Parent: parent}
 	rt, err := s.Families.Start(ctx, f, token.PrefixCustomerRefresh)
 	if err != nil {
@@ -75,6 +91,9 @@ func (s *Service) newFamily(ctx context.Context, c domain.Customer, clientID str
 
 // New creates a visitor in the client's organization.
 func (s *Service) New(ctx context.Context, client domain.Client) (Answer, error) {
+	if client.IdentityRequired {
+		return Answer{}, ErrIdentityRequired
+	}
 	c := &domain.Customer{EntityID: token.NewID(), OrgID: client.OrgID, ClientID: client.ID}
 	if err := s.Store.CreateCustomer(ctx, c); err != nil {
 		return Answer{}, apierr.Internal(err)
@@ -89,8 +108,17 @@ func (s *Service) Continue(ctx context.Context, client domain.Client, entityID, 
 	if sid == "" {
 		return Answer{}, ErrUnknownVisitor
 	}
+	if client.IdentityRequired {
+		return Answer{}, ErrIdentityRequired
+	}
 	fam, rt, err := s.Families.Add(ctx, sid, token.PrefixCustomerRefresh, func(fam domain.Family) error {
 		if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != entityID {
+			return errForeignFamily
+		}
+		if sqlstore.IsIdentityParent(fam.Parent) {
+			// An identified session is not continued on the cookie alone:
+			// the browser may be someone else's now that the site signed
+			// its user out (docs/identity.md, "Merging").
 			return errForeignFamily
 		}
 		return nil
@@ -111,6 +139,10 @@ func (s *Service) Continue(ctx context.Context, client domain.Client, entityID, 
 	}
 	return Answer{}, apierr.Internal(err)
 }
+
+// errIdentified refuses any way into an identified visitor other than an
+// identity token: vouching, a cookie, an anonymous session.
+var errIdentified = apierr.New(apierr.CodeForbidden, "this visitor is identified by the site; only the site's identity_token signs them in (docs/identity.md)")
 
 // errForeignFamily: a cookie's session is not this visitor's at this
 // client (it cannot be, the cookie is sealed; this is defence in depth).
@@ -154,6 +186,12 @@ func (s *Service) Vouch(ctx context.Context, client domain.Client, entityID stri
 	if err != nil {
 		return Answer{}, err
 	}
+	if c.Identified() {
+		return Answer{}, errIdentified
+	}
+	if client.IdentityRequired {
+		return Answer{}, ErrIdentityRequired
+	}
 	until, _ := credential.NotAfter(holder, time.Time{})
 	return s.newFamily(ctx, c, client.ID, until, holder.Parent())
 }
@@ -168,6 +206,9 @@ func (s *Service) Refresh(ctx context.Context, client domain.Client, rt string) 
 		if fam.Kind != FamilyKind || fam.ClientID != client.ID {
 			return apierr.InvalidToken("refresh_token was issued to another client_id")
 		}
+		if client.IdentityRequired && !sqlstore.IsIdentityParent(fam.Parent) {
+			return ErrIdentityRequired
+		}
 		return nil
 	})
 	if err != nil {
@@ -175,4 +216,89 @@ func (s *Service) Refresh(ctx context.Context, client domain.Client, rt string) 
 	}
 	// The family is this client's visitor session: the visitor is known.
 	return s.answer(domain.Customer{EntityID: fam.Subject, OrgID: fam.OrgID}, fam, next)
+}
+
+// Anonymous is what a browser that signs in on the site brings of its
+// anonymous visit: its cookie's session and the refresh token it holds.
+// Either proves the anonymous visitor whose open conversations move to the
+// identified one.
+type Anonymous struct {
+	SID          string
+	RefreshToken string
+}
+
+// Identify signs in the visitor the site vouched for with a verified
+// identity token: one visitor per (organization, site user id), whichever
+// device or browser. A live session of the same visitor in this browser
+// (its cookie) gets a new token; otherwise a session starts, derived from
+// the key that verified the token, so deleting the key ends it. An
+// anonymous visitor proven by from brings their open conversations along
+// and their session ends; nothing is ever matched by email.
+func (s *Service) Identify(ctx context.Context, client domain.Client, id identity.Identity, from Anonymous) (Answer, error) {
+	c := domain.Customer{EntityID: token.NewID(), OrgID: client.OrgID, ClientID: client.ID,
+		ExternalID: id.Subject, Name: id.Name, Email: id.Email, EmailVerified: id.EmailVerified}
+	if err := s.Store.Identify(ctx, &c); err != nil {
+		return Answer{}, apierr.Internal(err)
+	}
+	parent := sqlstore.IdentityParent(client.ID, id.KID)
+	merged, err := s.adopt(ctx, client, c, from)
+	if err != nil {
+		return Answer{}, err
+	}
+	if from.SID != "" {
+		fam, rt, err := s.Families.Add(ctx, from.SID, token.PrefixCustomerRefresh, func(fam domain.Family) error {
+			if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != c.EntityID || fam.Parent != parent {
+				return errForeignFamily
+			}
+			return nil
+		})
+		if err == nil {
+			return s.answer(c, fam, rt)
+		}
+	}
+	detail := "site user " + id.Subject
+	if merged > 0 {
+		detail += "; brought " + strconv.Itoa(merged) + " open conversation(s) from their anonymous visit"
+	}
+	s.Store.Audit(ctx, domain.AuditEvent{OrgID: c.OrgID, Event: "visitor.identified", Subject: "visitor:" + c.EntityID, Detail: detail})
+	return s.newFamily(ctx, c, client.ID, time.Time{}, parent)
+}
+
+// adopt moves the open conversations of the anonymous visitor from
+// proves into c and ends that visitor's session. A session that is
+// identified (as anyone), revoked, spent, of another client or of c
+// itself brings nothing.
+func (s *Service) adopt(ctx context.Context, client domain.Client, c domain.Customer, from Anonymous) (int, error) {
+	var fams []domain.Family
+	if from.SID != "" {
+		if fam, err := s.Store.Family(ctx, from.SID); err == nil {
+			fams = append(fams, fam)
+		}
+	}
+	if from.RefreshToken != "" && token.HasPrefix(from.RefreshToken, token.PrefixCustomerRefresh) {
+		fam, rt, err := s.Families.Lookup(ctx, from.RefreshToken)
+		if err == nil && rt.RotatedAt.IsZero() && s.Now().Before(rt.ExpiresAt) {
+			fams = append(fams, fam)
+		}
+	}
+	moved := 0
+	for _, fam := range fams {
+		if fam.Kind != FamilyKind || fam.ClientID != client.ID || !fam.RevokedAt.IsZero() ||
+			sqlstore.IsIdentityParent(fam.Parent) || fam.Subject == c.EntityID {
+			continue
+		}
+		anon, err := s.Store.Customer(ctx, fam.Subject)
+		if err != nil || anon.Identified() || anon.OrgID != c.OrgID {
+			continue
+		}
+		ids, err := s.Store.AdoptConversations(ctx, c.OrgID, anon.EntityID, c.EntityID)
+		if err != nil {
+			return moved, apierr.Internal(err)
+		}
+		moved += len(ids)
+		if err := s.Families.Revoke(ctx, fam.ID, "visitor signed in on the site"); err != nil {
+			return moved, apierr.Internal(err)
+		}
+	}
+	return moved, nil
 }

@@ -27,6 +27,9 @@ var (
 // ErrInUse means other rows still refer to the one being deleted.
 var ErrInUse = errors.New("still referenced")
 
+// ErrLimit means a bounded collection is full (a client's identity keys).
+var ErrLimit = errors.New("limit reached")
+
 // ErrCodeUsed is returned by RedeemCode for a code that was redeemed
 // before; the Code returned names the family its first use produced.
 var ErrCodeUsed = errors.New("code already used")
@@ -71,9 +74,12 @@ type Client struct {
 	AllowedOrigins []string
 	// CCEpoch names the current session of the client's client-credentials
 	// tokens (ClientCredentialsSession); it moves on when they are revoked.
-	CCEpoch   int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	CCEpoch int64
+	// IdentityRequired: the client's widget accepts only visitors its
+	// site identified (docs/identity.md).
+	IdentityRequired bool
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // Family is one line of descent of refresh tokens: everything issued from
@@ -115,14 +121,43 @@ type RefreshToken struct {
 
 // Customer is a website visitor, known by entity_id.
 type Customer struct {
-	EntityID  string    `json:"entity_id"`
-	OrgID     int64     `json:"account_id"`
-	ClientID  string    `json:"client_id"`
-	Name      string    `json:"name"`
-	Email     string    `json:"email"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	EntityID string `json:"entity_id"`
+	OrgID    int64  `json:"account_id"`
+	ClientID string `json:"client_id"`
+	Name     string `json:"name"`
+	Email    string `json:"email"`
+	// ExternalID is the site's user id of an identified visitor (the
+	// identity token's sub, docs/identity.md); empty for anonymous ones.
+	ExternalID    string    `json:"external_id"`
+	EmailVerified bool      `json:"email_verified"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
+
+// Identified reports whether the site vouched for the visitor.
+func (c Customer) Identified() bool { return c.ExternalID != "" }
+
+// IdentityKey verifies the identity tokens a widget client's site signs
+// (docs/identity.md).
+type IdentityKey struct {
+	KID      string
+	ClientID string
+	OrgID    int64
+	Kind     string // IdentitySecret, IdentityJWK or IdentityJWKSURI
+	Alg      string // HS256, ES256, EdDSA, RS256; empty for a jwks_uri
+	// Secret is the sealed HS256 key (never shown after creation).
+	Secret    []byte
+	JWK       string // the public JWK, as registered
+	JWKSURI   string
+	CreatedAt time.Time
+}
+
+// Kinds of identity keys.
+const (
+	IdentitySecret  = "secret"
+	IdentityJWK     = "jwk"
+	IdentityJWKSURI = "jwks_uri"
+)
 
 // Credential is a long-lived secret: a personal access token, an agent
 // bot's token or a platform token. Only the hash of the secret is stored.

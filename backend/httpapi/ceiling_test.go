@@ -391,6 +391,22 @@ func mintEndpoints() []mintEndpoint {
 						}
 					}
 			}},
+		{name: "POST oauth/clients/{id}/identity_keys", res: shared.Organization, act: shared.Update,
+			try: func(t *testing.T, w *ceilWorld, k credKind, h holder) (apptest.Response, func(*testing.T), func(*testing.T)) {
+				id, _ := w.client(t, "public")
+				path := "/api/v1/oauth/clients/" + id + "/identity_keys"
+				r := w.e.Do("POST", path, map[string]any{"alg": "HS256"}, h.header)
+				return r, func(t *testing.T) {
+						want(t, "create", r, 201)
+						if !strings.HasPrefix(r.Str("secret"), "ids_") || w.count(t, path) != 1 {
+							t.Fatalf("identity key: %s", r.Raw)
+						}
+					}, func(t *testing.T) {
+						if n := w.count(t, path); n != 0 {
+							t.Fatalf("identity keys: %d after a refusal", n)
+						}
+					}
+			}},
 		{name: "POST oauth/clients/{id}/reset_secret", res: shared.Organization, act: shared.Update,
 			try: func(t *testing.T, w *ceilWorld, k credKind, h holder) (apptest.Response, func(*testing.T), func(*testing.T)) {
 				id, old := w.client(t, "confidential")
@@ -572,8 +588,8 @@ func TestMintingCeiling(t *testing.T) {
 				})
 			}
 		}
-		if cells != 99 {
-			t.Fatalf("the table has %d cells, want 11 kinds × 9 endpoints", cells)
+		if cells != 110 {
+			t.Fatalf("the table has %d cells, want 11 kinds × 10 endpoints", cells)
 		}
 
 		t.Run("session/POST personal_access_tokens beyond the holder", func(t *testing.T) {

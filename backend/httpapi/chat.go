@@ -104,7 +104,13 @@ func (s *Server) list(rs *resourceSpec) echo.HandlerFunc {
 		if err != nil {
 			return apierr.Internal(err)
 		}
-		return c.JSON(http.StatusOK, s.renderPage(rs, objs, more))
+		out := s.renderPage(rs, objs, more)
+		if rs == convSpec {
+			if err := s.withVisitors(c, out.Data...); err != nil {
+				return err
+			}
+		}
+		return c.JSON(http.StatusOK, out)
 	}
 }
 
@@ -224,7 +230,44 @@ func (s *Server) fetchConversation(c echo.Context) error {
 	out := convSpec.render(o)
 	out["messages"] = s.renderPage(messageSpec, msgs, more).Data
 	out["messages_truncated"] = more
+	if err := s.withVisitors(c, out); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// withVisitors adds to each rendered conversation its visitor as agents
+// see them (docs/identity.md, "What agents see"): whether the site
+// identified them, its user id, and name and email marked verified or
+// not. Conversations without a visitor get null.
+func (s *Server) withVisitors(c echo.Context, convs ...any) error {
+	var ids []string
+	for _, v := range convs {
+		if m, ok := v.(map[string]any); ok {
+			if id, _ := m["customer_id"].(string); id != "" {
+				ids = append(ids, id)
+			}
+		}
+	}
+	found, err := s.Store.Customers(c.Request().Context(), AgentFrom(c).Org, ids)
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	for _, v := range convs {
+		m, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		id, _ := m["customer_id"].(string)
+		cust, ok := found[id]
+		if !ok {
+			m["customer"] = nil
+			continue
+		}
+		m["customer"] = map[string]any{"entity_id": cust.EntityID, "identified": cust.Identified(), "external_id": cust.ExternalID,
+			"name": cust.Name, "email": cust.Email, "email_verified": cust.EmailVerified}
+	}
+	return nil
 }
 
 func (s *Server) conversation(c echo.Context) (sqlstore.Object, error) {

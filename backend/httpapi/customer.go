@@ -37,6 +37,7 @@ func (s *Server) customerRoutes() {
 	e := s.e
 	e.OPTIONS("/customer/*", s.customerPreflight)
 	e.POST("/customer/token", s.customerToken)
+	e.POST("/customer/logout", s.customerLogout)
 	e.GET("/customer/authorize", s.customerAuthorize)
 	g := e.Group("/customer/api/v1")
 	const p = "/customer/api/v1"
@@ -87,14 +88,16 @@ func (s *Server) RequireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 			return invalidErr(err)
 		}
 		claims := cred.Visitor
-		if origin := c.Request().Header.Get("Origin"); origin != "" {
-			client, err := s.Store.Client(c.Request().Context(), claims.ClientID)
-			if err != nil && !errors.Is(err, domain.ErrNotFound) {
-				return apierr.Internal(err)
-			}
-			if err := allowOrigin(c, client); err != nil {
-				return err
-			}
+		// The client is memoized: this is a map read on most requests.
+		client, err := s.Store.Client(c.Request().Context(), claims.ClientID)
+		if err != nil && !errors.Is(err, domain.ErrNotFound) {
+			return apierr.Internal(err)
+		}
+		if err := allowOrigin(c, client); err != nil {
+			return err
+		}
+		if client.IdentityRequired && !claims.Identified {
+			return customerauth.ErrIdentityRequired
 		}
 		c.Set(ctxCustomer, &claims)
 		return next(c)
@@ -150,6 +153,10 @@ type customerTokenRequest struct {
 	GrantType    string `json:"grant_type"`
 	RefreshToken string `json:"refresh_token"`
 	EntityID     string `json:"entity_id"`
+	// IdentityToken is the site's signed word for its logged-in user
+	// (docs/identity.md); refresh_token beside it names the anonymous
+	// visit to bring along.
+	IdentityToken string `json:"identity_token"`
 }
 
 func (s *Server) customerClient(c echo.Context, id string) (domain.Client, error) {
@@ -181,6 +188,25 @@ func (s *Server) customerToken(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	if req.IdentityToken != "" {
+		switch {
+		case req.GrantType != "":
+			return apierr.InvalidRequest("grant_type: leave it out with identity_token (send response_type token)")
+		case req.ResponseType != "token":
+			return apierr.InvalidRequest("response_type: must be token")
+		case req.EntityID != "":
+			return apierr.InvalidRequest("entity_id: leave it out with identity_token; the token's sub names the visitor")
+		}
+		ck := s.CustomerSessions.Read(c.Request())
+		ans, err := s.identifiedVisitor(c, client, req, ck)
+		if err != nil {
+			return err
+		}
+		if err := s.saveVisitorCookie(c, ck, ans, client.ID); err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, ans)
+	}
 	if req.GrantType == "refresh_token" {
 		// The widget's silent refresh: the refresh token proves the
 		// visitor, so the cookie is neither read nor written.
@@ -246,6 +272,9 @@ func (s *Server) saveVisitorCookie(c echo.Context, had visitorCookie, ans custom
 }
 
 func (s *Server) newVisitor(c echo.Context, client domain.Client) (customerauth.Answer, error) {
+	if client.IdentityRequired {
+		return customerauth.Answer{}, customerauth.ErrIdentityRequired
+	}
 	key := "new-visitor:" + c.RealIP()
 	if wait := s.Creations.Blocked(key, creationsPerMinute); wait > 0 {
 		return customerauth.Answer{}, apierr.TooManyRequests("too many new visitors from this address; try again in a minute", wait)
@@ -271,6 +300,10 @@ func (s *Server) customerAuthorize(c echo.Context) error {
 		return s.redirect(c, req.ErrorRedirect(oe))
 	case err != nil:
 		return err
+	case client.IdentityRequired:
+		// A redirect carries no identity token: identified visitors come
+		// through POST /customer/token.
+		return s.redirect(c, req.ErrorRedirect(oauth.ErrAccessDenied.WithDescription(shared.ErrIdentityRequired+": this widget only accepts visitors signed in on the site, whose identity_token goes to POST /customer/token")))
 	}
 	ck := s.CustomerSessions.Read(c.Request())
 	entity, sid := ck.Entity, ck.SID
@@ -324,6 +357,9 @@ func (s *Server) customerPatchMe(c echo.Context) error {
 	cust, err := s.Store.Customer(c.Request().Context(), CustomerFrom(c).Subject)
 	if err != nil {
 		return storeErrCustomer(err)
+	}
+	if cust.Identified() && (req.Name != nil || req.Email != nil) {
+		return apierr.New(apierr.CodeForbidden, "name and email of a visitor the site identified come from the site's identity token; change them on the site")
 	}
 	if req.Name != nil {
 		if err := maxLen("name", *req.Name, 200); err != nil {

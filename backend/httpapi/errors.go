@@ -11,6 +11,7 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/sqlstore"
+	"chatauth/shared"
 )
 
 // statusOf is the one table from error code to HTTP status.
@@ -29,6 +30,9 @@ var statusOf = map[string]int{
 	apierr.CodeTooManyRequests:   http.StatusTooManyRequests,
 	apierr.CodeUnavailable:       http.StatusServiceUnavailable,
 	apierr.CodeInternal:          http.StatusInternalServerError,
+	shared.ErrInvalidIdentity:    http.StatusUnauthorized,
+	shared.ErrIdentityExpired:    http.StatusUnauthorized,
+	shared.ErrIdentityRequired:   http.StatusForbidden,
 }
 
 // fromEcho turns Echo's own errors (no route, wrong method, body too

@@ -38,13 +38,15 @@ type clientBody struct {
 	ClientType     *string   `json:"client_type"`
 	Scopes         *[]string `json:"scopes"`
 	AllowedOrigins *[]string `json:"allowed_origins"`
+	// IdentityRequired: only visitors the site identified (docs/identity.md).
+	IdentityRequired *bool `json:"identity_required"`
 }
 
 func renderClient(c domain.Client, secret string) map[string]any {
 	m := map[string]any{
 		"client_id": c.ID, "id": c.ID, "account_id": c.OrgID, "name": c.Name, "company": c.Company, "client_type": c.Type,
 		"redirect_uris": nonNil(c.RedirectURIs), "scopes": strings.Fields(c.Scopes), "allowed_origins": nonNil(c.AllowedOrigins),
-		"created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano), "updated_at": c.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		"identity_required": c.IdentityRequired, "created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano), "updated_at": c.UpdatedAt.UTC().Format(time.RFC3339Nano),
 	}
 	if secret != "" {
 		m["client_secret"] = secret
@@ -121,6 +123,9 @@ func (b clientBody) apply(c *domain.Client, create bool) error {
 		}
 		c.AllowedOrigins = *b.AllowedOrigins
 	}
+	if b.IdentityRequired != nil {
+		c.IdentityRequired = *b.IdentityRequired
+	}
 	return nil
 }
 
@@ -193,7 +198,7 @@ func (s *Server) updateClient(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	was := cl.Type
+	was, wasRequired := cl.Type, cl.IdentityRequired
 	if err := b.apply(&cl, false); err != nil {
 		return err
 	}
@@ -218,6 +223,13 @@ func (s *Server) updateClient(c echo.Context) error {
 		// Its tokens were minted on the strength of a secret it no longer
 		// has (docs/security.md, I2).
 		if err := s.Cascade.ClientChanged(c.Request().Context(), cl.ID, "client made public"); err != nil {
+			return apierr.Internal(err)
+		}
+	}
+	if cl.IdentityRequired && !wasRequired {
+		// Its anonymous visitors end now, cleanly: their streams get a
+		// revoked event, their next call identity_required.
+		if err := s.Cascade.AnonymousVisitorsEnded(c.Request().Context(), cl.ID); err != nil {
 			return apierr.Internal(err)
 		}
 	}

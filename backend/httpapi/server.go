@@ -28,6 +28,7 @@ import (
 	"chatauth/backend/customerauth"
 	"chatauth/backend/directory"
 	"chatauth/backend/hub"
+	"chatauth/backend/identity"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/throttle"
@@ -51,6 +52,8 @@ type Deps struct {
 	Issuer           string
 	CustomerAuth     *customerauth.Service
 	CustomerSessions *VisitorCookies
+	// Identity verifies identity tokens and makes identity keys.
+	Identity *identity.Verifier
 	// Creations rate-limits new visitors per client IP.
 	Creations *throttle.Window
 	// Inspector classifies every presented secret; Cascade carries
@@ -141,6 +144,7 @@ func (s *Server) routes() {
 	v1.POST("/profile/reset_access_token", s.resetAccessToken, s.RequireAgent)
 	s.chatRoutes(v1)
 	s.clientRoutes(v1)
+	s.identityKeyRoutes(v1)
 	s.credentialRoutes(v1)
 	s.oauthRoutes()
 	s.customerRoutes()

@@ -87,3 +87,10 @@ func (v *VisitorCookies) Write(w http.ResponseWriter, had, vc visitorCookie) err
 	http.SetCookie(w, sessions.NewCookie(customerCookie, enc, &v.options))
 	return nil
 }
+
+// Clear removes the visitor cookie (a visitor's sign-out).
+func (v *VisitorCookies) Clear(w http.ResponseWriter) {
+	opts := v.options
+	opts.MaxAge = -1
+	http.SetCookie(w, sessions.NewCookie(customerCookie, "", &opts))
+}

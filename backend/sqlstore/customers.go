@@ -11,8 +11,12 @@ import (
 func (s *DB) CreateCustomer(ctx context.Context, c *Customer) error {
 	now := s.now()
 	c.CreatedAt, c.UpdatedAt = fromMS(now), fromMS(now)
-	_, err := s.exec(ctx, "INSERT INTO customers (entity_id, org_id, client_id, name, email, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		c.EntityID, c.OrgID, c.ClientID, c.Name, c.Email, now, now)
+	var ext any
+	if c.ExternalID != "" {
+		ext = c.ExternalID
+	}
+	_, err := s.exec(ctx, "INSERT INTO customers (entity_id, org_id, client_id, name, email, external_id, email_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		c.EntityID, c.OrgID, c.ClientID, c.Name, c.Email, ext, boolInt(c.EmailVerified), now, now)
 	if isUnique(err) {
 		return ErrConflict
 	}
@@ -22,29 +26,44 @@ func (s *DB) CreateCustomer(ctx context.Context, c *Customer) error {
 	return nil
 }
 
+const customerCols = "entity_id, org_id, client_id, name, email, external_id, email_verified, created_at, updated_at"
+
+func scanCustomer(row interface{ Scan(...any) error }) (Customer, error) {
+	var c Customer
+	var ext sql.NullString
+	var verified, created, updated int64
+	err := row.Scan(&c.EntityID, &c.OrgID, &c.ClientID, &c.Name, &c.Email, &ext, &verified, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	if err != nil {
+		return c, err
+	}
+	c.ExternalID, c.EmailVerified = ext.String, verified == 1
+	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+	return c, nil
+}
+
+func (s *DB) customerWhere(ctx context.Context, where string, args ...any) (Customer, error) {
+	c, err := scanCustomer(s.queryRow(ctx, "SELECT "+customerCols+" FROM customers WHERE "+where, args...))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return c, fmt.Errorf("customer: %w", err)
+	}
+	return c, err
+}
+
 // Customer fetches a visitor.
 func (s *DB) Customer(ctx context.Context, entityID string) (Customer, error) {
 	if !storable(entityID) {
 		return Customer{}, ErrNotFound
 	}
-	var c Customer
-	var created, updated int64
-	err := s.queryRow(ctx, "SELECT entity_id, org_id, client_id, name, email, created_at, updated_at FROM customers WHERE entity_id = ?", entityID).
-		Scan(&c.EntityID, &c.OrgID, &c.ClientID, &c.Name, &c.Email, &created, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, ErrNotFound
-	}
-	if err != nil {
-		return c, fmt.Errorf("customer: %w", err)
-	}
-	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
-	return c, nil
+	return s.customerWhere(ctx, "entity_id = ?", entityID)
 }
 
-// UpdateCustomer writes name and email.
+// UpdateCustomer writes name, email and email_verified.
 func (s *DB) UpdateCustomer(ctx context.Context, c *Customer) error {
 	c.UpdatedAt = fromMS(s.now())
-	if _, err := s.exec(ctx, "UPDATE customers SET name = ?, email = ?, updated_at = ? WHERE entity_id = ?", c.Name, c.Email, s.ms(c.UpdatedAt), c.EntityID); err != nil {
+	if _, err := s.exec(ctx, "UPDATE customers SET name = ?, email = ?, email_verified = ?, updated_at = ? WHERE entity_id = ?", c.Name, c.Email, boolInt(c.EmailVerified), s.ms(c.UpdatedAt), c.EntityID); err != nil {
 		return fmt.Errorf("update customer: %w", err)
 	}
 	return nil

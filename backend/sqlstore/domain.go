@@ -25,6 +25,7 @@ var (
 	ErrReused   = domain.ErrReused
 	ErrCodeUsed = domain.ErrCodeUsed
 	ErrInUse    = domain.ErrInUse
+	ErrLimit    = domain.ErrLimit
 )
 
 // NormalizeEmail is domain.NormalizeEmail.

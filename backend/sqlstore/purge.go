@@ -127,11 +127,13 @@ type PurgeStats struct {
 	Visitors       int64
 	AuditEvents    int64
 	Throttle       int64
+	// IdentityJTIs are used identity-token ids past their token's exp.
+	IdentityJTIs int64
 }
 
 // Total is the number of rows deleted.
 func (st PurgeStats) Total() int64 {
-	return st.RefreshTokens + st.Families + st.Codes + st.PersonalTokens + st.Visitors + st.AuditEvents + st.Throttle
+	return st.RefreshTokens + st.Families + st.Codes + st.PersonalTokens + st.Visitors + st.AuditEvents + st.Throttle + st.IdentityJTIs
 }
 
 // The purge statements. Each deletes by primary key what a LIMITed
@@ -146,6 +148,9 @@ const (
 	purgeCodes         = "DELETE FROM oauth_codes WHERE hash IN (SELECT hash FROM oauth_codes WHERE expires_at < ? AND (used_at IS NULL OR used_at < ?) LIMIT ?)"
 	purgePersonal      = "DELETE FROM credentials WHERE id IN (SELECT id FROM credentials WHERE kind = 'pat' AND expires_at IS NOT NULL AND expires_at < ? LIMIT ?)"
 	purgeAudit         = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE created_at < ? LIMIT ?)"
+	// A jti is remembered only while its token could be accepted; a
+	// minute more covers the clock skew the verifier allows.
+	purgeJTIs = "DELETE FROM identity_jtis WHERE (client_id, jti) IN (SELECT client_id, jti FROM identity_jtis WHERE expires_at < ? LIMIT ?)"
 )
 
 // visitorGone holds for a visitor (the customers row c) who may go: no
@@ -214,6 +219,9 @@ func (s *DB) Purge(ctx context.Context, p PurgePolicy) (PurgeStats, error) {
 		}},
 		{"audit events", func() error {
 			return s.purgeBatches(ctx, p.Batch, &st.AuditEvents, purgeAudit, s.ms(now.Add(-p.AuditRetention)))
+		}},
+		{"identity token ids", func() error {
+			return s.purgeBatches(ctx, p.Batch, &st.IdentityJTIs, purgeJTIs, s.ms(now.Add(-2*time.Minute)))
 		}},
 		{"throttle", func() error {
 			n, err := s.PurgeThrottle(ctx, now.Add(-throttleWindow))

@@ -292,6 +292,9 @@ type FamilyFilter struct {
 	ClientID string
 	Parent   string
 	Except   string
+	// Anonymous keeps only families no identity token started
+	// (IdentityParent): the anonymous visitors of a client.
+	Anonymous bool
 }
 
 // RevokeFamilies ends every live family the filter selects and returns
@@ -320,6 +323,9 @@ func revokeFamilies(ctx context.Context, t *Tx, f FamilyFilter, reason string, n
 	}
 	if f.Parent != "" {
 		q, args = q+" AND parent = ?", append(args, f.Parent)
+	}
+	if f.Anonymous {
+		q, args = q+" AND parent NOT LIKE ?", append(args, identityParentPrefix+"%")
 	}
 	if len(f.Kinds) > 0 {
 		q += " AND kind IN (?" + strings.Repeat(", ?", len(f.Kinds)-1) + ")"

@@ -25,6 +25,8 @@ type customerJWT struct {
 	Org      int64  `json:"org"`
 	ClientID string `json:"client_id"`
 	Session  string `json:"sid,omitempty"`
+	// Identified: the site vouched for the visitor (docs/identity.md).
+	Identified bool `json:"idf,omitempty"`
 }
 
 // Issuer signs access tokens: agent claims with the agent key set,
@@ -69,7 +71,7 @@ func (i *Issuer) Agent(c shared.AgentClaims, ttl time.Duration) (string, shared.
 func (i *Issuer) Customer(c shared.CustomerClaims, ttl time.Duration) (string, shared.CustomerClaims, error) {
 	now := i.Now()
 	c.Issuer, c.Audience = i.issuer, shared.AudienceCustomer
-	w := customerJWT{RegisteredClaims: registered(c.Issuer, c.Subject, c.Audience, now, ttl), Scope: c.Scope().String(), Org: c.Org, ClientID: c.ClientID, Session: c.Session}
+	w := customerJWT{RegisteredClaims: registered(c.Issuer, c.Subject, c.Audience, now, ttl), Scope: c.Scope().String(), Org: c.Org, ClientID: c.ClientID, Session: c.Session, Identified: c.Identified}
 	c.IssuedAt, c.Expiry, c.ID = w.IssuedAt.Unix(), w.ExpiresAt.Unix(), w.ID
 	if err := c.Validate(); err != nil {
 		return "", c, fmt.Errorf("issue customer token: %w", err)

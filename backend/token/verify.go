@@ -230,7 +230,7 @@ func (cv *CustomerVerifier) verify(raw string) (shared.CustomerClaims, error) {
 		return shared.CustomerClaims{Org: w.Org}, err
 	}
 	c := shared.CustomerClaims{Issuer: w.Issuer, Subject: w.Subject, Audience: shared.AudienceCustomer, Expiry: w.ExpiresAt.Unix(),
-		ID: w.ID, Org: w.Org, ClientID: w.ClientID, Session: w.Session}
+		ID: w.ID, Org: w.Org, ClientID: w.ClientID, Session: w.Session, Identified: w.Identified}
 	if w.IssuedAt != nil {
 		c.IssuedAt = w.IssuedAt.Unix()
 	}

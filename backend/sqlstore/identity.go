@@ -1,0 +1,215 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"chatauth/backend/domain"
+)
+
+// IdentityKey is domain.IdentityKey.
+type IdentityKey = domain.IdentityKey
+
+const identityParentPrefix = "identity:"
+
+// IdentityParent is the parent of the visitor sessions an identity key's
+// tokens started: deleting the key revokes them (docs/identity.md).
+func IdentityParent(clientID, kid string) string {
+	return identityParentPrefix + clientID + ":" + kid
+}
+
+// IsIdentityParent reports whether a family was started by an identity
+// token, that is, belongs to an identified visitor.
+func IsIdentityParent(parent string) bool { return strings.HasPrefix(parent, identityParentPrefix) }
+
+const identityKeyCols = "kid, client_id, org_id, kind, alg, secret, jwk, jwks_uri, created_at"
+
+func scanIdentityKey(row interface{ Scan(...any) error }) (IdentityKey, error) {
+	var k IdentityKey
+	var created int64
+	if err := row.Scan(&k.KID, &k.ClientID, &k.OrgID, &k.Kind, &k.Alg, &k.Secret, &k.JWK, &k.JWKSURI, &created); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return k, ErrNotFound
+		}
+		return k, err
+	}
+	k.CreatedAt = fromMS(created)
+	return k, nil
+}
+
+// CreateIdentityKey adds k to its client unless the client has max keys
+// already (ErrLimit) or one with the same kid (ErrConflict).
+func (s *DB) CreateIdentityKey(ctx context.Context, k *IdentityKey, max int) error {
+	return s.tx(ctx, func(t *Tx) error {
+		var n int
+		if err := t.queryRow(ctx, "SELECT COUNT(*) FROM identity_keys WHERE client_id = ?", k.ClientID).Scan(&n); err != nil {
+			return fmt.Errorf("create identity key: %w", err)
+		}
+		if n >= max {
+			return ErrLimit
+		}
+		now := s.now()
+		k.CreatedAt = fromMS(now)
+		_, err := t.exec(ctx, "INSERT INTO identity_keys ("+identityKeyCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			k.KID, k.ClientID, k.OrgID, k.Kind, k.Alg, k.Secret, k.JWK, k.JWKSURI, now)
+		if isUnique(err) {
+			return ErrConflict
+		}
+		if err != nil {
+			return fmt.Errorf("create identity key: %w", err)
+		}
+		return nil
+	})
+}
+
+// IdentityKeys lists a client's identity keys, oldest first.
+func (s *DB) IdentityKeys(ctx context.Context, clientID string) ([]IdentityKey, error) {
+	if !storable(clientID) {
+		return nil, nil
+	}
+	rows, err := s.query(ctx, "SELECT "+identityKeyCols+" FROM identity_keys WHERE client_id = ? ORDER BY created_at, kid", clientID)
+	if err != nil {
+		return nil, fmt.Errorf("identity keys: %w", err)
+	}
+	defer rows.Close()
+	var out []IdentityKey
+	for rows.Next() {
+		k, err := scanIdentityKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("identity keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// DeleteIdentityKey removes a key and revokes the visitor sessions its
+// tokens started, in one transaction; it returns the revoked ids.
+func (s *DB) DeleteIdentityKey(ctx context.Context, clientID, kid string) ([]string, error) {
+	if !storable(kid) || !storable(clientID) {
+		return nil, ErrNotFound
+	}
+	var ids []string
+	err := s.tx(ctx, func(t *Tx) error {
+		res, err := t.exec(ctx, "DELETE FROM identity_keys WHERE client_id = ? AND kid = ?", clientID, kid)
+		if err != nil {
+			return fmt.Errorf("delete identity key: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		ids, err = revokeFamilies(ctx, t, FamilyFilter{Parent: IdentityParent(clientID, kid)}, "identity key deleted", s.now())
+		return err
+	})
+	return ids, err
+}
+
+// UseJTI records that an identity token's jti was used; a second use
+// before exp is ErrConflict. The row goes with the purge after exp.
+func (s *DB) UseJTI(ctx context.Context, clientID, jti string, exp time.Time) error {
+	if !storable(jti) {
+		return ErrConflict
+	}
+	_, err := s.exec(ctx, "INSERT INTO identity_jtis (client_id, jti, expires_at) VALUES (?, ?, ?)", clientID, jti, s.ms(exp))
+	if isUnique(err) {
+		return ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("use jti: %w", err)
+	}
+	return nil
+}
+
+// Identify finds the visitor the site knows as c.ExternalID in c.OrgID,
+// creating it on first sight, and writes what the site said of it (name,
+// email, email_verified; the site's word wins over what the visitor
+// typed). c is filled in with the stored visitor.
+func (s *DB) Identify(ctx context.Context, c *Customer) error {
+	if c.ExternalID == "" {
+		return errors.New("identify: no external id")
+	}
+	want := *c
+	for attempt := 0; attempt < 2; attempt++ {
+		found, err := s.customerWhere(ctx, "org_id = ? AND external_id = ?", c.OrgID, c.ExternalID)
+		if errors.Is(err, ErrNotFound) {
+			err = s.CreateCustomer(ctx, c)
+			if errors.Is(err, ErrConflict) {
+				continue // a racing first sign-in of the same user won
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		*c = found
+		if want.Name != "" || want.Email != "" {
+			if want.Name != "" {
+				c.Name = want.Name
+			}
+			if want.Email != "" {
+				c.Email, c.EmailVerified = want.Email, want.EmailVerified
+			}
+			if c.Name != found.Name || c.Email != found.Email || c.EmailVerified != found.EmailVerified {
+				return s.UpdateCustomer(ctx, c)
+			}
+		}
+		return nil
+	}
+	return errors.New("identify: the visitor was created and removed at once")
+}
+
+// AdoptConversations moves the open conversations of visitor from to
+// visitor to, in organization org: an anonymous visitor who signs in on
+// the site keeps the conversation they had started. It returns their ids.
+func (s *DB) AdoptConversations(ctx context.Context, org int64, from, to string) ([]int64, error) {
+	var ids []int64
+	err := s.tx(ctx, func(t *Tx) error {
+		ids = nil
+		rows, err := t.query(ctx, "UPDATE conversations SET customer_id = ?, updated_at = ? WHERE org_id = ? AND customer_id = ? AND status = 'open' RETURNING id", to, s.now(), org, from)
+		if err != nil {
+			return fmt.Errorf("adopt conversations: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return fmt.Errorf("adopt conversations: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	return ids, err
+}
+
+// Customers fetches visitors by entity_id in organization org; unknown
+// ids are left out.
+func (s *DB) Customers(ctx context.Context, org int64, ids []string) (map[string]Customer, error) {
+	out := map[string]Customer{}
+	var args []any
+	for _, id := range ids {
+		if id != "" && storable(id) {
+			args = append(args, id)
+		}
+	}
+	if len(args) == 0 {
+		return out, nil
+	}
+	rows, err := s.query(ctx, "SELECT "+customerCols+" FROM customers WHERE org_id = ? AND entity_id IN (?"+strings.Repeat(", ?", len(args)-1)+")", append([]any{org}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("customers: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err := scanCustomer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("customers: %w", err)
+		}
+		out[c.EntityID] = c
+	}
+	return out, rows.Err()
+}
