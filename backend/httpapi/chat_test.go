@@ -118,6 +118,8 @@ func body(rt httpapi.Route) any {
 	switch {
 	case strings.HasSuffix(rt.Path, "/oauth/clients") && rt.Method == "POST":
 		return map[string]any{"name": "App", "client_type": "public", "redirect_uris": []string{"https://app.example.com/cb"}}
+	case strings.HasSuffix(rt.Path, "/identity_keys") && rt.Method == "POST":
+		return map[string]any{"alg": "HS256"}
 	case strings.Contains(rt.Path, "/oauth/clients/:id") && (rt.Method == "PUT" || rt.Method == "PATCH"):
 		return map[string]any{"name": "Renamed"}
 	case strings.Contains(rt.Path, "/oauth/clients"):
@@ -140,6 +142,13 @@ func (w *world) request(t *testing.T, rt httpapi.Route, role shared.Role, id str
 	t.Helper()
 	path := strings.ReplaceAll(rt.Path, ":account_id", strconv.FormatInt(w.org, 10))
 	path = strings.ReplaceAll(path, ":id", id)
+	if strings.Contains(path, ":kid") {
+		k := w.e.Do("POST", "/api/v1/oauth/clients/"+id+"/identity_keys", map[string]any{"alg": "HS256"}, apptest.Bearer(w.tokens[shared.RoleAdmin]))
+		if k.Status != 201 {
+			t.Fatalf("identity key fixture: %d %s", k.Status, k.Raw)
+		}
+		path = strings.ReplaceAll(path, ":kid", k.Str("kid"))
+	}
 	return w.e.Do(rt.Method, path, body(rt), apptest.Bearer(w.tokens[role]))
 }
 
