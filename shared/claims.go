@@ -35,6 +35,23 @@ type AgentClaims struct {
 	// Session names the refresh family the token descends from, so a
 	// revoked family takes its access tokens with it.
 	Session string `json:"sid,omitempty"`
+	// Cnf binds the token to a DPoP key (RFC 9449): it is taken only with
+	// a proof of that key.
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the cnf claim (RFC 7800) of a sender-constrained token:
+// JKT is the RFC 7638 thumbprint of its DPoP key.
+type Confirmation struct {
+	JKT string `json:"jkt"`
+}
+
+// BoundKey is the thumbprint of the DPoP key a token is bound to, or "".
+func BoundKey(c *Confirmation) string {
+	if c == nil {
+		return ""
+	}
+	return c.JKT
 }
 
 // Validate checks what the signature cannot: the family, a subject, an
@@ -67,6 +84,8 @@ type CustomerClaims struct {
 	// Identified: the site vouched for this visitor with an identity
 	// token (docs/identity.md); anonymous visitors leave it out.
 	Identified bool `json:"idf,omitempty"`
+	// Cnf binds the token to the browser's DPoP key (docs/dpop.md).
+	Cnf *Confirmation `json:"cnf,omitempty"`
 }
 
 // Scope is fixed for customers: guest, allowed to chat.

@@ -36,6 +36,11 @@ type Error struct {
 	Message string
 	// RetryAfter, when set, becomes the Retry-After header.
 	RetryAfter time.Duration
+	// Status, when set, overrides the code's status, and Headers are set
+	// on the answer over the defaults: a DPoP refusal is 400 at a token
+	// endpoint and 401 with a DPoP challenge at a resource (RFC 9449).
+	Status  int
+	Headers map[string]string
 	// Internal is logged, never shown.
 	Internal error
 }

@@ -24,6 +24,7 @@ import (
 	"chatauth/backend/customerauth"
 	"chatauth/backend/directory"
 	"chatauth/backend/domain"
+	"chatauth/backend/dpop"
 	"chatauth/backend/httpapi"
 	"chatauth/backend/hub"
 	"chatauth/backend/identity"
@@ -152,14 +153,30 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Store: db, Issuer: issuer, Inspector: inspector, Families: families, Cascade: cascade, Guesses: guesses,
 		AccessTTL: cfg.AccessTTL, CodeTTL: cfg.CodeTTL, Now: o.now,
 	}
+	// A key the site rotated out of its set ends what it signed in.
+	jwks := identity.NewJWKS(cfg.IdentityPrivateJWKS, o.now)
+	jwks.Removed = func(uri string, kids []string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		recs, err := db.IdentityKeysAt(ctx, uri)
+		for _, k := range recs {
+			for _, kid := range kids {
+				err = errors.Join(err, cascade.CredentialEnded(ctx, sqlstore.IdentityParent(k.ClientID, identity.SetKey(k.KID, kid)), "key removed from the site's key set"))
+			}
+		}
+		if err != nil {
+			log.Warn("ending the sessions of keys removed from a key set", "jwks_uri", uri, "err", err)
+		}
+	}
 	a.Server = httpapi.New(httpapi.Deps{
 		Store: db, Keys: keys, Auth: a.Auth, Log: log, TrustProxyHeader: cfg.TrustProxyHeader,
 		IndexHTML: chatauth.IndexHTML, Agents: agents, Customers: customers, OAuth: a.OAuth, Issuer: cfg.Issuer,
 		Sessions: httpapi.NewSessionStore(secret.Derive("session cookie hmac", 32), secret.Derive("session cookie aes", 32), strings.HasPrefix(cfg.Issuer, "https://")),
 		CustomerSessions: httpapi.NewCustomerSessionStore(secret.Derive("customer cookie hmac", 32), secret.Derive("customer cookie aes", 32),
 			strings.HasPrefix(cfg.Issuer, "https://"), cfg.RefreshTTL),
-		CustomerAuth: &customerauth.Service{Store: db, Issuer: issuer, Families: families, TTL: cfg.CustomerTTL, Now: o.now},
-		Identity:     &identity.Verifier{Store: db, Sealer: token.NewSealer(secret), JWKS: identity.NewJWKS(cfg.IdentityPrivateJWKS, o.now), Now: o.now},
+		CustomerAuth: &customerauth.Service{Store: db, Issuer: issuer, Families: families, Cascade: cascade, TTL: cfg.CustomerTTL, IdentityTTL: cfg.IdentityTTL, Now: o.now},
+		DPoP:         &dpop.Checker{Replay: db, NonceKey: secret.Derive("dpop nonce", 32), RequireNonce: cfg.DPoPNonce, Now: o.now},
+		Identity:     &identity.Verifier{Store: db, Sealer: token.NewSealer(secret), JWKS: jwks, Now: o.now},
 		Creations:    throttle.NewWindow(time.Minute),
 		Inspector:    inspector,
 		Cascade:      cascade,

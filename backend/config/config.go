@@ -16,13 +16,15 @@ import (
 
 // Config is the whole of chatauth's configuration.
 type Config struct {
-	Addr            string
-	Issuer          string
-	DB              string
-	AdminEmail      string
-	AdminPassword   string
-	AccessTTL       time.Duration
-	CustomerTTL     time.Duration
+	Addr          string
+	Issuer        string
+	DB            string
+	AdminEmail    string
+	AdminPassword string
+	AccessTTL     time.Duration
+	CustomerTTL   time.Duration
+	// IdentityTTL bounds an identified visitor's session (docs/identity.md).
+	IdentityTTL     time.Duration
 	RefreshTTL      time.Duration
 	CodeTTL         time.Duration
 	RefreshGrace    time.Duration
@@ -31,9 +33,12 @@ type Config struct {
 	// IdentityPrivateJWKS lets identity keys' jwks_uri point at private
 	// and loopback addresses (docs/identity.md).
 	IdentityPrivateJWKS bool
-	Secret              string
-	LogFormat           string // "text" or "json"
-	TrustProxyHeader    bool   // take the client IP from X-Forwarded-For
+	// DPoPNonce makes the token endpoints require a server nonce in DPoP
+	// proofs (RFC 9449, section 8).
+	DPoPNonce        bool
+	Secret           string
+	LogFormat        string // "text" or "json"
+	TrustProxyHeader bool   // take the client IP from X-Forwarded-For
 	// Retention (backend/retention): how long a visitor with no
 	// conversation and no live session, and an audit event, are kept.
 	VisitorRetention time.Duration
@@ -107,11 +112,13 @@ var settings = []setting{
 	{"CHATAUTH_ADMIN_PASSWORD", "", "password of that admin", text(func(c *Config) *string { return &c.AdminPassword })},
 	{"CHATAUTH_ACCESS_TTL", "24h", "agent access-token lifetime", duration(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{"CHATAUTH_CUSTOMER_TTL", "24h", "customer access-token lifetime", duration(func(c *Config) *time.Duration { return &c.CustomerTTL })},
+	{"CHATAUTH_IDENTITY_TTL", "168h", "longest an identified visitor's session lasts before the SDK asks the site for a new identity token", duration(func(c *Config) *time.Duration { return &c.IdentityTTL })},
 	{"CHATAUTH_REFRESH_TTL", "720h", "refresh-token lifetime", duration(func(c *Config) *time.Duration { return &c.RefreshTTL })},
 	{"CHATAUTH_CODE_TTL", "5m", "authorization-code lifetime", duration(func(c *Config) *time.Duration { return &c.CodeTTL })},
 	{"CHATAUTH_REFRESH_GRACE", "10s", "how long a just-rotated refresh token is still honoured", duration(func(c *Config) *time.Duration { return &c.RefreshGrace })},
 	{"CHATAUTH_KEY_PUBLISH_DELAY", "1h", "how long a new signing key is published before it signs", duration(func(c *Config) *time.Duration { return &c.KeyPublishDelay })},
 	{"CHATAUTH_PLATFORM", "false", "platform mode: enables /platform/api/v1", boolean(func(c *Config) *bool { return &c.Platform })},
+	{"CHATAUTH_DPOP_NONCE", "true", "token endpoints require the server's nonce in DPoP proofs (RFC 9449, section 8; the SDK retries once with it)", boolean(func(c *Config) *bool { return &c.DPoPNonce })},
 	{"CHATAUTH_IDENTITY_PRIVATE_JWKS", "false", "let identity keys' jwks_uri reach private and loopback addresses (a site on chatauth's own network)", boolean(func(c *Config) *bool { return &c.IdentityPrivateJWKS })},
 	{"CHATAUTH_SECRET", "", "master secret (at least 32 characters); generated and stored beside the SQLite database when unset", text(func(c *Config) *string { return &c.Secret })},
 	{"CHATAUTH_LOG_FORMAT", "text", "log format: text or json", func(c *Config, v string) error {
@@ -202,7 +209,7 @@ func (c *Config) check() error {
 	if c.Secret == "" && !c.SQLite() {
 		return errors.New("CHATAUTH_SECRET: required with PostgreSQL, so every server process shares it; generate one with `openssl rand -hex 32`")
 	}
-	for name, d := range map[string]time.Duration{"CHATAUTH_ACCESS_TTL": c.AccessTTL, "CHATAUTH_CUSTOMER_TTL": c.CustomerTTL, "CHATAUTH_REFRESH_TTL": c.RefreshTTL, "CHATAUTH_CODE_TTL": c.CodeTTL} {
+	for name, d := range map[string]time.Duration{"CHATAUTH_ACCESS_TTL": c.AccessTTL, "CHATAUTH_CUSTOMER_TTL": c.CustomerTTL, "CHATAUTH_IDENTITY_TTL": c.IdentityTTL, "CHATAUTH_REFRESH_TTL": c.RefreshTTL, "CHATAUTH_CODE_TTL": c.CodeTTL} {
 		if d < time.Second {
 			return fmt.Errorf("%s: must be at least 1s", name)
 		}

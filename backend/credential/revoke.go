@@ -128,6 +128,12 @@ func (c *Cascade) ClientChanged(ctx context.Context, clientID, reason string) er
 	return c.revoked(c.Store.EndClientTokens(ctx, clientID, reason, false))
 }
 
+// VisitorSignedOut ends every session of a visitor (the site signed its
+// user out everywhere).
+func (c *Cascade) VisitorSignedOut(ctx context.Context, entityID string) error {
+	return c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Subject: entityID, Kinds: []string{refresh.KindCustomer}}, "signed out by the site"))
+}
+
 // AnonymousVisitorsEnded ends the sessions of a client's anonymous
 // visitors, when the client starts to require identified ones.
 func (c *Cascade) AnonymousVisitorsEnded(ctx context.Context, clientID string) error {

@@ -27,9 +27,12 @@ type Store interface {
 	CreateCustomer(ctx context.Context, c *domain.Customer) error
 	Customer(ctx context.Context, entityID string) (domain.Customer, error)
 	InTree(ctx context.Context, root, org int64) (bool, error)
-	Identify(ctx context.Context, c *domain.Customer) error
+	Identify(ctx context.Context, c *domain.Customer) (bool, error)
+	IdentityKeyLive(ctx context.Context, clientID, kid string) (bool, error)
+	IdentifiedCustomer(ctx context.Context, c domain.Customer) (domain.Customer, error)
 	AdoptConversations(ctx context.Context, org int64, from, to string) ([]int64, error)
 	Family(ctx context.Context, id string) (domain.Family, error)
+	BindFamily(ctx context.Context, id, jkt string) error
 	Audit(ctx context.Context, e domain.AuditEvent) error
 }
 
@@ -43,8 +46,11 @@ type Service struct {
 	Store    Store
 	Issuer   *token.Issuer
 	Families *refresh.Families
+	Cascade  *credential.Cascade
 	TTL      time.Duration
-	Now      func() time.Time
+	// IdentityTTL bounds an identified session (default IdentityTTL).
+	IdentityTTL time.Duration
+	Now         func() time.Time
 }
 
 // Answer is the body of every customer token answer.
@@ -63,11 +69,34 @@ type Answer struct {
 func (s *Service) answer(c domain.Customer, fam domain.Family, rt string) (Answer, error) {
 	ttl := refresh.AccessTTL(fam, s.TTL, s.Now())
 	identified := sqlstore.IsIdentityParent(fam.Parent)
-	tok, _, err := s.Issuer.Customer(shared.CustomerClaims{Subject: c.EntityID, Org: c.OrgID, ClientID: fam.ClientID, Session: fam.ID, Identified: identified}, ttl)
+	claims := shared.CustomerClaims{Subject: c.EntityID, Org: c.OrgID, ClientID: fam.ClientID, Session: fam.ID, Identified: identified}
+	typ := "Bearer"
+	if fam.JKT != "" {
+		claims.Cnf, typ = &shared.Confirmation{JKT: fam.JKT}, "DPoP"
+	}
+	tok, _, err := s.Issuer.Customer(claims, ttl)
 	if err != nil {
 		return Answer{}, apierr.Internal(err)
 	}
-	return Answer{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), EntityID: c.EntityID, RefreshToken: rt, Identified: identified, Session: fam.ID}, nil
+	return Answer{AccessToken: tok, TokenType: typ, ExpiresIn: int64(ttl / time.Second), EntityID: c.EntityID, RefreshToken: rt, Identified: identified, Session: fam.ID}, nil
+}
+
+// errOtherKey refuses a refresh token of a session bound to a DPoP key
+// without a proof of that key (RFC 9449, section 5).
+var errOtherKey = &apierr.Error{Code: "invalid_dpop_proof", Status: 400, Message: "refresh_token is bound to a DPoP key: send a DPoP proof signed by that key (the browser that got it)"}
+
+// bind binds an unbound session to the key of the request's proof, the
+// first time one comes with it (a client that switched to DPoP keeps its
+// visitors).
+func (s *Service) bind(ctx context.Context, fam *domain.Family, jkt string) error {
+	if fam.JKT != "" || jkt == "" {
+		return nil
+	}
+	if err := s.Store.BindFamily(ctx, fam.ID, jkt); err != nil {
+		return apierr.Internal(err)
+	}
+	fam.JKT = jkt
+	return nil
 }
 
 // ErrIdentityRequired refuses an anonymous visitor of a client that
@@ -77,11 +106,11 @@ var ErrIdentityRequired = apierr.New(shared.ErrIdentityRequired, "this widget on
 // newFamily starts a visitor session; until, when set, is its hard end
 // and parent the credential it derives from (both set when a credential
 // vouched for the visitor).
-func (s *Service) newFamily(ctx context.Context, c domain.Customer, clientID string, until time.Time, parent string) (Answer, error) {
+func (s *Service) newFamily(ctx context.Context, c domain.Customer, clientID string, until time.Time, parent, jkt string) (Answer, error) {
 	if c.Identified() && !sqlstore.IsIdentityParent(parent) {
 		return Answer{}, errIdentified // no anonymous session of an identified visitor
 	}
-	f := &domain.Family{Kind: FamilyKind, Subject: c.EntityID, OrgID: c.OrgID, ClientID: clientID, Scope: "guest", ExpiresAt: until, Parent: parent}
+	f := &domain.Family{Kind: FamilyKind, Subject: c.EntityID, OrgID: c.OrgID, ClientID: clientID, Scope: "guest", ExpiresAt: until, Parent: parent, JKT: jkt}
 	rt, err := s.Families.Start(ctx, f, token.PrefixCustomerRefresh)
 	if err != nil {
 		return Answer{}, apierr.Internal(err)
@@ -89,8 +118,9 @@ func (s *Service) newFamily(ctx context.Context, c domain.Customer, clientID str
 	return s.answer(c, *f, rt)
 }
 
-// New creates a visitor in the client's organization.
-func (s *Service) New(ctx context.Context, client domain.Client) (Answer, error) {
+// New creates a visitor in the client's organization; jkt, when set, is
+// the DPoP key its session is bound to (so is every jkt below).
+func (s *Service) New(ctx context.Context, client domain.Client, jkt string) (Answer, error) {
 	if client.IdentityRequired {
 		return Answer{}, ErrIdentityRequired
 	}
@@ -98,13 +128,13 @@ func (s *Service) New(ctx context.Context, client domain.Client) (Answer, error)
 	if err := s.Store.CreateCustomer(ctx, c); err != nil {
 		return Answer{}, apierr.Internal(err)
 	}
-	return s.newFamily(ctx, *c, client.ID, time.Time{}, "")
+	return s.newFamily(ctx, *c, client.ID, time.Time{}, "", jkt)
 }
 
 // Continue is the cookie path: the cookie proves the visitor, so a fresh
 // token is issued for the same entity_id, and a refresh token is added to
 // the cookie's family (a new family when that one was revoked).
-func (s *Service) Continue(ctx context.Context, client domain.Client, entityID, sid string) (Answer, error) {
+func (s *Service) Continue(ctx context.Context, client domain.Client, entityID, sid, jkt string) (Answer, error) {
 	if sid == "" {
 		return Answer{}, ErrUnknownVisitor
 	}
@@ -121,8 +151,16 @@ func (s *Service) Continue(ctx context.Context, client domain.Client, entityID, 
 			// its user out (docs/identity.md, "Merging").
 			return errForeignFamily
 		}
+		if fam.JKT != "" && fam.JKT != jkt {
+			// Bound to a key this request does not prove: the page lost
+			// its key (its storage was cleared), so it is a new visitor.
+			return errForeignFamily
+		}
 		return nil
 	})
+	if err == nil {
+		err = s.bind(ctx, &fam, jkt)
+	}
 	switch {
 	case err == nil:
 		// A live session of this visitor at this client: the visitor is
@@ -173,7 +211,7 @@ func (s *Service) customerOf(ctx context.Context, client domain.Client, entityID
 // messages: a site's backend re-issuing its visitor's token (LiveChat's
 // entity_id flow; discouraged, see docs/api.md). The visitor's session
 // ends no later than the vouching credential (docs/security.md, I1).
-func (s *Service) Vouch(ctx context.Context, client domain.Client, entityID string, holder credential.Credential) (Answer, error) {
+func (s *Service) Vouch(ctx context.Context, client domain.Client, entityID string, holder credential.Credential, jkt string) (Answer, error) {
 	if err := credential.MayVouch(holder); err != nil {
 		return Answer{}, err
 	}
@@ -193,12 +231,12 @@ func (s *Service) Vouch(ctx context.Context, client domain.Client, entityID stri
 		return Answer{}, ErrIdentityRequired
 	}
 	until, _ := credential.NotAfter(holder, time.Time{})
-	return s.newFamily(ctx, c, client.ID, until, holder.Parent())
+	return s.newFamily(ctx, c, client.ID, until, holder.Parent(), jkt)
 }
 
 // Refresh rotates a customer refresh token (no cookie needed), with the
 // reuse detection and grace rule of every other refresh.
-func (s *Service) Refresh(ctx context.Context, client domain.Client, rt string) (Answer, error) {
+func (s *Service) Refresh(ctx context.Context, client domain.Client, rt, jkt string) (Answer, error) {
 	if !token.HasPrefix(rt, token.PrefixCustomerRefresh) {
 		return Answer{}, apierr.InvalidToken("refresh_token is not a customer refresh token of this server (they start with " + token.PrefixCustomerRefresh + ")")
 	}
@@ -209,10 +247,16 @@ func (s *Service) Refresh(ctx context.Context, client domain.Client, rt string) 
 		if client.IdentityRequired && !sqlstore.IsIdentityParent(fam.Parent) {
 			return ErrIdentityRequired
 		}
+		if fam.JKT != "" && fam.JKT != jkt {
+			return errOtherKey
+		}
 		return nil
 	})
 	if err != nil {
 		return Answer{}, refresh.APIError(err, "start again with POST /customer/token")
+	}
+	if err := s.bind(ctx, &fam, jkt); err != nil {
+		return Answer{}, err
 	}
 	// The family is this client's visitor session: the visitor is known.
 	return s.answer(domain.Customer{EntityID: fam.Subject, OrgID: fam.OrgID}, fam, next)
@@ -228,16 +272,19 @@ type Anonymous struct {
 }
 
 // Identify signs in the visitor the site vouched for with a verified
-// identity token: one visitor per (organization, site user id), whichever
+// identity token: one visitor per (widget client, site user id), whichever
 // device or browser. A live session of the same visitor in this browser
 // (its cookie) gets a new token; otherwise a session starts, derived from
-// the key that verified the token, so deleting the key ends it. An
-// anonymous visitor proven by from brings their open conversations along
-// and their session ends; nothing is ever matched by email.
-func (s *Service) Identify(ctx context.Context, client domain.Client, id identity.Identity, from Anonymous) (Answer, error) {
+// the key that verified the token (deleting the key ends it) and ending
+// after IdentityTTL at the latest (then the SDK asks the site again, so a
+// user the site removed does not chat on). An anonymous visitor proven by
+// from brings their open conversations along and their session ends;
+// nothing is ever matched by email.
+func (s *Service) Identify(ctx context.Context, client domain.Client, id identity.Identity, from Anonymous, jkt string) (Answer, error) {
 	c := domain.Customer{EntityID: token.NewID(), OrgID: client.OrgID, ClientID: client.ID,
 		ExternalID: id.Subject, Name: id.Name, Email: id.Email, EmailVerified: id.EmailVerified}
-	if err := s.Store.Identify(ctx, &c); err != nil {
+	created, err := s.Store.Identify(ctx, &c)
+	if err != nil {
 		return Answer{}, apierr.Internal(err)
 	}
 	parent := sqlstore.IdentityParent(client.ID, id.KID)
@@ -245,31 +292,84 @@ func (s *Service) Identify(ctx context.Context, client domain.Client, id identit
 	if err != nil {
 		return Answer{}, err
 	}
+	var ans Answer
 	if from.SID != "" {
 		fam, rt, err := s.Families.Add(ctx, from.SID, token.PrefixCustomerRefresh, func(fam domain.Family) error {
-			if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != c.EntityID || fam.Parent != parent {
+			if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != c.EntityID || fam.Parent != parent || (fam.JKT != "" && fam.JKT != jkt) {
 				return errForeignFamily
 			}
 			return nil
 		})
 		if err == nil {
-			return s.answer(c, fam, rt)
+			if err := s.bind(ctx, &fam, jkt); err != nil {
+				return Answer{}, err
+			}
+			if ans, err = s.answer(c, fam, rt); err != nil {
+				return Answer{}, err
+			}
 		}
 	}
-	detail := "site user " + id.Subject
-	if merged > 0 {
-		detail += "; brought " + strconv.Itoa(merged) + " open conversation(s) from their anonymous visit"
+	if ans.Session == "" {
+		if created || merged > 0 {
+			detail := "site user " + id.Subject
+			if merged > 0 {
+				detail += "; brought " + strconv.Itoa(merged) + " open conversation(s) from their anonymous visit"
+			}
+			s.Store.Audit(ctx, domain.AuditEvent{OrgID: c.OrgID, Event: "visitor.identified", Subject: "visitor:" + c.EntityID, Detail: detail})
+		}
+		if ans, err = s.newFamily(ctx, c, client.ID, s.Now().Add(s.identityTTL()), parent, jkt); err != nil {
+			return Answer{}, err
+		}
 	}
-	s.Store.Audit(ctx, domain.AuditEvent{OrgID: c.OrgID, Event: "visitor.identified", Subject: "visitor:" + c.EntityID, Detail: detail})
-	return s.newFamily(ctx, c, client.ID, time.Time{}, parent)
+	// The key may have been deleted since it verified the token: its
+	// deletion revoked the sessions it had started, not this one, which
+	// must not outlive it either.
+	if live, err := s.Store.IdentityKeyLive(ctx, client.ID, identity.Record(id.KID)); err != nil || !live {
+		s.Families.Revoke(ctx, ans.Session, "identity key deleted")
+		if err != nil {
+			return Answer{}, apierr.Internal(err)
+		}
+		return Answer{}, apierr.New(shared.ErrInvalidIdentity, "identity_token: the key that signed it was just deleted; sign with the client's other key")
+	}
+	return ans, nil
+}
+
+// SignOutIdentified ends every session of the visitor the site knows as
+// sub at client (the site's word: a verified identity token).
+func (s *Service) SignOutIdentified(ctx context.Context, client domain.Client, sub string) error {
+	c := domain.Customer{OrgID: client.OrgID, ClientID: client.ID, ExternalID: sub}
+	found, err := s.Store.IdentifiedCustomer(ctx, c)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil // never signed in: nothing to end
+	}
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	if err := s.Cascade.VisitorSignedOut(ctx, found.EntityID); err != nil {
+		return apierr.Internal(err)
+	}
+	return nil
+}
+
+// IdentityTTL is the longest an identified session lasts without a new
+// identity token, when Service.IdentityTTL is unset.
+const IdentityTTL = 7 * 24 * time.Hour
+
+func (s *Service) identityTTL() time.Duration {
+	if s.IdentityTTL > 0 {
+		return s.IdentityTTL
+	}
+	return IdentityTTL
 }
 
 // adopt moves the open conversations of the anonymous visitor from
 // proves into c and ends that visitor's session. A session that is
-// identified (as anyone), revoked, spent, of another client or of c
-// itself brings nothing.
+// identified (as anyone), revoked, past its hard end, of another client or
+// of c itself brings nothing. A spent refresh token presented here is
+// treated as everywhere else: as reuse, which ends its session.
 func (s *Service) adopt(ctx context.Context, client domain.Client, c domain.Customer, from Anonymous) (int, error) {
 	var fams []domain.Family
+	now := s.Now()
 	if from.SID != "" {
 		if fam, err := s.Store.Family(ctx, from.SID); err == nil {
 			fams = append(fams, fam)
@@ -277,13 +377,20 @@ func (s *Service) adopt(ctx context.Context, client domain.Client, c domain.Cust
 	}
 	if from.RefreshToken != "" && token.HasPrefix(from.RefreshToken, token.PrefixCustomerRefresh) {
 		fam, rt, err := s.Families.Lookup(ctx, from.RefreshToken)
-		if err == nil && rt.RotatedAt.IsZero() && s.Now().Before(rt.ExpiresAt) {
+		switch {
+		case err != nil, fam.Kind != FamilyKind:
+		case !rt.RotatedAt.IsZero() && (rt.Dead || now.Sub(rt.RotatedAt) > s.Families.Grace):
+			if err := s.Families.Revoke(ctx, fam.ID, "refresh token reused"); err != nil {
+				return 0, apierr.Internal(err)
+			}
+		case rt.RotatedAt.IsZero() && now.Before(rt.ExpiresAt):
 			fams = append(fams, fam)
 		}
 	}
 	moved := 0
 	for _, fam := range fams {
 		if fam.Kind != FamilyKind || fam.ClientID != client.ID || !fam.RevokedAt.IsZero() ||
+			(!fam.ExpiresAt.IsZero() && !now.Before(fam.ExpiresAt)) ||
 			sqlstore.IsIdentityParent(fam.Parent) || fam.Subject == c.EntityID {
 			continue
 		}

@@ -117,7 +117,7 @@ func (fx *fixture) user(t *testing.T, email string, org int64, role shared.Role)
 
 func (fx *fixture) visitor(t *testing.T, client domain.Client) customerauth.Answer {
 	t.Helper()
-	ans, err := fx.svc.New(context.Background(), client)
+	ans, err := fx.svc.New(context.Background(), client, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestContinue(t *testing.T) {
 		t.Run("cookie path keeps the family", func(t *testing.T) {
 			a := fx.visitor(t, fx.client)
 			fx.clk.Add(time.Minute)
-			b, err := fx.svc.Continue(ctx, fx.client, a.EntityID, a.Session)
+			b, err := fx.svc.Continue(ctx, fx.client, a.EntityID, a.Session, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,7 +274,7 @@ func TestContinue(t *testing.T) {
 			if !fx.spent(t, a.RefreshToken) || fx.spent(t, b.RefreshToken) {
 				t.Fatal("the earlier refresh token was not retired")
 			}
-			if _, err := fx.svc.Refresh(ctx, fx.client, b.RefreshToken); err != nil {
+			if _, err := fx.svc.Refresh(ctx, fx.client, b.RefreshToken, ""); err != nil {
 				t.Fatalf("refresh of the cookie path's token: %v", err)
 			}
 		})
@@ -285,14 +285,14 @@ func TestContinue(t *testing.T) {
 		t.Run("no, unknown or revoked family: over", func(t *testing.T) {
 			a := fx.visitor(t, fx.client)
 			for _, sid := range []string{"", "no-such-family"} {
-				if _, err := fx.svc.Continue(ctx, fx.client, a.EntityID, sid); !errors.Is(err, customerauth.ErrUnknownVisitor) {
+				if _, err := fx.svc.Continue(ctx, fx.client, a.EntityID, sid, ""); !errors.Is(err, customerauth.ErrUnknownVisitor) {
 					t.Fatalf("sid %q: %v", sid, err)
 				}
 			}
 			if err := fx.fams.Revoke(ctx, a.Session, "signed out"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := fx.svc.Continue(ctx, fx.client, a.EntityID, a.Session); !errors.Is(err, customerauth.ErrUnknownVisitor) {
+			if _, err := fx.svc.Continue(ctx, fx.client, a.EntityID, a.Session, ""); !errors.Is(err, customerauth.ErrUnknownVisitor) {
 				t.Fatalf("after revocation: %v", err)
 			}
 			if fam := fx.family(t, a.Session); fam.RevokedAt.IsZero() {
@@ -303,21 +303,21 @@ func TestContinue(t *testing.T) {
 		t.Run("another visitor's or client's family: refused, and untouched", func(t *testing.T) {
 			a := fx.visitor(t, fx.client)
 			x := fx.visitor(t, fx.client)
-			if _, err := fx.svc.Continue(ctx, fx.client, a.EntityID, x.Session); !errors.Is(err, customerauth.ErrUnknownVisitor) {
+			if _, err := fx.svc.Continue(ctx, fx.client, a.EntityID, x.Session, ""); !errors.Is(err, customerauth.ErrUnknownVisitor) {
 				t.Fatalf("foreign family: %v", err)
 			}
 			if fx.spent(t, x.RefreshToken) {
 				t.Error("Continue retired the live refresh token of another visitor's family")
 			}
 			w2 := fx.visitor(t, fx.client2)
-			if _, err := fx.svc.Continue(ctx, fx.client, w2.EntityID, w2.Session); !errors.Is(err, customerauth.ErrUnknownVisitor) {
+			if _, err := fx.svc.Continue(ctx, fx.client, w2.EntityID, w2.Session, ""); !errors.Is(err, customerauth.ErrUnknownVisitor) {
 				t.Fatalf("foreign client's family: %v", err)
 			}
 			if fx.spent(t, w2.RefreshToken) {
 				t.Error("Continue retired the live refresh token of another client's family")
 			}
 			o := fx.visitor(t, fx.otherClient)
-			if _, err := fx.svc.Continue(ctx, fx.client, o.EntityID, o.Session); !errors.Is(err, customerauth.ErrUnknownVisitor) {
+			if _, err := fx.svc.Continue(ctx, fx.client, o.EntityID, o.Session, ""); !errors.Is(err, customerauth.ErrUnknownVisitor) {
 				t.Fatalf("another organization's visitor: %v", err)
 			}
 			if fx.spent(t, o.RefreshToken) || fx.familiesOf(t, o.EntityID) != 1 {
@@ -328,7 +328,7 @@ func TestContinue(t *testing.T) {
 		t.Run("a vouched family past its end: its cookie cannot restart it", func(t *testing.T) {
 			v := fx.visitor(t, fx.client)
 			holder := fx.holder(t, fx.agent, firstParty, "", 30*time.Minute)
-			vouched, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder)
+			vouched, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -336,7 +336,7 @@ func TestContinue(t *testing.T) {
 			// A session derived from a credential ends with it: the visitor's
 			// cookie does not start it again (the handler then makes a new,
 			// anonymous visitor).
-			if _, err := fx.svc.Continue(ctx, fx.client, v.EntityID, vouched.Session); !errors.Is(err, customerauth.ErrUnknownVisitor) {
+			if _, err := fx.svc.Continue(ctx, fx.client, v.EntityID, vouched.Session, ""); !errors.Is(err, customerauth.ErrUnknownVisitor) {
 				t.Fatalf("returning visitor whose vouched session ended: %v", err)
 			}
 		})
@@ -352,7 +352,7 @@ func TestVouch(t *testing.T) {
 			v := fx.visitor(t, fx.client)
 			holder := fx.holder(t, fx.agent, firstParty, "", 30*time.Minute)
 			end := holder.Expiry()
-			ans, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder)
+			ans, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -373,7 +373,7 @@ func TestVouch(t *testing.T) {
 
 			// Refresh and the cookie path keep the cap.
 			fx.clk.Add(10 * time.Minute)
-			r, err := fx.svc.Refresh(ctx, fx.client, ans.RefreshToken)
+			r, err := fx.svc.Refresh(ctx, fx.client, ans.RefreshToken, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -381,7 +381,7 @@ func TestVouch(t *testing.T) {
 				t.Fatalf("refreshed token ends %v (expires_in %d)", time.Unix(c.Expiry, 0), r.ExpiresIn)
 			}
 			fx.clk.Add(10 * time.Minute)
-			k, err := fx.svc.Continue(ctx, fx.client, v.EntityID, ans.Session)
+			k, err := fx.svc.Continue(ctx, fx.client, v.EntityID, ans.Session, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -389,7 +389,7 @@ func TestVouch(t *testing.T) {
 				t.Fatalf("cookie path: %+v ends %v", k, time.Unix(c.Expiry, 0))
 			}
 			fx.clk.Add(11 * time.Minute) // past the holder's end
-			_, err = fx.svc.Refresh(ctx, fx.client, k.RefreshToken)
+			_, err = fx.svc.Refresh(ctx, fx.client, k.RefreshToken, "")
 			wantCode(t, err, apierr.CodeInvalidToken, "expired")
 		})
 
@@ -397,18 +397,18 @@ func TestVouch(t *testing.T) {
 			v := fx.visitor(t, fx.client)
 			for _, api := range []shared.APIScope{shared.ScopeRead, shared.ScopeRead | shared.ScopeWrite, shared.ScopeRead | shared.ScopeChat, shared.ScopeChat} {
 				holder := fx.holder(t, fx.agent, shared.Scope{Role: shared.RoleAgent, API: api}, "app", time.Hour)
-				_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder)
+				_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder, "")
 				wantCode(t, err, apierr.CodeInsufficientScope, "write messages")
 			}
 			pat := fx.longLived(t, domain.Credential{Kind: "pat", OrgID: fx.root.ID, UserID: fx.agent.ID, Name: "ro", Scope: "agent read"}, token.PrefixPersonal)
-			_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, pat)
+			_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, pat, "")
 			wantCode(t, err, apierr.CodeInsufficientScope, "write messages")
 			if n := fx.familiesOf(t, v.EntityID); n != 1 {
 				t.Fatalf("refused vouches made families: %d", n)
 			}
 			// Write and chat is enough, for an OAuth grant too.
 			holder := fx.holder(t, fx.agent, shared.Scope{Role: shared.RoleAgent, API: shared.ScopeWrite | shared.ScopeChat}, "app", time.Hour)
-			if _, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder); err != nil {
+			if _, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder, ""); err != nil {
 				t.Fatalf("write chat: %v", err)
 			}
 		})
@@ -417,27 +417,27 @@ func TestVouch(t *testing.T) {
 			v := fx.visitor(t, fx.client)
 			outsider := fx.user(t, "agent@other.example", fx.other.ID, shared.RoleAdmin)
 			holder := fx.holder(t, outsider, shared.Scope{Role: shared.RoleAdmin, API: shared.FirstParty}, "", time.Hour)
-			_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder)
+			_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder, "")
 			wantCode(t, err, apierr.CodeForbidden, "another organization")
 			// Not even for a visitor of its own organization through our client.
 			o := fx.visitor(t, fx.otherClient)
-			_, err = fx.svc.Vouch(ctx, fx.client, o.EntityID, holder)
+			_, err = fx.svc.Vouch(ctx, fx.client, o.EntityID, holder, "")
 			wantCode(t, err, apierr.CodeForbidden, "another organization")
 			// A child organization's agent does not speak for the root's client.
 			childAgent := fx.user(t, "agent@child.example", fx.child.ID, shared.RoleAgent)
-			_, err = fx.svc.Vouch(ctx, fx.client, v.EntityID, fx.holder(t, childAgent, firstParty, "", time.Hour))
+			_, err = fx.svc.Vouch(ctx, fx.client, v.EntityID, fx.holder(t, childAgent, firstParty, "", time.Hour), "")
 			wantCode(t, err, apierr.CodeForbidden, "another organization")
 			if n := fx.familiesOf(t, v.EntityID); n != 1 {
 				t.Fatalf("refused vouches made families: %d", n)
 			}
 			// Our agent, our client, their visitor: unknown.
-			_, err = fx.svc.Vouch(ctx, fx.client, o.EntityID, fx.holder(t, fx.agent, firstParty, "", time.Hour))
+			_, err = fx.svc.Vouch(ctx, fx.client, o.EntityID, fx.holder(t, fx.agent, firstParty, "", time.Hour), "")
 			if !errors.Is(err, customerauth.ErrUnknownVisitor) {
 				t.Fatalf("another organization's visitor: %v", err)
 			}
 			// A root agent speaks for a child's client and its visitors.
 			c := fx.visitor(t, fx.childClient)
-			ans, err := fx.svc.Vouch(ctx, fx.childClient, c.EntityID, fx.holder(t, fx.agent, firstParty, "", time.Hour))
+			ans, err := fx.svc.Vouch(ctx, fx.childClient, c.EntityID, fx.holder(t, fx.agent, firstParty, "", time.Hour), "")
 			if err != nil {
 				t.Fatalf("root agent for a child's visitor: %v", err)
 			}
@@ -456,7 +456,7 @@ func TestVouch(t *testing.T) {
 			}
 			platform := fx.longLived(t, domain.Credential{Kind: "platform", Name: "ops"}, token.PrefixPlatform)
 			for _, h := range []credential.Credential{visitorCred, refreshCred, platform, {}} {
-				_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, h)
+				_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, h, "")
 				wantCode(t, err, apierr.CodeForbidden, "agent-family token")
 			}
 		})
@@ -473,7 +473,7 @@ func TestVouch(t *testing.T) {
 			}
 			bot := fx.longLived(t, domain.Credential{Kind: "bot", OrgID: fx.root.ID, Name: "helper"}, token.PrefixBot)
 			for _, h := range []credential.Credential{api, bot} {
-				ans, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, h)
+				ans, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, h, "")
 				if err != nil {
 					t.Fatalf("%s: %v", h.Kind, err)
 				}
@@ -485,7 +485,7 @@ func TestVouch(t *testing.T) {
 			// An expiring personal token caps it at its own end.
 			end := fx.clk.Now().Add(2 * time.Hour)
 			pat := fx.longLived(t, domain.Credential{Kind: "pat", OrgID: fx.root.ID, UserID: fx.agent.ID, Name: "ci", Scope: "agent write chat", ExpiresAt: end}, token.PrefixPersonal)
-			ans, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, pat)
+			ans, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, pat, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -503,17 +503,17 @@ func TestRefresh(t *testing.T) {
 
 		t.Run("only customer refresh tokens", func(t *testing.T) {
 			for _, rt := range []string{"", "garbage", token.PrefixRefresh + "x", token.PrefixAPIToken + "x"} {
-				_, err := fx.svc.Refresh(ctx, fx.client, rt)
+				_, err := fx.svc.Refresh(ctx, fx.client, rt, "")
 				wantCode(t, err, apierr.CodeInvalidToken, token.PrefixCustomerRefresh)
 			}
-			_, err := fx.svc.Refresh(ctx, fx.client, token.PrefixCustomerRefresh+"never")
+			_, err := fx.svc.Refresh(ctx, fx.client, token.PrefixCustomerRefresh+"never", "")
 			wantCode(t, err, apierr.CodeInvalidToken, "unknown")
 		})
 
 		t.Run("rotation and grace", func(t *testing.T) {
 			a := fx.visitor(t, fx.client)
 			fx.clk.Add(time.Minute)
-			b, err := fx.svc.Refresh(ctx, fx.client, a.RefreshToken)
+			b, err := fx.svc.Refresh(ctx, fx.client, a.RefreshToken, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -522,7 +522,7 @@ func TestRefresh(t *testing.T) {
 				t.Fatalf("refresh: %+v", b)
 			}
 			fx.clk.Add(grace / 2)
-			c, err := fx.svc.Refresh(ctx, fx.client, a.RefreshToken)
+			c, err := fx.svc.Refresh(ctx, fx.client, a.RefreshToken, "")
 			if err != nil || c.RefreshToken != b.RefreshToken {
 				t.Fatalf("replay within grace: %q %v, want %q", c.RefreshToken, err, b.RefreshToken)
 			}
@@ -531,14 +531,14 @@ func TestRefresh(t *testing.T) {
 		t.Run("another client's token is refused without being spent", func(t *testing.T) {
 			a := fx.visitor(t, fx.client)
 			for _, other := range []domain.Client{fx.client2, fx.otherClient, fx.childClient} {
-				_, err := fx.svc.Refresh(ctx, other, a.RefreshToken)
+				_, err := fx.svc.Refresh(ctx, other, a.RefreshToken, "")
 				wantCode(t, err, apierr.CodeInvalidToken, "another client_id")
 			}
 			if fx.spent(t, a.RefreshToken) {
 				t.Fatal("a refused refresh spent the token")
 			}
 			fx.clk.Add(grace + time.Minute) // a replay would be reuse by now
-			b, err := fx.svc.Refresh(ctx, fx.client, a.RefreshToken)
+			b, err := fx.svc.Refresh(ctx, fx.client, a.RefreshToken, "")
 			if err != nil {
 				t.Fatalf("the owner after the refusals: %v", err)
 			}
@@ -551,7 +551,7 @@ func TestRefresh(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = fx.svc.Refresh(ctx, fx.client, rt)
+			_, err = fx.svc.Refresh(ctx, fx.client, rt, "")
 			wantCode(t, err, apierr.CodeInvalidToken, "another client_id")
 			if fx.spent(t, rt) {
 				t.Fatal("spent")
@@ -560,17 +560,17 @@ func TestRefresh(t *testing.T) {
 
 		t.Run("reuse revokes the visitor's session", func(t *testing.T) {
 			a := fx.visitor(t, fx.client)
-			b, err := fx.svc.Refresh(ctx, fx.client, a.RefreshToken)
+			b, err := fx.svc.Refresh(ctx, fx.client, a.RefreshToken, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := fx.svc.Refresh(ctx, fx.client, b.RefreshToken)
+			c, err := fx.svc.Refresh(ctx, fx.client, b.RefreshToken, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = fx.svc.Refresh(ctx, fx.client, a.RefreshToken)
+			_, err = fx.svc.Refresh(ctx, fx.client, a.RefreshToken, "")
 			wantCode(t, err, apierr.CodeInvalidToken, "already used")
-			_, err = fx.svc.Refresh(ctx, fx.client, c.RefreshToken)
+			_, err = fx.svc.Refresh(ctx, fx.client, c.RefreshToken, "")
 			wantCode(t, err, apierr.CodeInvalidToken, "revoked")
 			if _, err := fx.customers.Verify(c.AccessToken); !errors.Is(err, token.ErrRevoked) {
 				t.Fatalf("access token of the revoked session: %v", err)
@@ -591,7 +591,7 @@ func TestRefresh(t *testing.T) {
 			}
 			// The cookie does not start the stolen session over: whoever
 			// holds a cookie is not proven to be the browser it was given to.
-			if _, err := fx.svc.Continue(ctx, fx.client, a.EntityID, a.Session); !errors.Is(err, customerauth.ErrUnknownVisitor) {
+			if _, err := fx.svc.Continue(ctx, fx.client, a.EntityID, a.Session, ""); !errors.Is(err, customerauth.ErrUnknownVisitor) {
 				t.Fatalf("continue after reuse: %v", err)
 			}
 		})

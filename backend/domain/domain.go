@@ -78,8 +78,10 @@ type Client struct {
 	// IdentityRequired: the client's widget accepts only visitors its
 	// site identified (docs/identity.md).
 	IdentityRequired bool
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// DPoP is DPoPRequired or DPoPOptional (docs/dpop.md).
+	DPoP      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Family is one line of descent of refresh tokens: everything issued from
@@ -99,7 +101,11 @@ type Family struct {
 	// Parent is the credential the family derives from other than its
 	// subject (the credential that vouched for a visitor): revoking it
 	// revokes the family.
-	Parent    string
+	Parent string
+	// JKT, when set, binds the family to a DPoP key (RFC 9449): its
+	// refresh tokens are taken only with a proof of that key, and its
+	// access tokens carry it as cnf.jkt (docs/dpop.md).
+	JKT       string
 	RevokedAt time.Time
 	Reason    string
 	// Ended, set by Rotate with ErrReused, lists every session that the
@@ -151,6 +157,13 @@ type IdentityKey struct {
 	JWKSURI   string
 	CreatedAt time.Time
 }
+
+// A client's DPoP policy: with required, its tokens are issued only
+// against a proof and are always bound.
+const (
+	DPoPRequired = "required"
+	DPoPOptional = "optional"
+)
 
 // Kinds of identity keys.
 const (

@@ -38,24 +38,33 @@ func AgentFrom(c echo.Context) *Agent {
 // Authorization header was sent. Basic credentials are left to the
 // caller (basic is true).
 func bearer(c echo.Context) (tok string, ok bool, err error) {
+	tok, _, ok, err = presented(c)
+	return tok, ok, err
+}
+
+// presented is the access token of the Authorization header and whether
+// it came under the DPoP scheme (RFC 9449, section 7.1) rather than
+// Bearer; which of the two a token must use is decided by its binding
+// (requireProof).
+func presented(c echo.Context) (tok string, dpopScheme, ok bool, err error) {
 	h := c.Request().Header.Get(echo.HeaderAuthorization)
 	if h == "" {
-		return "", false, nil
+		return "", false, false, nil
 	}
 	scheme, rest, _ := strings.Cut(h, " ")
+	rest = strings.TrimSpace(rest)
 	switch {
-	case strings.EqualFold(scheme, "Bearer"):
-		rest = strings.TrimSpace(rest)
+	case strings.EqualFold(scheme, "Bearer"), strings.EqualFold(scheme, "DPoP"):
 		if rest == "" {
-			return "", true, apierr.InvalidToken("Authorization: Bearer is empty; send the access token after it")
+			return "", false, true, apierr.InvalidToken("Authorization: " + scheme + " is empty; send the access token after it")
 		}
-		return rest, true, nil
+		return rest, strings.EqualFold(scheme, "DPoP"), true, nil
 	case strings.EqualFold(scheme, "Basic"):
-		return "", true, apierr.InvalidToken("Basic credentials are personal access tokens, which work on the agent API only (/api/v1)")
+		return "", false, true, apierr.InvalidToken("Basic credentials are personal access tokens, which work on the agent API only (/api/v1)")
 	default:
 		// The scheme is not repeated: a token sent without one would be
 		// echoed in the answer.
-		return "", true, apierr.InvalidToken("unsupported Authorization scheme; use Authorization: Bearer <access token>")
+		return "", false, true, apierr.InvalidToken("unsupported Authorization scheme; use Authorization: Bearer <access token> (or DPoP <access token> with a DPoP proof)")
 	}
 }
 
@@ -153,7 +162,7 @@ func (s *Server) authenticateAgent(c echo.Context) (*Agent, error) {
 			cred, err = s.inspectOpaque(c, func() (credential.Credential, error) { return s.Inspector.InspectBasic(ctx, h) })
 			break
 		}
-		tok, _, berr := bearer(c)
+		tok, dpopScheme, _, berr := presented(c)
 		if berr != nil {
 			return nil, berr
 		}
@@ -165,6 +174,9 @@ func (s *Server) authenticateAgent(c echo.Context) (*Agent, error) {
 		}
 		if cred.Kind == credential.Customer {
 			return nil, wrongPlace(credential.Customer, "")
+		}
+		if err := s.requireProof(c, tok, dpopScheme, shared.BoundKey(cred.Agent.Cnf), false); err != nil {
+			return nil, err
 		}
 	}
 	if err != nil {

@@ -38,6 +38,7 @@ func (s *Server) customerRoutes() {
 	e.OPTIONS("/customer/*", s.customerPreflight)
 	e.POST("/customer/token", s.customerToken)
 	e.POST("/customer/logout", s.customerLogout)
+	e.POST("/customer/identity_logout", s.identityLogout)
 	e.GET("/customer/authorize", s.customerAuthorize)
 	g := e.Group("/customer/api/v1")
 	const p = "/customer/api/v1"
@@ -70,7 +71,7 @@ func CustomerFrom(c echo.Context) *shared.CustomerClaims {
 // headers) and applies the token's client's allowed origins.
 func (s *Server) RequireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		tok, sent, err := bearer(c)
+		tok, dpopScheme, sent, err := presented(c)
 		if err != nil {
 			return err
 		}
@@ -99,6 +100,9 @@ func (s *Server) RequireCustomer(next echo.HandlerFunc) echo.HandlerFunc {
 		if client.IdentityRequired && !claims.Identified {
 			return customerauth.ErrIdentityRequired
 		}
+		if err := s.requireProof(c, tok, dpopScheme, shared.BoundKey(claims.Cnf), client.DPoP == domain.DPoPRequired); err != nil {
+			return err
+		}
 		c.Set(ctxCustomer, &claims)
 		return next(c)
 	}
@@ -118,7 +122,7 @@ func allowOrigin(c echo.Context, client domain.Client) error {
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Credentials", "true")
 			h.Add("Vary", "Origin")
-			h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")
+			h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After, DPoP-Nonce")
 			return nil
 		}
 	}
@@ -141,7 +145,7 @@ func (s *Server) customerPreflight(c echo.Context) error {
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Credentials", "true")
 	h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, DPoP")
 	h.Set("Access-Control-Max-Age", "600")
 	h.Add("Vary", "Origin")
 	return c.NoContent(http.StatusNoContent)
@@ -188,6 +192,10 @@ func (s *Server) customerToken(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	jkt, err := s.tokenProof(c, client)
+	if err != nil {
+		return err
+	}
 	if req.IdentityToken != "" {
 		switch {
 		case req.GrantType != "":
@@ -198,7 +206,7 @@ func (s *Server) customerToken(c echo.Context) error {
 			return apierr.InvalidRequest("entity_id: leave it out with identity_token; the token's sub names the visitor")
 		}
 		ck := s.CustomerSessions.Read(c.Request())
-		ans, err := s.identifiedVisitor(c, client, req, ck)
+		ans, err := s.identifiedVisitor(c, client, req, ck, jkt)
 		if err != nil {
 			return err
 		}
@@ -213,7 +221,7 @@ func (s *Server) customerToken(c echo.Context) error {
 		if req.RefreshToken == "" {
 			return apierr.InvalidRequest("refresh_token: required with grant_type refresh_token")
 		}
-		ans, err := s.CustomerAuth.Refresh(ctx, client, req.RefreshToken)
+		ans, err := s.CustomerAuth.Refresh(ctx, client, req.RefreshToken, jkt)
 		if err != nil {
 			return err
 		}
@@ -234,7 +242,7 @@ func (s *Server) customerToken(c echo.Context) error {
 	case req.ResponseType != "token":
 		return apierr.InvalidRequest("response_type: must be token")
 	case req.EntityID != "" && req.EntityID == cookieEntity:
-		ans, err = s.CustomerAuth.Continue(ctx, client, cookieEntity, cookieSID)
+		ans, err = s.CustomerAuth.Continue(ctx, client, cookieEntity, cookieSID, jkt)
 	case req.EntityID != "":
 		r := c.Request()
 		if r.Header.Get(echo.HeaderAuthorization) == "" && r.Header.Get(headerAPIToken) == "" {
@@ -244,14 +252,14 @@ func (s *Server) customerToken(c echo.Context) error {
 		if aerr != nil {
 			return aerr
 		}
-		ans, err = s.CustomerAuth.Vouch(ctx, client, req.EntityID, agent.Cred)
+		ans, err = s.CustomerAuth.Vouch(ctx, client, req.EntityID, agent.Cred, jkt)
 	case cookieEntity != "":
-		ans, err = s.CustomerAuth.Continue(ctx, client, cookieEntity, cookieSID)
+		ans, err = s.CustomerAuth.Continue(ctx, client, cookieEntity, cookieSID, jkt)
 		if errors.Is(err, customerauth.ErrUnknownVisitor) {
-			ans, err = s.newVisitor(c, client)
+			ans, err = s.newVisitor(c, client, jkt)
 		}
 	default:
-		ans, err = s.newVisitor(c, client)
+		ans, err = s.newVisitor(c, client, jkt)
 	}
 	if err != nil {
 		return err
@@ -271,7 +279,7 @@ func (s *Server) saveVisitorCookie(c echo.Context, had visitorCookie, ans custom
 	return nil
 }
 
-func (s *Server) newVisitor(c echo.Context, client domain.Client) (customerauth.Answer, error) {
+func (s *Server) newVisitor(c echo.Context, client domain.Client, jkt string) (customerauth.Answer, error) {
 	if client.IdentityRequired {
 		return customerauth.Answer{}, customerauth.ErrIdentityRequired
 	}
@@ -280,7 +288,7 @@ func (s *Server) newVisitor(c echo.Context, client domain.Client) (customerauth.
 		return customerauth.Answer{}, apierr.TooManyRequests("too many new visitors from this address; try again in a minute", wait)
 	}
 	s.Creations.Fail(key)
-	return s.CustomerAuth.New(c.Request().Context(), client)
+	return s.CustomerAuth.New(c.Request().Context(), client, jkt)
 }
 
 // customerAuthorize is the implicit redirect for visitors, under the
@@ -300,6 +308,10 @@ func (s *Server) customerAuthorize(c echo.Context) error {
 		return s.redirect(c, req.ErrorRedirect(oe))
 	case err != nil:
 		return err
+	case client.DPoP == domain.DPoPRequired:
+		// A redirect carries no DPoP proof, and its token would be a
+		// bearer token.
+		return s.redirect(c, req.ErrorRedirect(oauth.ErrAccessDenied.WithDescription("this widget requires DPoP-bound tokens, which the redirect flow cannot give; use POST /customer/token with a DPoP proof (the SDK's cookie flow)")))
 	case client.IdentityRequired:
 		// A redirect carries no identity token: identified visitors come
 		// through POST /customer/token.
@@ -312,10 +324,10 @@ func (s *Server) customerAuthorize(c echo.Context) error {
 	}
 	var ans customerauth.Answer
 	if entity != "" {
-		ans, err = s.CustomerAuth.Continue(ctx, client, entity, sid)
+		ans, err = s.CustomerAuth.Continue(ctx, client, entity, sid, "")
 	}
 	if entity == "" || errors.Is(err, customerauth.ErrUnknownVisitor) {
-		ans, err = s.newVisitor(c, client)
+		ans, err = s.newVisitor(c, client, "")
 	}
 	if err != nil {
 		ae, _ := apierr.As(err)

@@ -88,6 +88,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 			status = he.Code
 		}
 	}
+	if e.Status != 0 {
+		status = e.Status
+	}
 	h := c.Response().Header()
 	switch status {
 	case http.StatusUnauthorized:
@@ -99,6 +102,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		secs := int64(e.RetryAfter.Seconds() + 0.999)
 		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	}
+	for k, v := range e.Headers {
+		h.Set(k, v)
 	}
 	body := map[string]string{"error": e.Code, "message": e.Message}
 	if status >= 500 {

@@ -11,6 +11,7 @@ import (
 	"chatauth/backend/customerauth"
 	"chatauth/backend/domain"
 	"chatauth/backend/identity"
+	"chatauth/backend/throttle"
 	"chatauth/shared"
 )
 
@@ -101,21 +102,27 @@ func (s *Server) deleteIdentityKey(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// identifiedPerMinute bounds identified sign-ins per client address: an
+// office of signed-in users reloading pages stays far below it.
+const identifiedPerMinute = 300
+
 // identifiedVisitor is POST /customer/token with an identity_token. Bad
 // signatures are guesses at a key, throttled per address and per client
 // from that address (no lock of the client as a whole, which anyone could
 // trigger to keep a site's users out of the chat).
-func (s *Server) identifiedVisitor(c echo.Context, client domain.Client, req customerTokenRequest, ck visitorCookie) (customerauth.Answer, error) {
+func (s *Server) identifiedVisitor(c echo.Context, client domain.Client, req customerTokenRequest, ck visitorCookie, jkt string) (customerauth.Answer, error) {
 	ctx := c.Request().Context()
-	keys := s.Guesses.Keys("identity", client.ID, c.RealIP())[:2] // the IP, the client from the IP
-	if err := s.Guesses.CheckFast(keys); err != nil {
-		return customerauth.Answer{}, err
+	ip := c.RealIP()
+	// Not the sign-in rules' account keys: a stranger's bad guesses must
+	// not read as an agent's locked account in the audit log.
+	keys := []throttle.Key{{Name: throttle.IP(ip), Rule: throttle.PerIP}, {Name: "identity:" + client.ID + "@" + throttle.IP(ip), Rule: throttle.PerAccountIP}}
+	// Each identified sign-in without a session adds rows (a session, a
+	// jti): bounded per address, like new anonymous visitors.
+	if wait := s.Creations.Blocked("identify:"+ip, identifiedPerMinute); wait > 0 {
+		return customerauth.Answer{}, apierr.TooManyRequests("too many sign-ins from this address; try again in a minute", wait)
 	}
-	id, err := s.Identity.Verify(ctx, client, req.IdentityToken)
-	var bad *identity.BadSignature
-	if errors.As(err, &bad) {
-		return customerauth.Answer{}, s.Guesses.Fail(ctx, keys, client.OrgID, "", bad.Err)
-	}
+	s.Creations.Fail("identify:" + ip)
+	id, err := s.verifyIdentity(c, client, req.IdentityToken, keys)
 	if err != nil {
 		return customerauth.Answer{}, err
 	}
@@ -123,7 +130,52 @@ func (s *Server) identifiedVisitor(c echo.Context, client domain.Client, req cus
 	if ck.Client == client.ID {
 		from.SID = ck.SID
 	}
-	return s.CustomerAuth.Identify(ctx, client, id, from)
+	return s.CustomerAuth.Identify(ctx, client, id, from, jkt)
+}
+
+// verifyIdentity verifies an identity token under the guess throttle's
+// keys: a bad signature counts.
+func (s *Server) verifyIdentity(c echo.Context, client domain.Client, raw string, keys []throttle.Key) (identity.Identity, error) {
+	ctx := c.Request().Context()
+	if err := s.Guesses.CheckFast(keys); err != nil {
+		return identity.Identity{}, err
+	}
+	id, err := s.Identity.Verify(ctx, client, raw)
+	var bad *identity.BadSignature
+	if errors.As(err, &bad) {
+		return id, s.Guesses.Fail(ctx, keys, client.OrgID, "", bad.Err)
+	}
+	return id, err
+}
+
+// identityLogout is POST /customer/identity_logout: the site's backend
+// ends every chatauth session of one of its users at this client (the
+// user signed out everywhere, was deleted or banned), with an identity
+// token for that user, as for a sign-in. It needs no agent credential:
+// whoever can sign the token could sign the user in as well.
+func (s *Server) identityLogout(c echo.Context) error {
+	noStore(c)
+	var req struct {
+		ClientID      string `json:"client_id"`
+		IdentityToken string `json:"identity_token"`
+	}
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	client, err := s.customerClient(c, req.ClientID)
+	if err != nil {
+		return err
+	}
+	ip := c.RealIP()
+	keys := []throttle.Key{{Name: throttle.IP(ip), Rule: throttle.PerIP}, {Name: "identity:" + client.ID + "@" + throttle.IP(ip), Rule: throttle.PerAccountIP}}
+	id, err := s.verifyIdentity(c, client, req.IdentityToken, keys)
+	if err != nil {
+		return err
+	}
+	if err := s.CustomerAuth.SignOutIdentified(c.Request().Context(), client, id.Subject); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 // customerLogout is POST /customer/logout: the visitor's sign-out. It ends
@@ -143,7 +195,7 @@ func (s *Server) customerLogout(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	var sid, clientID string
-	tok, sent, err := bearer(c)
+	tok, dpopScheme, sent, err := presented(c)
 	if err != nil {
 		return err
 	}
@@ -153,11 +205,18 @@ func (s *Server) customerLogout(c echo.Context) error {
 		if err != nil {
 			return invalidErr(err)
 		}
+		if err := s.requireProof(c, tok, dpopScheme, shared.BoundKey(cred.Visitor.Cnf), false); err != nil {
+			return err
+		}
 		sid, clientID = cred.Visitor.Session, cred.Visitor.ClientID
 	case req.RefreshToken != "":
+		keys := s.Guesses.IPKeys(c.RealIP())
+		if err := s.Guesses.CheckFast(keys); err != nil {
+			return err
+		}
 		fam, _, err := s.CustomerAuth.Families.Lookup(ctx, req.RefreshToken)
 		if err != nil || fam.Kind != customerauth.FamilyKind {
-			return apierr.InvalidToken("refresh_token: not a customer refresh token of this server; nothing to sign out")
+			return s.Guesses.Fail(ctx, keys, 0, "", apierr.InvalidToken("refresh_token: not a customer refresh token of this server; nothing to sign out"))
 		}
 		sid, clientID = fam.ID, fam.ClientID
 	default:

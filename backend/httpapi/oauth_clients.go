@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -40,13 +41,15 @@ type clientBody struct {
 	AllowedOrigins *[]string `json:"allowed_origins"`
 	// IdentityRequired: only visitors the site identified (docs/identity.md).
 	IdentityRequired *bool `json:"identity_required"`
+	// DPoP: "required" (every token bound to a DPoP key) or "optional".
+	DPoP *string `json:"dpop"`
 }
 
 func renderClient(c domain.Client, secret string) map[string]any {
 	m := map[string]any{
 		"client_id": c.ID, "id": c.ID, "account_id": c.OrgID, "name": c.Name, "company": c.Company, "client_type": c.Type,
 		"redirect_uris": nonNil(c.RedirectURIs), "scopes": strings.Fields(c.Scopes), "allowed_origins": nonNil(c.AllowedOrigins),
-		"identity_required": c.IdentityRequired, "created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano), "updated_at": c.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		"identity_required": c.IdentityRequired, "dpop": dpopOf(c), "created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano), "updated_at": c.UpdatedAt.UTC().Format(time.RFC3339Nano),
 	}
 	if secret != "" {
 		m["client_secret"] = secret
@@ -126,7 +129,22 @@ func (b clientBody) apply(c *domain.Client, create bool) error {
 	if b.IdentityRequired != nil {
 		c.IdentityRequired = *b.IdentityRequired
 	}
+	if b.DPoP != nil {
+		if *b.DPoP != domain.DPoPRequired && *b.DPoP != domain.DPoPOptional {
+			return apierr.InvalidRequest(`dpop: must be "required" or "optional"`)
+		}
+		c.DPoP = *b.DPoP
+	} else if create {
+		c.DPoP = domain.DPoPOptional
+	}
 	return nil
+}
+
+func dpopOf(c domain.Client) string {
+	if c.DPoP == "" {
+		return domain.DPoPOptional
+	}
+	return c.DPoP
 }
 
 func (s *Server) listClients(c echo.Context) error {
@@ -232,6 +250,17 @@ func (s *Server) updateClient(c echo.Context) error {
 		if err := s.Cascade.AnonymousVisitorsEnded(c.Request().Context(), cl.ID); err != nil {
 			return apierr.Internal(err)
 		}
+		// Once more when every process has seen the change (the memo of a
+		// client lives a second): a visitor that another process started
+		// on its old copy ends too.
+		id := cl.ID
+		time.AfterFunc(1500*time.Millisecond, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.Cascade.AnonymousVisitorsEnded(ctx, id); err != nil {
+				s.log.Warn("ending anonymous visitors again", "client", id, "err", err)
+			}
+		})
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, renderClient(cl, secret))

@@ -14,6 +14,7 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/domain"
+	"chatauth/backend/dpop"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
 	"chatauth/shared"
@@ -291,7 +292,22 @@ func (s *Server) oauthToken(c echo.Context) error {
 	if err != nil {
 		return s.oauthFail(c, err)
 	}
-	t, err := s.OAuth.Token(c.Request().Context(), c.Request().Header.Get("Authorization"), c.RealIP(), form)
+	var jkt string
+	if s.DPoP.RequireNonce {
+		c.Response().Header().Set("DPoP-Nonce", s.DPoP.Nonce())
+	}
+	if proofs := c.Request().Header.Values("DPoP"); len(proofs) > 0 {
+		p, err := s.DPoP.Check(c.Request().Context(), dpop.Request{Proofs: proofs, Method: http.MethodPost, URL: s.target(c), Nonce: true})
+		var de *dpop.Error
+		if errors.As(err, &de) {
+			return s.oauthFail(c, &oauth.Error{Code: de.Code, Status: http.StatusBadRequest, Description: de.Description})
+		}
+		if err != nil {
+			return s.oauthFail(c, err)
+		}
+		jkt = p.JKT
+	}
+	t, err := s.OAuth.Token(c.Request().Context(), c.Request().Header.Get("Authorization"), c.RealIP(), jkt, form)
 	if err != nil {
 		return s.oauthFail(c, err)
 	}

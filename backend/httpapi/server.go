@@ -27,6 +27,7 @@ import (
 	"chatauth/backend/credential"
 	"chatauth/backend/customerauth"
 	"chatauth/backend/directory"
+	"chatauth/backend/dpop"
 	"chatauth/backend/hub"
 	"chatauth/backend/identity"
 	"chatauth/backend/oauth"
@@ -54,6 +55,8 @@ type Deps struct {
 	CustomerSessions *VisitorCookies
 	// Identity verifies identity tokens and makes identity keys.
 	Identity *identity.Verifier
+	// DPoP checks the proofs of sender-constrained tokens (RFC 9449).
+	DPoP *dpop.Checker
 	// Creations rate-limits new visitors per client IP.
 	Creations *throttle.Window
 	// Inspector classifies every presented secret; Cascade carries

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +25,9 @@ type JWKS struct {
 	// addresses (NewJWKS).
 	Client *http.Client
 	Now    func() time.Time
+	// Removed is told the kids a fetch no longer finds in a set: the
+	// site rotated them out, and what they signed in must end.
+	Removed func(uri string, kids []string)
 
 	mu   sync.Mutex
 	sets map[string]*jwksEntry
@@ -34,8 +38,10 @@ type jwksEntry struct {
 	fetched   time.Time
 	tried     time.Time
 	lastError error
-	// missed is the last fetch for a kid the set lacked.
-	missed time.Time
+	// missed is the last fetch for a kid the set lacked; inflight is
+	// closed when the fetch under way ends.
+	missed   time.Time
+	inflight chan struct{}
 }
 
 const (
@@ -64,15 +70,60 @@ func NewJWKS(allowPrivate bool, now func() time.Time) *JWKS {
 	}}, Now: now}
 }
 
-var cgnat = &net.IPNet{IP: net.IPv4(100, 64, 0, 0), Mask: net.CIDRMask(10, 32)}
+// notPublic are the special-purpose ranges (IANA registries) a key set is
+// never fetched from, beside the loopback, private and link-local ones
+// net.IP knows; addresses that embed an IPv4 address (NAT64, 6to4,
+// Teredo, IPv4-compatible) are checked by the address they embed.
+var notPublic = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
+		"203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32", "::/96", "100::/64", "2001:db8::/32", "fec0::/10"} {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}()
 
 func public(ip net.IP) bool {
-	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() || cgnat.Contains(ip))
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	if v4, ok := embedded(a); ok {
+		return public(net.IP(v4.AsSlice()))
+	}
+	for _, p := range notPublic {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return a.IsGlobalUnicast() && !a.IsPrivate()
+}
+
+// embedded is the IPv4 address inside a NAT64 (64:ff9b::/96), 6to4
+// (2002::/16) or Teredo (2001::/32, client address inverted) address.
+func embedded(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() {
+		return a, false
+	}
+	b := a.As16()
+	switch {
+	case b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b:
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+	case b[0] == 0x20 && b[1] == 0x02:
+		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true
+	case b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0:
+		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]}), true
+	}
+	return a, false
 }
 
 // keys returns the set at uri, fetching it when it is older than the TTL,
-// when it lacks kid (and was not fetched in the last 30 s), or when force.
+// when it lacks kid (and was not fetched for a missing kid in the last
+// 30 s), or when force. One fetch per set runs at a time; the others wait
+// for it. A failed fetch answers the set fetched before, for up to a day:
+// a site that is down, or a caller that hangs up mid-fetch, must not sign
+// the site's users out.
 func (j *JWKS) keys(ctx context.Context, uri, kid string, force bool) ([]jose.JSONWebKey, error) {
 	now := j.Now()
 	j.mu.Lock()
@@ -89,28 +140,57 @@ func (j *JWKS) keys(ctx context.Context, uri, kid string, force bool) ([]jose.JS
 		stale, e.missed = true, now
 	}
 	if stale && !force && now.Sub(e.tried) < jwksMinRetry && e.lastError != nil {
-		// Failed a moment ago: answer that, not another fetch.
-		err := e.lastError
-		j.mu.Unlock()
-		return nil, err
+		stale = false // failed a moment ago: no new fetch yet
 	}
-	keys := e.keys
-	j.mu.Unlock()
 	if !stale {
-		return keys, nil
-	}
-	fetched, err := j.fetch(ctx, uri)
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	e.tried, e.lastError = now, err
-	if err != nil {
-		if keys != nil && now.Sub(e.fetched) < 24*time.Hour {
-			return keys, nil // the site is down: the set we had still holds
+		keys, err := e.keys, e.lastError
+		j.mu.Unlock()
+		if keys != nil {
+			return keys, nil
+		}
+		if err == nil {
+			err = errors.New("the key set was not fetched yet")
 		}
 		return nil, err
 	}
-	e.keys, e.fetched = fetched, now
-	return fetched, nil
+	wait := e.inflight
+	if wait == nil {
+		wait = make(chan struct{})
+		e.inflight = wait
+		j.mu.Unlock()
+		// Not the caller's context: its cancellation would count as the
+		// site's failure. The client's own timeout bounds the fetch.
+		fetched, err := j.fetch(context.WithoutCancel(ctx), uri)
+		j.mu.Lock()
+		e.tried, e.lastError, e.inflight = now, err, nil
+		var gone []string
+		if err == nil {
+			for _, k := range e.keys {
+				if !hasKID(fetched, k.KeyID) {
+					gone = append(gone, k.KeyID)
+				}
+			}
+			e.keys, e.fetched = fetched, now
+		}
+		close(wait)
+		if len(gone) > 0 && j.Removed != nil {
+			j.mu.Unlock()
+			j.Removed(uri, gone)
+			j.mu.Lock()
+		}
+	}
+	j.mu.Unlock()
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if e.lastError != nil && (e.keys == nil || now.Sub(e.fetched) > 24*time.Hour) {
+		return nil, e.lastError
+	}
+	return e.keys, nil
 }
 
 func hasKID(keys []jose.JSONWebKey, kid string) bool {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
@@ -49,8 +50,9 @@ type Identity struct {
 	Name          string
 	Email         string
 	EmailVerified bool
-	// KID is the key that verified it; the session it starts ends with
-	// that key (sqlstore.IdentityParent).
+	// KID is the key that verified it (SetKey for a key of a jwks_uri
+	// set); the session it starts ends with that key
+	// (sqlstore.IdentityParent).
 	KID string
 }
 
@@ -105,19 +107,23 @@ func (v *Verifier) Verify(ctx context.Context, client domain.Client, raw string)
 	if len(keys) == 0 {
 		return id, refuse("client_id " + quote(client.ID) + " has no identity keys; an admin adds one (POST /api/v1/oauth/clients/{id}/identity_keys)")
 	}
-	cand, err := v.pick(ctx, client, keys, kid)
+	cand, err := v.pick(ctx, keys, kid)
 	if err != nil {
 		return id, err
 	}
+	named := "the client's key"
+	if kid != "" {
+		named = "key " + quote(kid)
+	}
 	if cand.alg != alg {
-		return id, refuse("signed with " + quote(alg) + " but key " + quote(cand.kid) + " is " + cand.alg)
+		return id, refuse("signed with " + quote(alg) + " but " + named + " is " + cand.alg)
 	}
 	c = claims{}
 	_, err = jwt.NewParser(jwt.WithValidMethods([]string{cand.alg}), jwt.WithoutClaimsValidation()).
 		ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return cand.key, nil })
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
-			return id, &BadSignature{refuse("signature does not verify with key " + quote(cand.kid) + "; sign with that key's secret or private key")}
+			return id, &BadSignature{refuse("signature does not verify with " + named + "; sign with that key's secret or private key")}
 		}
 		return id, refuse("not a valid JWT (" + err.Error() + ")")
 	}
@@ -136,57 +142,76 @@ func (v *Verifier) Verify(ctx context.Context, client domain.Client, raw string)
 	return id, nil
 }
 
-// pick finds the key kid names among the client's keys (and the keys of
-// its key sets); without a kid there must be exactly one key.
-func (v *Verifier) pick(ctx context.Context, client domain.Client, keys []domain.IdentityKey, kid string) (candidate, error) {
-	var all []candidate
-	var names []string
+// SetKey names key kid of the key set registered as record: sessions it
+// starts end when the set no longer has it, or the record is deleted.
+func SetKey(record, kid string) string { return record + "/" + kid }
+
+// Record is the identity key record of a key named by SetKey (or itself).
+func Record(key string) string {
+	record, _, _ := strings.Cut(key, "/")
+	return record
+}
+
+// pick finds the key kid names among the client's own keys first, then
+// in its key sets (so a slow site's set does not slow the other keys);
+// without a kid the client must have exactly one key. The refusals name
+// only what the token said: which keys a client has is its admins'
+// business (GET …/identity_keys), not a stranger's.
+func (v *Verifier) pick(ctx context.Context, keys []domain.IdentityKey, kid string) (candidate, error) {
+	var local []candidate
+	var sets []domain.IdentityKey
 	for _, k := range keys {
 		switch k.Kind {
 		case domain.IdentityJWKSURI:
-			set, err := v.JWKS.keys(ctx, k.JWKSURI, kid, false)
-			if err != nil {
-				// The site's key set is unreachable: its other key may still
-				// verify; say so if none does.
-				names = append(names, "(key set "+quote(k.JWKSURI)+": "+err.Error()+")")
-				continue
-			}
-			for _, jk := range set {
-				alg, err := keyAlg(jk)
-				if err != nil {
-					continue
-				}
-				all = append(all, candidate{kid: jk.KeyID, alg: alg, key: jk.Key, record: k.KID})
-				names = append(names, quote(jk.KeyID))
-			}
+			sets = append(sets, k)
 		case domain.IdentitySecret:
 			secret, err := v.Sealer.Open(k.Secret, sealAD(k.ClientID, k.KID))
 			if err != nil {
 				return candidate{}, apierr.Internal(fmt.Errorf("identity key %s: %w", k.KID, err))
 			}
-			all = append(all, candidate{kid: k.KID, alg: k.Alg, key: secret, record: k.KID})
-			names = append(names, quote(k.KID))
+			local = append(local, candidate{kid: k.KID, alg: k.Alg, key: secret, record: k.KID})
 		case domain.IdentityJWK:
 			var jk jose.JSONWebKey
 			if err := jk.UnmarshalJSON([]byte(k.JWK)); err != nil {
 				return candidate{}, apierr.Internal(fmt.Errorf("identity key %s: %w", k.KID, err))
 			}
-			all = append(all, candidate{kid: k.KID, alg: k.Alg, key: jk.Key, record: k.KID})
-			names = append(names, quote(k.KID))
+			local = append(local, candidate{kid: k.KID, alg: k.Alg, key: jk.Key, record: k.KID})
+		}
+	}
+	for _, c := range local {
+		if kid != "" && c.kid == kid {
+			return c, nil
+		}
+	}
+	all := local
+	unreachable := false
+	for _, k := range sets {
+		set, err := v.JWKS.keys(ctx, k.JWKSURI, kid, false)
+		if err != nil {
+			unreachable = true
+			continue
+		}
+		for _, jk := range set {
+			if alg, err := keyAlg(jk); err == nil {
+				all = append(all, candidate{kid: jk.KeyID, alg: alg, key: jk.Key, record: SetKey(k.KID, jk.KeyID)})
+			}
 		}
 	}
 	if kid == "" {
-		if len(all) == 1 {
+		if len(all) == 1 && !unreachable {
 			return all[0], nil
 		}
-		return candidate{}, refuse("has no kid header and client_id has " + strconv.Itoa(len(all)) + " identity keys (" + strings.Join(names, ", ") + "); put the signing key's kid in the JWT header")
+		return candidate{}, refuse("has no kid header and client_id has more than one identity key; put the signing key's kid in the JWT header")
 	}
 	for _, c := range all {
 		if c.kid == kid {
 			return c, nil
 		}
 	}
-	return candidate{}, refuse("unknown kid " + quote(kid) + "; this client's identity keys are " + strings.Join(names, ", "))
+	if unreachable {
+		return candidate{}, refuse("unknown kid " + quote(kid) + ", and the site's key set could not be fetched just now; try again shortly")
+	}
+	return candidate{}, refuse("unknown kid " + quote(kid) + " for this client_id")
 }
 
 func ago(d time.Duration) string {
@@ -236,8 +261,10 @@ func (v *Verifier) checkClaims(client domain.Client, c *claims) error {
 		return refuse("jti: required (a unique id for each identity token, such as a UUID)")
 	case len(c.ID) > 255 || !utf8.ValidString(c.ID) || strings.ContainsRune(c.ID, 0):
 		return refuse("jti: at most 255 bytes of UTF-8 text")
-	case len(c.Name) > 200:
+	case utf8.RuneCountInString(c.Name) > 200:
 		return refuse("name: at most 200 characters")
+	case !printable(c.Name):
+		return refuse("name: not printable UTF-8 text")
 	}
 	if c.Email != "" {
 		if a, err := mail.ParseAddress(c.Email); err != nil || a.Address != c.Email || len(c.Email) > 254 {
@@ -245,4 +272,18 @@ func (v *Verifier) checkClaims(client domain.Client, c *claims) error {
 		}
 	}
 	return nil
+}
+
+// printable: UTF-8 without control characters (NUL among them, which
+// PostgreSQL would refuse to store).
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

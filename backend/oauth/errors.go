@@ -53,6 +53,9 @@ var (
 	ErrTemporarilyUnavailable = &Error{Code: "temporarily_unavailable", Status: 503}
 	ErrLoginRequired          = &Error{Code: "login_required", Status: 400}
 	ErrConsentRequired        = &Error{Code: "consent_required", Status: 400}
+	// ErrInvalidDPoPProof and ErrUseDPoPNonce are RFC 9449's.
+	ErrInvalidDPoPProof = &Error{Code: "invalid_dpop_proof", Status: 400}
+	ErrUseDPoPNonce     = &Error{Code: "use_dpop_nonce", Status: 400}
 )
 
 // PageError is an authorize error that must not be redirected (an unknown

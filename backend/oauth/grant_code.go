@@ -15,7 +15,7 @@ import (
 // unused, unexpired, issued to this client for this redirect_uri, and the
 // verifier matches the challenge. A code used twice revokes what its first
 // use produced (§4.1.2).
-func (p *Provider) grantCode(ctx context.Context, client domain.Client, form url.Values) (TokenResponse, error) {
+func (p *Provider) grantCode(ctx context.Context, client domain.Client, form url.Values, jkt string) (TokenResponse, error) {
 	code := form.Get("code")
 	if code == "" {
 		return TokenResponse{}, ErrInvalidRequest.WithDescription("code is missing")
@@ -77,12 +77,12 @@ func (p *Provider) grantCode(ctx context.Context, client domain.Client, form url
 	if scope, err = withinClient(scope, client); err != nil {
 		return TokenResponse{}, err
 	}
-	fam := &domain.Family{ID: familyID, Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: client.ID, Scope: scope.String()}
+	fam := &domain.Family{ID: familyID, Kind: FamilyKind, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: client.ID, Scope: scope.String(), JKT: jkt}
 	refresh, err := p.Families.Start(ctx, fam, token.PrefixRefresh)
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, client.ID, scope, familyID)
+	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, client.ID, scope, familyID, jkt)
 	t.RefreshToken = refresh
 	return t, err
 }

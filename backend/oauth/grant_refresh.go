@@ -15,7 +15,7 @@ import (
 // grace rule of every refresh family (backend/refresh). scope may narrow
 // the new access token, never widen it; the family keeps its original
 // scope.
-func (p *Provider) grantRefresh(ctx context.Context, client domain.Client, form url.Values) (TokenResponse, error) {
+func (p *Provider) grantRefresh(ctx context.Context, client domain.Client, form url.Values, jkt string) (TokenResponse, error) {
 	rt := form.Get("refresh_token")
 	if rt == "" {
 		return TokenResponse{}, ErrInvalidRequest.WithDescription("refresh_token is missing")
@@ -27,6 +27,10 @@ func (p *Provider) grantRefresh(ctx context.Context, client domain.Client, form 
 	fam, next, err := p.Families.Rotate(ctx, rt, func(fam domain.Family) error {
 		if fam.Kind != FamilyKind || fam.ClientID != client.ID {
 			return ErrInvalidGrant.WithDescription("refresh_token was issued to another client")
+		}
+		// A bound grant is refreshed only by its key (RFC 9449, section 5).
+		if fam.JKT != "" && fam.JKT != jkt {
+			return ErrInvalidDPoPProof.WithDescription("refresh_token is bound to a DPoP key; send a proof signed by that key")
 		}
 		granted, err := shared.ParseScope(fam.Scope)
 		if err != nil {
@@ -58,7 +62,7 @@ func (p *Provider) grantRefresh(ctx context.Context, client domain.Client, form 
 	case err != nil:
 		return TokenResponse{}, err
 	}
-	t, err := p.access(fam.Subject, u.OrgID, client.ID, capRole(scope, u), fam.ID)
+	t, err := p.access(fam.Subject, u.OrgID, client.ID, capRole(scope, u), fam.ID, jkt)
 	t.RefreshToken = next
 	return t, err
 }

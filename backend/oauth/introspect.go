@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"chatauth/backend/credential"
+	"chatauth/backend/dpop"
 	"chatauth/shared"
 )
 
@@ -151,5 +152,6 @@ func Metadata(issuer string) map[string]any {
 		"scopes_supported":                              []string{"read", "write", "chat", "agent", "bot", "admin"},
 		"response_modes_supported":                      []string{"query", "fragment"},
 		"prompt_values_supported":                       []string{"none", "login", "consent"},
+		"dpop_signing_alg_values_supported":             dpop.Algs,
 	}
 }

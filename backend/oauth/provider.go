@@ -54,14 +54,24 @@ type TokenResponse struct {
 	Scope        string `json:"scope"`
 }
 
-func (p *Provider) access(sub string, org int64, clientID string, scope shared.Scope, sid string) (TokenResponse, error) {
-	tok, _, err := p.Issuer.Agent(shared.AgentClaims{Subject: sub, Org: org, Scope: scope, ClientID: clientID, Session: sid}, p.AccessTTL)
+// access signs an access token; jkt, when set, binds it to a DPoP key
+// (cnf.jkt, token_type DPoP: RFC 9449, section 5).
+func (p *Provider) access(sub string, org int64, clientID string, scope shared.Scope, sid, jkt string) (TokenResponse, error) {
+	c := shared.AgentClaims{Subject: sub, Org: org, Scope: scope, ClientID: clientID, Session: sid}
+	if jkt != "" {
+		c.Cnf = &shared.Confirmation{JKT: jkt}
+	}
+	tok, _, err := p.Issuer.Agent(c, p.AccessTTL)
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	// token_type is always "Bearer", capitalized, whatever the grant: the
-	// Zendesk forum's clients broke on a lowercase one.
-	return TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(p.AccessTTL / time.Second), Scope: scope.String()}, nil
+	// token_type is "Bearer" (or "DPoP"), capitalized, whatever the
+	// grant: the Zendesk forum's clients broke on a lowercase one.
+	typ := "Bearer"
+	if jkt != "" {
+		typ = "DPoP"
+	}
+	return TokenResponse{AccessToken: tok, TokenType: typ, ExpiresIn: int64(p.AccessTTL / time.Second), Scope: scope.String()}, nil
 }
 
 // IssueCode stores an authorization code for an approved request.
@@ -82,7 +92,7 @@ func (p *Provider) IssueImplicit(ctx context.Context, r AuthorizeRequest, u doma
 	if err := p.Families.StartSession(ctx, fam); err != nil {
 		return nil, err
 	}
-	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, r.ClientID, scope, fam.ID)
+	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, r.ClientID, scope, fam.ID, "")
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +100,9 @@ func (p *Provider) IssueImplicit(ctx context.Context, r AuthorizeRequest, u doma
 }
 
 // Token is the token endpoint (RFC 6749 §3.2): it authenticates the
-// client and runs the grant.
-func (p *Provider) Token(ctx context.Context, authorization, ip string, form url.Values) (TokenResponse, error) {
+// client and runs the grant. jkt is the key of the request's verified
+// DPoP proof, "" without one: what the grant issues is bound to it.
+func (p *Provider) Token(ctx context.Context, authorization, ip, jkt string, form url.Values) (TokenResponse, error) {
 	grant := form.Get("grant_type")
 	if len(form["grant_type"]) > 1 {
 		return TokenResponse{}, ErrInvalidRequest.WithDescription("grant_type given more than once")
@@ -104,13 +115,16 @@ func (p *Provider) Token(ctx context.Context, authorization, ip string, form url
 	if err != nil {
 		return TokenResponse{}, err
 	}
+	if jkt == "" && client.DPoP == domain.DPoPRequired {
+		return TokenResponse{}, ErrInvalidDPoPProof.WithDescription("this client requires DPoP: send a DPoP header with a proof (RFC 9449)")
+	}
 	switch grant {
 	case "authorization_code":
-		return p.grantCode(ctx, client, form)
+		return p.grantCode(ctx, client, form, jkt)
 	case "refresh_token":
-		return p.grantRefresh(ctx, client, form)
+		return p.grantRefresh(ctx, client, form, jkt)
 	case "client_credentials":
-		return p.grantClientCredentials(client, form)
+		return p.grantClientCredentials(client, form, jkt)
 	case "":
 		return TokenResponse{}, ErrInvalidRequest.WithDescription("grant_type is missing; use authorization_code, refresh_token or client_credentials")
 	default:

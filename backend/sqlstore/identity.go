@@ -71,7 +71,11 @@ func (s *DB) IdentityKeys(ctx context.Context, clientID string) ([]IdentityKey, 
 	if !storable(clientID) {
 		return nil, nil
 	}
-	rows, err := s.query(ctx, "SELECT "+identityKeyCols+" FROM identity_keys WHERE client_id = ? ORDER BY created_at, kid", clientID)
+	return s.identityKeysWhere(ctx, "client_id = ? ORDER BY created_at, kid", clientID)
+}
+
+func (s *DB) identityKeysWhere(ctx context.Context, where string, arg any) ([]IdentityKey, error) {
+	rows, err := s.query(ctx, "SELECT "+identityKeyCols+" FROM identity_keys WHERE "+where, arg)
 	if err != nil {
 		return nil, fmt.Errorf("identity keys: %w", err)
 	}
@@ -103,6 +107,12 @@ func (s *DB) DeleteIdentityKey(ctx context.Context, clientID, kid string) ([]str
 			return ErrNotFound
 		}
 		ids, err = revokeFamilies(ctx, t, FamilyFilter{Parent: IdentityParent(clientID, kid)}, "identity key deleted", s.now())
+		if err != nil {
+			return err
+		}
+		// The sessions of each key of a key set (identity.SetKey).
+		more, err := revokeFamilies(ctx, t, FamilyFilter{ParentPrefix: IdentityParent(clientID, kid) + "/"}, "identity key deleted", s.now())
+		ids = append(ids, more...)
 		return err
 	})
 	return ids, err
@@ -124,26 +134,27 @@ func (s *DB) UseJTI(ctx context.Context, clientID, jti string, exp time.Time) er
 	return nil
 }
 
-// Identify finds the visitor the site knows as c.ExternalID in c.OrgID,
-// creating it on first sight, and writes what the site said of it (name,
-// email, email_verified; the site's word wins over what the visitor
-// typed). c is filled in with the stored visitor.
-func (s *DB) Identify(ctx context.Context, c *Customer) error {
+// Identify finds the visitor the site knows as c.ExternalID at widget
+// client c.ClientID of c.OrgID, creating it on first sight (created), and
+// writes what the site said of it (name, email, email_verified; the
+// site's word wins over what the visitor typed). c is filled in with the
+// stored visitor.
+func (s *DB) Identify(ctx context.Context, c *Customer) (created bool, err error) {
 	if c.ExternalID == "" {
-		return errors.New("identify: no external id")
+		return false, errors.New("identify: no external id")
 	}
 	want := *c
 	for attempt := 0; attempt < 2; attempt++ {
-		found, err := s.customerWhere(ctx, "org_id = ? AND external_id = ?", c.OrgID, c.ExternalID)
+		found, err := s.IdentifiedCustomer(ctx, *c)
 		if errors.Is(err, ErrNotFound) {
 			err = s.CreateCustomer(ctx, c)
 			if errors.Is(err, ErrConflict) {
 				continue // a racing first sign-in of the same user won
 			}
-			return err
+			return err == nil, err
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		*c = found
 		if want.Name != "" || want.Email != "" {
@@ -154,12 +165,34 @@ func (s *DB) Identify(ctx context.Context, c *Customer) error {
 				c.Email, c.EmailVerified = want.Email, want.EmailVerified
 			}
 			if c.Name != found.Name || c.Email != found.Email || c.EmailVerified != found.EmailVerified {
-				return s.UpdateCustomer(ctx, c)
+				return false, s.UpdateCustomer(ctx, c)
 			}
 		}
-		return nil
+		return false, nil
 	}
-	return errors.New("identify: the visitor was created and removed at once")
+	return false, errors.New("identify: the visitor was created and removed at once")
+}
+
+// IdentityKeysAt lists the jwks_uri identity keys registered at uri.
+func (s *DB) IdentityKeysAt(ctx context.Context, uri string) ([]IdentityKey, error) {
+	return s.identityKeysWhere(ctx, "jwks_uri = ?", uri)
+}
+
+// IdentifiedCustomer finds the visitor c.ExternalID of client c.ClientID.
+func (s *DB) IdentifiedCustomer(ctx context.Context, c Customer) (Customer, error) {
+	if !storable(c.ExternalID) {
+		return Customer{}, ErrNotFound
+	}
+	return s.customerWhere(ctx, "org_id = ? AND client_id = ? AND external_id = ?", c.OrgID, c.ClientID, c.ExternalID)
+}
+
+// IdentityKeyLive reports whether a client still has identity key kid.
+func (s *DB) IdentityKeyLive(ctx context.Context, clientID, kid string) (bool, error) {
+	var n int
+	if err := s.queryRow(ctx, "SELECT COUNT(*) FROM identity_keys WHERE client_id = ? AND kid = ?", clientID, kid).Scan(&n); err != nil {
+		return false, fmt.Errorf("identity key: %w", err)
+	}
+	return n > 0, nil
 }
 
 // AdoptConversations moves the open conversations of visitor from to
@@ -212,4 +245,21 @@ func (s *DB) Customers(ctx context.Context, org int64, ids []string) (map[string
 		out[c.EntityID] = c
 	}
 	return out, rows.Err()
+}
+
+// UseDPoPJTI records a DPoP proof's jti under its key; a second use
+// before exp is ErrConflict (RFC 9449, section 11.1). Every process
+// shares the table, so a proof replayed at another process is caught.
+func (s *DB) UseDPoPJTI(ctx context.Context, jkt, jti string, exp time.Time) error {
+	if !storable(jti) || !storable(jkt) {
+		return ErrConflict
+	}
+	_, err := s.exec(ctx, "INSERT INTO dpop_jtis (jkt, jti, expires_at) VALUES (?, ?, ?)", jkt, jti, s.ms(exp))
+	if isUnique(err) {
+		return ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("use dpop jti: %w", err)
+	}
+	return nil
 }

@@ -10,10 +10,11 @@ import (
 	"strconv"
 	"time"
 
+	"chatauth/backend/domain"
 	"chatauth/backend/notify"
 )
 
-const clientCols = "id, org_id, name, company, client_type, secret_hash, redirect_uris, scopes, allowed_origins, created_at, updated_at, identity_required"
+const clientCols = "id, org_id, name, company, client_type, secret_hash, redirect_uris, scopes, allowed_origins, created_at, updated_at, identity_required, dpop"
 
 // clientSelect adds what only reads need.
 const clientSelect = clientCols + ", cc_epoch"
@@ -22,7 +23,7 @@ func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	var c Client
 	var uris, origins string
 	var created, updated, identityRequired int64
-	if err := row.Scan(&c.ID, &c.OrgID, &c.Name, &c.Company, &c.Type, &c.SecretHash, &uris, &c.Scopes, &origins, &created, &updated, &identityRequired, &c.CCEpoch); err != nil {
+	if err := row.Scan(&c.ID, &c.OrgID, &c.Name, &c.Company, &c.Type, &c.SecretHash, &uris, &c.Scopes, &origins, &created, &updated, &identityRequired, &c.DPoP, &c.CCEpoch); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return c, ErrNotFound
 		}
@@ -37,6 +38,13 @@ func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
 	c.IdentityRequired = identityRequired == 1
 	return c, nil
+}
+
+func dpopPolicy(p string) string {
+	if p == "" {
+		return domain.DPoPOptional
+	}
+	return p
 }
 
 func boolInt(b bool) int64 {
@@ -58,8 +66,8 @@ func jsonList(v []string) string {
 func (s *DB) CreateClient(ctx context.Context, c *Client) error {
 	now := s.now()
 	c.CreatedAt, c.UpdatedAt = fromMS(now), fromMS(now)
-	_, err := s.exec(ctx, "INSERT INTO oauth_clients ("+clientCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		c.ID, c.OrgID, c.Name, c.Company, c.Type, c.SecretHash, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), now, now, boolInt(c.IdentityRequired))
+	_, err := s.exec(ctx, "INSERT INTO oauth_clients ("+clientCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		c.ID, c.OrgID, c.Name, c.Company, c.Type, c.SecretHash, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), now, now, boolInt(c.IdentityRequired), dpopPolicy(c.DPoP))
 	if isUnique(err) {
 		return ErrConflict
 	}
@@ -136,8 +144,8 @@ func (s *DB) UpdateClient(ctx context.Context, c *Client) error {
 	// The secret is not written here (SetClientSecret is): an edit racing
 	// a secret reset must not write the old secret back.
 	c.UpdatedAt = fromMS(s.now())
-	res, err := s.exec(ctx, "UPDATE oauth_clients SET name = ?, company = ?, client_type = ?, redirect_uris = ?, scopes = ?, allowed_origins = ?, identity_required = ?, updated_at = ? WHERE id = ?",
-		c.Name, c.Company, c.Type, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), boolInt(c.IdentityRequired), s.ms(c.UpdatedAt), c.ID)
+	res, err := s.exec(ctx, "UPDATE oauth_clients SET name = ?, company = ?, client_type = ?, redirect_uris = ?, scopes = ?, allowed_origins = ?, identity_required = ?, dpop = ?, updated_at = ? WHERE id = ?",
+		c.Name, c.Company, c.Type, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), boolInt(c.IdentityRequired), dpopPolicy(c.DPoP), s.ms(c.UpdatedAt), c.ID)
 	if err != nil {
 		return fmt.Errorf("update client: %w", err)
 	}

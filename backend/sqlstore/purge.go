@@ -127,13 +127,15 @@ type PurgeStats struct {
 	Visitors       int64
 	AuditEvents    int64
 	Throttle       int64
-	// IdentityJTIs are used identity-token ids past their token's exp.
+	// IdentityJTIs are used identity-token ids past their token's exp,
+	// DPoPJTIs used proof ids past their proof's acceptance.
 	IdentityJTIs int64
+	DPoPJTIs     int64
 }
 
 // Total is the number of rows deleted.
 func (st PurgeStats) Total() int64 {
-	return st.RefreshTokens + st.Families + st.Codes + st.PersonalTokens + st.Visitors + st.AuditEvents + st.Throttle + st.IdentityJTIs
+	return st.RefreshTokens + st.Families + st.Codes + st.PersonalTokens + st.Visitors + st.AuditEvents + st.Throttle + st.IdentityJTIs + st.DPoPJTIs
 }
 
 // The purge statements. Each deletes by primary key what a LIMITed
@@ -150,7 +152,8 @@ const (
 	purgeAudit         = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE created_at < ? LIMIT ?)"
 	// A jti is remembered only while its token could be accepted; a
 	// minute more covers the clock skew the verifier allows.
-	purgeJTIs = "DELETE FROM identity_jtis WHERE (client_id, jti) IN (SELECT client_id, jti FROM identity_jtis WHERE expires_at < ? LIMIT ?)"
+	purgeJTIs     = "DELETE FROM identity_jtis WHERE (client_id, jti) IN (SELECT client_id, jti FROM identity_jtis WHERE expires_at < ? LIMIT ?)"
+	purgeDPoPJTIs = "DELETE FROM dpop_jtis WHERE (jkt, jti) IN (SELECT jkt, jti FROM dpop_jtis WHERE expires_at < ? LIMIT ?)"
 )
 
 // visitorGone holds for a visitor (the customers row c) who may go: no
@@ -222,6 +225,9 @@ func (s *DB) Purge(ctx context.Context, p PurgePolicy) (PurgeStats, error) {
 		}},
 		{"identity token ids", func() error {
 			return s.purgeBatches(ctx, p.Batch, &st.IdentityJTIs, purgeJTIs, s.ms(now.Add(-2*time.Minute)))
+		}},
+		{"DPoP proof ids", func() error {
+			return s.purgeBatches(ctx, p.Batch, &st.DPoPJTIs, purgeDPoPJTIs, s.ms(now.Add(-time.Minute)))
 		}},
 		{"throttle", func() error {
 			n, err := s.PurgeThrottle(ctx, now.Add(-throttleWindow))

@@ -16,8 +16,8 @@ import (
 func (s *DB) CreateFamily(ctx context.Context, f *Family, first RefreshToken) error {
 	f.CreatedAt = fromMS(s.now())
 	return s.tx(ctx, func(t *Tx) error {
-		if _, err := t.exec(ctx, "INSERT INTO refresh_families (id, kind, subject, org_id, client_id, scope, created_at, expires_at, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			f.ID, f.Kind, f.Subject, f.OrgID, f.ClientID, f.Scope, s.ms(f.CreatedAt), nullMS(f.ExpiresAt), f.Parent); err != nil {
+		if _, err := t.exec(ctx, "INSERT INTO refresh_families (id, kind, subject, org_id, client_id, scope, created_at, expires_at, parent, jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			f.ID, f.Kind, f.Subject, f.OrgID, f.ClientID, f.Scope, s.ms(f.CreatedAt), nullMS(f.ExpiresAt), f.Parent, f.JKT); err != nil {
 			return fmt.Errorf("create family: %w", err)
 		}
 		if first.Hash == nil {
@@ -37,7 +37,7 @@ func insertToken(ctx context.Context, t *Tx, familyID string, rt RefreshToken) e
 	return nil
 }
 
-const familyCols = "f.id, f.kind, f.subject, f.org_id, f.client_id, f.scope, f.created_at, f.expires_at, f.parent, f.revoked_at, f.revoke_reason"
+const familyCols = "f.id, f.kind, f.subject, f.org_id, f.client_id, f.scope, f.created_at, f.expires_at, f.parent, f.jkt, f.revoked_at, f.revoke_reason"
 
 // familyOnlyCols is a family without a token.
 const familyOnlyCols = familyCols
@@ -46,7 +46,7 @@ func scanFamily(row *sql.Row) (Family, error) {
 	var f Family
 	var created int64
 	var expires, revoked sql.NullInt64
-	err := row.Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &created, &expires, &f.Parent, &revoked, &f.Reason)
+	err := row.Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &created, &expires, &f.Parent, &f.JKT, &revoked, &f.Reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, ErrNotFound
 	}
@@ -63,7 +63,7 @@ func scanFamilyAndToken(row *sql.Row) (Family, RefreshToken, error) {
 	var fCreated, created, expires int64
 	var fExpires, revoked, rotated sql.NullInt64
 	var dead int
-	err := row.Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &fCreated, &fExpires, &f.Parent, &revoked, &f.Reason,
+	err := row.Scan(&f.ID, &f.Kind, &f.Subject, &f.OrgID, &f.ClientID, &f.Scope, &fCreated, &fExpires, &f.Parent, &f.JKT, &revoked, &f.Reason,
 		&rt.Hash, &created, &expires, &rotated, &dead)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, rt, ErrNotFound
@@ -295,6 +295,8 @@ type FamilyFilter struct {
 	// Anonymous keeps only families no identity token started
 	// (IdentityParent): the anonymous visitors of a client.
 	Anonymous bool
+	// ParentPrefix selects families whose parent starts with it.
+	ParentPrefix string
 }
 
 // RevokeFamilies ends every live family the filter selects and returns
@@ -310,7 +312,7 @@ func (s *DB) RevokeFamilies(ctx context.Context, f FamilyFilter, reason string) 
 }
 
 func revokeFamilies(ctx context.Context, t *Tx, f FamilyFilter, reason string, now int64) ([]string, error) {
-	if f.Subject == "" && f.ClientID == "" && f.Parent == "" {
+	if f.Subject == "" && f.ClientID == "" && f.Parent == "" && f.ParentPrefix == "" {
 		return nil, errors.New("revoke families: name a subject, a client or a parent")
 	}
 	q := "UPDATE refresh_families SET revoked_at = ?, revoke_reason = ? WHERE revoked_at IS NULL AND id <> ?"
@@ -323,6 +325,10 @@ func revokeFamilies(ctx context.Context, t *Tx, f FamilyFilter, reason string, n
 	}
 	if f.Parent != "" {
 		q, args = q+" AND parent = ?", append(args, f.Parent)
+	}
+	if f.ParentPrefix != "" {
+		// substr, not LIKE: ids hold "_", which LIKE reads as a wildcard.
+		q, args = q+" AND substr(parent, 1, ?) = ?", append(args, len(f.ParentPrefix), f.ParentPrefix)
 	}
 	if f.Anonymous {
 		q, args = q+" AND parent NOT LIKE ?", append(args, identityParentPrefix+"%")
@@ -392,4 +398,13 @@ func (s *DB) FamilyOfDescendant(ctx context.Context, hashes [][]byte) (Family, e
 		return f, fmt.Errorf("family of descendant: %w", err)
 	}
 	return f, err
+}
+
+// BindFamily binds an unbound family to a DPoP key (docs/dpop.md); a
+// family bound already keeps its key.
+func (s *DB) BindFamily(ctx context.Context, id, jkt string) error {
+	if _, err := s.exec(ctx, "UPDATE refresh_families SET jkt = ? WHERE id = ? AND jkt = ''", jkt, id); err != nil {
+		return fmt.Errorf("bind family: %w", err)
+	}
+	return nil
 }

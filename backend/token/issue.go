@@ -13,10 +13,11 @@ import (
 // they exist so shared/ need not import the JWT library.
 type agentJWT struct {
 	jwt.RegisteredClaims
-	Scope    string `json:"scope"`
-	Org      int64  `json:"org"`
-	ClientID string `json:"client_id,omitempty"`
-	Session  string `json:"sid,omitempty"`
+	Scope    string               `json:"scope"`
+	Org      int64                `json:"org"`
+	ClientID string               `json:"client_id,omitempty"`
+	Session  string               `json:"sid,omitempty"`
+	Cnf      *shared.Confirmation `json:"cnf,omitempty"`
 }
 
 type customerJWT struct {
@@ -26,7 +27,8 @@ type customerJWT struct {
 	ClientID string `json:"client_id"`
 	Session  string `json:"sid,omitempty"`
 	// Identified: the site vouched for the visitor (docs/identity.md).
-	Identified bool `json:"idf,omitempty"`
+	Identified bool                 `json:"idf,omitempty"`
+	Cnf        *shared.Confirmation `json:"cnf,omitempty"`
 }
 
 // Issuer signs access tokens: agent claims with the agent key set,
@@ -58,7 +60,7 @@ func registered(iss, sub, aud string, now time.Time, ttl time.Duration) jwt.Regi
 func (i *Issuer) Agent(c shared.AgentClaims, ttl time.Duration) (string, shared.AgentClaims, error) {
 	now := i.Now()
 	c.Issuer, c.Audience = i.issuer, shared.AudienceAgent
-	w := agentJWT{RegisteredClaims: registered(c.Issuer, c.Subject, c.Audience, now, ttl), Scope: c.Scope.String(), Org: c.Org, ClientID: c.ClientID, Session: c.Session}
+	w := agentJWT{RegisteredClaims: registered(c.Issuer, c.Subject, c.Audience, now, ttl), Scope: c.Scope.String(), Org: c.Org, ClientID: c.ClientID, Session: c.Session, Cnf: c.Cnf}
 	c.IssuedAt, c.Expiry, c.ID = w.IssuedAt.Unix(), w.ExpiresAt.Unix(), w.ID
 	if err := c.Validate(); err != nil {
 		return "", c, fmt.Errorf("issue agent token: %w", err)
@@ -71,7 +73,7 @@ func (i *Issuer) Agent(c shared.AgentClaims, ttl time.Duration) (string, shared.
 func (i *Issuer) Customer(c shared.CustomerClaims, ttl time.Duration) (string, shared.CustomerClaims, error) {
 	now := i.Now()
 	c.Issuer, c.Audience = i.issuer, shared.AudienceCustomer
-	w := customerJWT{RegisteredClaims: registered(c.Issuer, c.Subject, c.Audience, now, ttl), Scope: c.Scope().String(), Org: c.Org, ClientID: c.ClientID, Session: c.Session, Identified: c.Identified}
+	w := customerJWT{RegisteredClaims: registered(c.Issuer, c.Subject, c.Audience, now, ttl), Scope: c.Scope().String(), Org: c.Org, ClientID: c.ClientID, Session: c.Session, Identified: c.Identified, Cnf: c.Cnf}
 	c.IssuedAt, c.Expiry, c.ID = w.IssuedAt.Unix(), w.ExpiresAt.Unix(), w.ID
 	if err := c.Validate(); err != nil {
 		return "", c, fmt.Errorf("issue customer token: %w", err)

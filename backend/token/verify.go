@@ -199,7 +199,7 @@ func (a *AgentVerifier) verify(raw string) (shared.AgentClaims, error) {
 		return shared.AgentClaims{}, &VerifyError{Err: ErrBadClaims, Reason: "token scope is not valid: " + err.Error()}
 	}
 	c := shared.AgentClaims{Issuer: w.Issuer, Subject: w.Subject, Audience: shared.AudienceAgent, Expiry: w.ExpiresAt.Unix(),
-		ID: w.ID, Scope: scope, Org: w.Org, ClientID: w.ClientID, Session: w.Session}
+		ID: w.ID, Scope: scope, Org: w.Org, ClientID: w.ClientID, Session: w.Session, Cnf: w.Cnf}
 	if w.IssuedAt != nil {
 		c.IssuedAt = w.IssuedAt.Unix()
 	}
@@ -230,7 +230,7 @@ func (cv *CustomerVerifier) verify(raw string) (shared.CustomerClaims, error) {
 		return shared.CustomerClaims{Org: w.Org}, err
 	}
 	c := shared.CustomerClaims{Issuer: w.Issuer, Subject: w.Subject, Audience: shared.AudienceCustomer, Expiry: w.ExpiresAt.Unix(),
-		ID: w.ID, Org: w.Org, ClientID: w.ClientID, Session: w.Session, Identified: w.Identified}
+		ID: w.ID, Org: w.Org, ClientID: w.ClientID, Session: w.Session, Identified: w.Identified, Cnf: w.Cnf}
 	if w.IssuedAt != nil {
 		c.IssuedAt = w.IssuedAt.Unix()
 	}

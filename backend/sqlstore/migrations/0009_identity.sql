@@ -1,6 +1,8 @@
 -- Identified visitors (docs/identity.md). A widget client's identity keys
 -- verify the JWTs its site signs for its logged-in users; a visitor so
--- identified is one customer per (organization, site user id).
+-- identified is one customer per (organization, widget client, site user
+-- id): two clients of one organization may front two user databases,
+-- and one's key must not speak for the other's users.
 CREATE TABLE identity_keys (
   kid TEXT NOT NULL,
   client_id TEXT NOT NULL REFERENCES oauth_clients(id) ON DELETE CASCADE,
@@ -26,5 +28,5 @@ CREATE TABLE identity_jtis (
 CREATE INDEX identity_jtis_expires ON identity_jtis(expires_at);
 ALTER TABLE customers ADD COLUMN external_id TEXT;
 ALTER TABLE customers ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
-CREATE UNIQUE INDEX customers_external ON customers(org_id, external_id) WHERE external_id IS NOT NULL;
+CREATE UNIQUE INDEX customers_external ON customers(org_id, client_id, external_id) WHERE external_id IS NOT NULL;
 ALTER TABLE oauth_clients ADD COLUMN identity_required INTEGER NOT NULL DEFAULT 0;
