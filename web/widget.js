@@ -1,7 +1,9 @@
 // chatauth chat widget. Embed with one tag:
 //   <script src="https://chat.example.com/web/widget.js" data-client-id="…" async></script>
 // Optional: data-server="https://chat.example.com" (default: where this file came from),
-// data-title="Chat with us".
+// data-title="Chat with us", data-identity-endpoint="/chat-identity" (a same-origin URL
+// of the site answering the signed-in user's identity token; docs/identity.md).
+// window.chatauthWidget.logout() signs the visitor out (call it from the site's sign-out).
 // Everything renders inside a shadow root, so the host page's CSS cannot
 // break the widget and the widget cannot break the page.
 (() => {
@@ -16,6 +18,30 @@
     return;
   }
   const convKey = "chatauth:conversation:" + clientId;
+  // The identity endpoint answers a token that signs the visitor in as
+  // the site's user: another origin's must never speak for this site.
+  let identityURL = null;
+  if (script.dataset.identityEndpoint) {
+    identityURL = new URL(script.dataset.identityEndpoint, document.baseURI);
+    if (identityURL.origin !== location.origin) {
+      console.error(`chatauth widget: data-identity-endpoint must be on this site's origin (${location.origin}), not ${identityURL.origin}`);
+      return;
+    }
+  }
+  // identity() for the SDK: the token as JSON {"identity_token"} or text;
+  // 401, 204 or an empty answer: nobody is signed in on the site.
+  async function identity() {
+    const res = await fetch(identityURL, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json, text/plain" } });
+    if (res.status === 401 || res.status === 204) return null;
+    if (!res.ok) throw new Error(`${identityURL.pathname} answered ${res.status}`);
+    const text = (await res.text()).trim();
+    if (!text) return null;
+    if (/json/.test(res.headers.get("Content-Type") || "") || text.startsWith("{")) {
+      const body = JSON.parse(text);
+      return (body && typeof body === "object" ? body.identity_token : body) || null;
+    }
+    return text;
+  }
 
   const CSS = `
 :host { all: initial; }
@@ -42,6 +68,8 @@ li { max-width: 80%; padding: 8px 11px; border-radius: 12px; white-space: pre-wr
 li.incoming { align-self: flex-end; background: #2563eb; color: #fff; border-bottom-right-radius: 4px; }
 li.outgoing { align-self: flex-start; background: #fff; border: 1px solid #e5e7eb; border-bottom-left-radius: 4px; }
 li.hint { align-self: center; background: transparent; color: #6b7280; font-size: 13px; text-align: center; }
+.signin { flex: 1; margin: 0; padding: 24px; display: flex; align-items: center; justify-content: center; text-align: center; color: #374151; background: #f9fafb; }
+.signin[hidden], .w [data-signin] ol, .w [data-signin] form { display: none; }
 form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #e5e7eb; background: #fff; }
 textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px; padding: 8px 10px; font: inherit; color: inherit; min-height: 40px; max-height: 120px; }
 .send { border: 0; border-radius: 10px; background: #2563eb; color: #fff; font: 600 14px system-ui, sans-serif; padding: 0 14px; cursor: pointer; }
@@ -70,6 +98,7 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
       <button class="close" type="button" aria-label="Close chat">×</button>
     </header>
     <ol class="messages" aria-live="polite" aria-label="Messages"></ol>
+    <p class="signin" role="alert" hidden>Please sign in on the site to chat.</p>
     <form class="composer">
       <label class="sr" for="chatauth-input">Message</label>
       <textarea id="chatauth-input" rows="1" placeholder="Write a message…" maxlength="10000"></textarea>
@@ -83,7 +112,36 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
   $("#chatauth-title").textContent = title;
 
   let auth, conversation = localStorage.getItem(convKey), lastId = 0, unread = 0, stream, retry = 1000;
+  // owner: the visitor the conversation was loaded for. A token for
+  // another one (a sign-in, a logout in another tab) means loading it
+  // again: a merged conversation comes along, anyone else's is a 404.
+  let owner = null;
   const seen = new Set();
+
+  // The client accepts only visitors the site signed in: say so instead
+  // of the chat, and stop (retrying cannot help until the page changes).
+  function needSignIn() {
+    stream?.close();
+    panel.dataset.signin = "";
+    $(".signin").hidden = false;
+    setStatus("offline", "Sign-in needed");
+  }
+  // A refused identity is the site's to fix: tell its developer.
+  const signInNeeded = (e) => {
+    if (e && /identity/.test(e.code || "") && e.code !== "identity_required") console.error("chatauth widget:", e.code, e.message);
+    return e && e.code === "identity_required";
+  };
+  async function entity() { return (await auth.getToken()).entityId; }
+  // reset forgets the conversation (after a logout, or when it is not
+  // this visitor's).
+  function reset() {
+    stream?.close();
+    localStorage.removeItem(convKey);
+    conversation = null; owner = null; lastId = 0;
+    seen.clear();
+    list.replaceChildren();
+    if (!panel.hidden) hint("Ask us anything. We usually answer within minutes.");
+  }
 
   function setStatus(state, text) { status.dataset.state = state; status.textContent = text; }
   function hint(text) {
@@ -121,7 +179,7 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
   function sdk() {
     if (!loading) {
       loading = import(server + "/web/dist/chatauth.js")
-        .then(({ init }) => init({ serverUrl: server, clientId }))
+        .then(({ init }) => init({ serverUrl: server, clientId, identity: identityURL ? identity : undefined }))
         .then((a) => (auth = a));
       loading.catch((e) => { loading = undefined; setStatus("offline", "Offline"); console.error("chatauth widget:", e); });
     }
@@ -134,6 +192,7 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
     if (!res.ok) {
       const err = new Error((body && body.message) || "request failed: " + res.status);
       err.status = res.status;
+      err.code = body && body.error;
       throw err;
     }
     return body;
@@ -143,10 +202,12 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
     if (!conversation) { setStatus("online", "Online"); return; }
     try {
       const conv = await api(`/customer/api/v1/conversations/${conversation}`);
+      owner = await entity();
       conv.messages.forEach(render);
       connect();
     } catch (e) {
-      if (e.status === 404) { localStorage.removeItem(convKey); conversation = null; setStatus("online", "Online"); }
+      if (signInNeeded(e)) needSignIn();
+      else if (e.status === 404) { reset(); setStatus("online", "Online"); }
       else setStatus("offline", "Offline");
     }
   }
@@ -158,6 +219,7 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
     stream?.close();
     try {
       const t = await (await sdk(), auth.getToken());
+      if (owner && t.entityId !== owner) { owner = null; restore(); return; }
       const url = `${server}/customer/api/v1/conversations/${conversation}/events?access_token=${encodeURIComponent(t.accessToken)}&last_event_id=${lastId}`;
       stream = new EventSource(url);
       stream.onopen = () => { setStatus("online", "Online"); retry = 1000; };
@@ -178,7 +240,8 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
         setTimeout(connect, retry);
         retry = Math.min(retry * 2, 30000);
       };
-    } catch {
+    } catch (e) {
+      if (signInNeeded(e)) { needSignIn(); return; }
       setStatus("offline", "Offline");
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 30000);
@@ -191,13 +254,15 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
       if (!conversation) {
         const conv = await api("/customer/api/v1/conversations", { method: "POST", body: "{}" });
         conversation = String(conv.id);
+        owner = await entity();
         localStorage.setItem(convKey, conversation);
         connect();
       }
       render(await api(`/customer/api/v1/conversations/${conversation}/messages`, { method: "POST", body: JSON.stringify({ content: text }) }));
       input.value = "";
     } catch (e) {
-      setStatus("offline", "Not sent — try again");
+      if (signInNeeded(e)) needSignIn();
+      else setStatus("offline", "Not sent — try again");
     } finally {
       sendBtn.disabled = false;
       input.focus();
@@ -212,7 +277,10 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
     badge.hidden = true;
     hint("Ask us anything. We usually answer within minutes.");
     input.focus();
-    sdk();
+    // With an identity endpoint, find out at once whether the visitor may
+    // chat; an anonymous widget gets its token at the first message, so a
+    // glance at the panel creates no visitor.
+    sdk().then(() => identityURL && auth.getToken()).catch((e) => { if (signInNeeded(e)) needSignIn(); });
   }
   function close() {
     panel.hidden = true;
@@ -240,5 +308,11 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
     if ("requestIdleCallback" in window) requestIdleCallback(start, { timeout: 2000 }); else setTimeout(start, 200);
   }
   if (document.readyState === "complete") mount(); else window.addEventListener("load", mount, { once: true });
-  window.chatauthWidget = { open, close, element: host };
+  // logout ends the visitor's chat session (every tab of the site) and
+  // forgets the conversation here; the site calls it from its sign-out.
+  async function logout() {
+    await sdk();
+    try { await auth.logout(); } finally { reset(); }
+  }
+  window.chatauthWidget = { open, close, logout, element: host };
 })();

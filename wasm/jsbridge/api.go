@@ -27,7 +27,7 @@ func tokenObject(t sdk.Token) safejs.Value {
 		return safejs.Null()
 	}
 	return newObject(map[string]any{"accessToken": t.AccessToken, "tokenType": t.TokenType, "expiresAt": epochMS(t.ExpiresAt),
-		"entityId": t.EntityID, "scope": t.Scope})
+		"entityId": t.EntityID, "scope": t.Scope, "identified": t.Identified})
 }
 
 // method adds a Go function as a method of obj; it stays for the page's
@@ -50,9 +50,10 @@ func newAuth(opts, host safejs.Value) any {
 		flow = "cookie"
 	}
 	var a *sdk.Auth
-	peers := newPeers(clientID, func(t sdk.Token) { a.Receive(t) })
-	a = sdk.New(fetchBackend{server: server, clientID: clientID}, hostStore{host: host, key: "refresh:" + server + ":" + clientID}, peers,
-		sdk.Options{RefreshMargin: sdk.Duration(margin * 1000), Random: rand.Float64, Now: now, AfterFunc: afterFunc})
+	peers := newPeers(clientID, func(t sdk.Token) { a.Receive(t) }, func() { a.ReceiveLogout() })
+	a = sdk.New(&fetchBackend{host: host, server: server, clientID: clientID}, &hostStore{host: host, key: "refresh:" + server + ":" + clientID}, peers,
+		sdk.Options{RefreshMargin: sdk.Duration(margin * 1000), Random: rand.Float64, Now: now, AfterFunc: afterFunc,
+			Identity: siteIdentity(opts)})
 
 	o := newObject(map[string]any{})
 	method(o, "getToken", func([]safejs.Value) any {
@@ -99,9 +100,32 @@ func newAuth(opts, host safejs.Value) any {
 			return tokenObject(t), nil
 		})
 	})
+	method(o, "logout", func([]safejs.Value) any {
+		return NewPromise(func() (any, error) { return nil, a.Logout() })
+	})
 	method(o, "refreshCount", func([]safejs.Value) any { return a.Refreshes() })
 	watchVisibility(a)
 	return o
+}
+
+// siteIdentity is the site's identity option, which chatauth.js wraps
+// into an async function resolving to the token or ""; nil when the site
+// gave none.
+func siteIdentity(opts safejs.Value) func() (string, error) {
+	fn, err := opts.Get("identity")
+	if err != nil || fn.Type() != safejs.TypeFunction {
+		return nil
+	}
+	return func() (string, error) {
+		p, err := fn.Invoke()
+		if err == nil {
+			p, err = Await(p)
+		}
+		if err != nil {
+			return "", err
+		}
+		return p.String()
+	}
 }
 
 // watchVisibility re-checks the schedule when the tab becomes visible or

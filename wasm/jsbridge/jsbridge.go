@@ -9,7 +9,6 @@ package jsbridge
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/hack-pad/safejs"
 
@@ -139,6 +138,15 @@ func num(v safejs.Value, prop string) float64 {
 	return f
 }
 
+func boolean(v safejs.Value, prop string) bool {
+	p, err := v.Get(prop)
+	if err != nil || p.Type() != safejs.TypeBoolean {
+		return false
+	}
+	b, _ := p.Bool()
+	return b
+}
+
 // newObject makes a plain JS object from string/number/bool fields.
 func newObject(fields map[string]any) safejs.Value {
 	o, err := object.New()
@@ -149,29 +157,6 @@ func newObject(fields map[string]any) safejs.Value {
 		o.Set(k, v)
 	}
 	return o
-}
-
-// jsonString quotes s as a JSON string, so request bodies are built
-// without encoding/json.
-func jsonString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20:
-			const hex = "0123456789abcdef"
-			b.WriteString(`\u00`)
-			b.WriteByte(hex[r>>4])
-			b.WriteByte(hex[r&15])
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
 
 func epochMS(t sdk.Time) float64 { return float64(t) }

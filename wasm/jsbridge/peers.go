@@ -17,7 +17,9 @@ type tabPeers struct {
 	lockName string
 }
 
-func newPeers(clientID string, receive func(sdk.Token)) *tabPeers {
+// newPeers joins the site's channel: receive gets the other tabs' tokens,
+// loggedOut their logouts.
+func newPeers(clientID string, receive func(sdk.Token), loggedOut func()) *tabPeers {
 	p := &tabPeers{channel: safejs.Undefined(), locks: safejs.Undefined(), lockName: "chatauth-refresh:" + clientID}
 	if bc, err := global.Get("BroadcastChannel"); err == nil && !bc.IsUndefined() {
 		if ch, err := bc.New("chatauth:" + clientID); err == nil {
@@ -27,8 +29,13 @@ func newPeers(clientID string, receive func(sdk.Token)) *tabPeers {
 				if err != nil || data.IsUndefined() || data.IsNull() {
 					return nil
 				}
+				if boolean(data, "logout") {
+					go loggedOut()
+					return nil
+				}
 				t := sdk.Token{AccessToken: str(data, "accessToken"), TokenType: str(data, "tokenType"), EntityID: str(data, "entityId"),
-					Scope: str(data, "scope"), ExpiresAt: sdk.Time(num(data, "expiresAt")), ReceivedAt: sdk.Time(num(data, "receivedAt"))}
+					Scope: str(data, "scope"), Identified: boolean(data, "identified"),
+					ExpiresAt: sdk.Time(num(data, "expiresAt")), ReceivedAt: sdk.Time(num(data, "receivedAt"))}
 				go receive(t)
 				return nil
 			})
@@ -50,9 +57,15 @@ func (p *tabPeers) Publish(t sdk.Token) {
 		return
 	}
 	p.channel.Call("postMessage", newObject(map[string]any{
-		"accessToken": t.AccessToken, "tokenType": t.TokenType, "entityId": t.EntityID, "scope": t.Scope,
+		"accessToken": t.AccessToken, "tokenType": t.TokenType, "entityId": t.EntityID, "scope": t.Scope, "identified": t.Identified,
 		"expiresAt": epochMS(t.ExpiresAt), "receivedAt": epochMS(t.ReceivedAt),
 	}))
+}
+
+func (p *tabPeers) PublishLogout() {
+	if !p.channel.IsUndefined() {
+		p.channel.Call("postMessage", newObject(map[string]any{"logout": true}))
+	}
 }
 
 // Exclusive holds the site-wide Web Lock while fn runs.

@@ -9,8 +9,11 @@ type Token struct {
 	TokenType   string
 	EntityID    string
 	Scope       string
-	ExpiresAt   Time
-	ReceivedAt  Time
+	// Identified: the site vouched for this visitor with an identity
+	// token, so the same entity_id follows the site's user to any device.
+	Identified bool
+	ExpiresAt  Time
+	ReceivedAt Time
 }
 
 // Valid reports whether the token can be used at now.
@@ -24,24 +27,44 @@ type Answer struct {
 	EntityID     string
 	Scope        string
 	RefreshToken string
+	Identified   bool
 }
 
-// Backend asks the server for a token: with a refresh token, or with
-// none (the cookie path).
+// Backend is the server's customer token endpoints.
 type Backend interface {
+	// RequestToken asks with a refresh token, or with none (the cookie
+	// path).
 	RequestToken(refreshToken string) (Answer, error)
+	// Identify exchanges the site's identity token for the identified
+	// visitor's token; merge is the anonymous visitor's refresh token (or
+	// ""), whose open conversation then moves to the identified visitor.
+	Identify(identityToken, merge string) (Answer, error)
+	// Logout ends the visitor's session on the server (POST
+	// /customer/logout) with whichever of the two is not empty.
+	Logout(accessToken, refreshToken string) error
+}
+
+// Refresh is the stored refresh token and whether its session is an
+// identified visitor's.
+type Refresh struct {
+	Token      string
+	Identified bool
 }
 
 // RefreshStore keeps the customer refresh token (IndexedDB in browsers).
 type RefreshStore interface {
-	Load() (string, error)
-	Save(token string) error
+	Load() (Refresh, error)
+	// Save stores r; the zero Refresh forgets the stored one.
+	Save(r Refresh) error
 }
 
 // Peers are the other tabs of the site (BroadcastChannel and Web Locks).
 type Peers interface {
 	// Publish tells the other tabs about a new token.
 	Publish(t Token)
+	// PublishLogout tells the other tabs that the visitor logged out, so
+	// they drop their token too.
+	PublishLogout()
 	// Exclusive runs fn while no other tab runs its own Exclusive fn, so
 	// one tab refreshes and the others wait and then see its result.
 	Exclusive(fn func() error) error
@@ -61,6 +84,11 @@ type Options struct {
 	AfterFunc func(d Duration, f func()) (stop func() bool)
 	// Sleep waits d between retries; the default uses AfterFunc.
 	Sleep func(d Duration)
+	// Identity asks the site for an identity token of its signed-in user:
+	// "" when nobody is signed in. Nil: the site has no identified
+	// visitors. It is called only inside Peers.Exclusive, so the site's
+	// endpoint sees one request at a time however many tabs are open.
+	Identity func() (string, error)
 }
 
 // Auth owns the visitor's token.
@@ -160,6 +188,14 @@ func (a *Auth) Check() {
 	a.flight.do(func() (Token, error) { return a.obtain(a.opt.MaxAttempts) })
 }
 
+// exclusive runs fn under the cross-tab lock, or alone in a single tab.
+func (a *Auth) exclusive(fn func() error) error {
+	if a.peers != nil {
+		return a.peers.Exclusive(fn)
+	}
+	return fn()
+}
+
 // obtain gets a token under the cross-tab lock: if another tab refreshed
 // while we waited for the lock, its token (received through Receive) is
 // used and no request is made.
@@ -177,37 +213,19 @@ func (a *Auth) obtain(attempts int) (Token, error) {
 		out = t
 		return nil
 	}
-	var err error
-	if a.peers != nil {
-		err = a.peers.Exclusive(run)
-	} else {
-		err = run()
-	}
+	err := a.exclusive(run)
 	return out, err
 }
 
 // request asks the server, retrying what may succeed later with capped
-// exponential backoff. A stored refresh token is tried first: it works
-// whether or not third-party cookies reach the server, and it keeps the
-// same visitor where the cookie path would create a new one.
+// exponential backoff.
 func (a *Auth) request(attempts int) (Token, error) {
 	var last error
 	for attempt := 1; attempt <= attempts; attempt++ {
 		if attempt > 1 {
 			a.opt.Sleep(Backoff(attempt-1, a.opt.BaseBackoff, a.opt.MaxBackoff, a.opt.Random()))
 		}
-		refresh := ""
-		if a.store != nil {
-			refresh, _ = a.store.Load()
-		}
-		ans, err := a.backend.RequestToken(refresh)
-		if err != nil && refresh != "" {
-			if e, ok := err.(*Error); ok && e.Code == CodeInvalidToken {
-				// The refresh token is spent or revoked; the cookie may
-				// still know the visitor.
-				ans, err = a.backend.RequestToken("")
-			}
-		}
+		ans, err := a.ask()
 		if err == nil {
 			return a.accept(ans), nil
 		}
@@ -219,15 +237,79 @@ func (a *Auth) request(attempts int) (Token, error) {
 	return Token{}, last
 }
 
+// ask makes one attempt. A stored refresh token is tried first: it works
+// whether or not third-party cookies reach the server, and it keeps the
+// same visitor where the cookie path would create a new one. On a site
+// with identified visitors only an identified session's refresh token
+// comes first: an anonymous visitor may have signed in on the site since,
+// so the site is asked, and a signed-in user's token carries the
+// anonymous refresh token along, to merge the open conversation.
+func (a *Auth) ask() (Answer, error) {
+	var stored Refresh
+	if a.store != nil {
+		stored, _ = a.store.Load()
+	}
+	if stored.Token != "" && (stored.Identified || a.opt.Identity == nil) {
+		ans, err := a.backend.RequestToken(stored.Token)
+		if !IsCode(err, CodeInvalidToken) {
+			return ans, err
+		}
+		// Spent or revoked: start over as if nothing were stored.
+		stored = Refresh{}
+	}
+	if a.opt.Identity != nil {
+		ans, err := a.identify(stored.Token)
+		if err != errSignedOut {
+			return ans, err
+		}
+	}
+	if stored.Token != "" {
+		ans, err := a.backend.RequestToken(stored.Token)
+		if !IsCode(err, CodeInvalidToken) {
+			return ans, err
+		}
+	}
+	// The cookie may still know the visitor.
+	return a.backend.RequestToken("")
+}
+
+// errSignedOut: the site says nobody is signed in; go on anonymously.
+var errSignedOut = errorf(CodeNoToken, "the site's identity() returned no token")
+
+// identify asks the site for an identity token and exchanges it. An
+// expired one (the site's clock, or a token fetched long before it was
+// used) is fetched once more; more would loop on a site that always signs
+// stale tokens.
+func (a *Auth) identify(merge string) (Answer, error) {
+	var err error
+	for try := 0; try < 2; try++ {
+		id, ierr := a.opt.Identity()
+		if ierr != nil {
+			return Answer{}, errorf(CodeIdentityUnavailable, "the site's identity() failed: "+ierr.Error())
+		}
+		if id == "" {
+			return Answer{}, errSignedOut
+		}
+		// A merge token whose session is over is no error: the server
+		// brings along only what it proves.
+		var ans Answer
+		ans, err = a.backend.Identify(id, merge)
+		if !IsCode(err, CodeIdentityExpired) {
+			return ans, err
+		}
+	}
+	return Answer{}, err
+}
+
 func (a *Auth) accept(ans Answer) Token {
 	now := a.opt.Now()
 	t := Token{AccessToken: ans.AccessToken, TokenType: ans.TokenType, EntityID: ans.EntityID, Scope: ans.Scope,
-		ReceivedAt: now, ExpiresAt: now.Add(Duration(ans.ExpiresIn) * Second)}
+		Identified: ans.Identified, ReceivedAt: now, ExpiresAt: now.Add(Duration(ans.ExpiresIn) * Second)}
 	if t.TokenType == "" {
 		t.TokenType = "Bearer"
 	}
 	if ans.RefreshToken != "" && a.store != nil {
-		a.store.Save(ans.RefreshToken)
+		a.store.Save(Refresh{Token: ans.RefreshToken, Identified: ans.Identified})
 	}
 	a.mu.Lock()
 	a.refreshes++
@@ -251,6 +333,10 @@ func (a *Auth) Receive(t Token) {
 		a.set(t)
 	}
 }
+
+// ReceiveLogout drops the token after another tab logged out; the
+// listeners see the empty Token, as after Invalidate.
+func (a *Auth) ReceiveLogout() { a.Invalidate() }
 
 // Adopt sets a token from a redirect.
 func (a *Auth) Adopt(r Redirect) Token {
@@ -341,4 +427,54 @@ func (a *Auth) CheckSilently() error {
 	}
 	_, err := a.flight.do(func() (Token, error) { return a.obtain(1) })
 	return err
+}
+
+// logoutAttempts bounds the retries of a logout the server did not
+// answer: the page usually waits for logout() before it navigates.
+const logoutAttempts = 2
+
+// Logout ends the visitor's session on the server, forgets the stored
+// refresh token and the held token, and tells the other tabs, which drop
+// theirs. It runs under the cross-tab lock, so no tab is halfway through
+// a refresh that would store a token of the ended session afterwards.
+// The local state goes even when the server cannot be reached (the error
+// is returned then): a visitor who asked to leave is not kept.
+func (a *Auth) Logout() error {
+	var out error
+	lerr := a.exclusive(func() error {
+		tok := a.Current()
+		access := ""
+		if tok.Valid(a.opt.Now()) {
+			access = tok.AccessToken
+		}
+		var stored Refresh
+		if a.store != nil {
+			stored, _ = a.store.Load()
+		}
+		for attempt := 1; attempt <= logoutAttempts; attempt++ {
+			if attempt > 1 {
+				a.opt.Sleep(Backoff(attempt-1, a.opt.BaseBackoff, a.opt.MaxBackoff, a.opt.Random()))
+			}
+			out = a.backend.Logout(access, stored.Token)
+			if !Retryable(out) {
+				break
+			}
+		}
+		if IsCode(out, CodeInvalidToken) {
+			// The session had already ended (another device, a revocation).
+			out = nil
+		}
+		if a.store != nil {
+			a.store.Save(Refresh{})
+		}
+		a.Invalidate()
+		if a.peers != nil {
+			a.peers.PublishLogout()
+		}
+		return nil
+	})
+	if out == nil {
+		out = lerr
+	}
+	return out
 }

@@ -13,6 +13,13 @@ const (
 	CodeServer         = "server_error"          // the server failed (5xx)
 	CodeRateLimited    = "rate_limited"          // 429: too many new visitors from this address
 	CodeNoToken        = "no_token"              // nothing in the redirect, or no way to get a token
+
+	// Identified visitors: the server's codes, passed through as they are.
+	CodeIdentityRequired = shared.ErrIdentityRequired // 403: the client accepts only visitors the site identified
+	CodeInvalidIdentity  = shared.ErrInvalidIdentity  // 401: the identity token was refused; the message says why
+	CodeIdentityExpired  = shared.ErrIdentityExpired  // 401: the identity token is past its exp
+	// CodeIdentityUnavailable: the site's identity() threw or rejected.
+	CodeIdentityUnavailable = "identity_unavailable"
 )
 
 // Error is an SDK error with a stable code and a message for a developer.
@@ -32,6 +39,10 @@ func ServerError(status int, code, message string) *Error {
 		message = "the server answered " + itoa(status)
 	}
 	switch {
+	case code == shared.ErrIdentityRequired, code == shared.ErrInvalidIdentity, code == shared.ErrIdentityExpired:
+		// Before the status rules: these 401s and 403s are not about the
+		// credential or the client, and the SDK acts on each differently.
+		return errorf(code, message)
 	case status == 429:
 		return errorf(CodeRateLimited, message)
 	case status >= 500:
@@ -44,6 +55,14 @@ func ServerError(status int, code, message string) *Error {
 		return errorf(CodeAccessDenied, message)
 	}
 	return errorf(CodeInvalidRequest, message)
+}
+
+// IsCode reports whether err is an SDK error with that code. A type
+// assertion, not errors.As: the SDK never wraps its errors, and errors.As
+// would bring reflection into the bundle.
+func IsCode(err error, code string) bool {
+	e, ok := err.(*Error)
+	return ok && e.Code == code
 }
 
 // Retryable reports whether trying again later may succeed.

@@ -181,12 +181,35 @@ type fakeServer struct {
 	lastRT   string
 	withRT   int
 	badRT    bool
+	// Identified visitors.
+	identified  map[string]bool // refresh tokens of identified sessions
+	identifyErr []error         // answers of the next Identify calls, then success
+	anonErr     error           // answer to every anonymous request (identity_required)
+	logoutErr   []error         // answers of the next Logout calls, then success
+	log         []string        // what was asked, in order
+}
+
+func (s *fakeServer) issue(entity string, identified bool) Answer {
+	s.refresh++
+	s.lastRT = "ccr_" + itoa(s.refresh)
+	if identified {
+		if s.identified == nil {
+			s.identified = map[string]bool{}
+		}
+		s.identified[s.lastRT] = true
+	}
+	return Answer{AccessToken: "tok" + itoa(s.refresh), TokenType: "Bearer", ExpiresIn: s.life, EntityID: entity, RefreshToken: s.lastRT, Identified: identified}
 }
 
 func (s *fakeServer) RequestToken(rt string) (Answer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
+	if rt == "" {
+		s.log = append(s.log, "cookie")
+	} else {
+		s.log = append(s.log, "refresh:"+rt)
+	}
 	if s.failures > 0 {
 		s.failures--
 		return Answer{}, errorf(CodeNetwork, "offline")
@@ -198,22 +221,60 @@ func (s *fakeServer) RequestToken(rt string) (Answer, error) {
 			return Answer{}, errorf(CodeInvalidToken, "refresh token revoked")
 		}
 	}
-	s.refresh++
-	s.lastRT = "ccr_" + itoa(s.refresh)
-	return Answer{AccessToken: "tok" + itoa(s.refresh), TokenType: "Bearer", ExpiresIn: s.life, EntityID: "e1", RefreshToken: s.lastRT}, nil
+	if s.identified[rt] {
+		return s.issue("user-42", true), nil
+	}
+	if s.anonErr != nil {
+		return Answer{}, s.anonErr
+	}
+	return s.issue("e1", false), nil
+}
+
+func (s *fakeServer) Identify(id, merge string) (Answer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	s.log = append(s.log, "identify:"+id+","+merge)
+	if len(s.identifyErr) > 0 {
+		err := s.identifyErr[0]
+		s.identifyErr = s.identifyErr[1:]
+		if err != nil {
+			return Answer{}, err
+		}
+	}
+	return s.issue("user-42", true), nil
+}
+
+func (s *fakeServer) Logout(access, rt string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, "logout:"+access+","+rt)
+	if len(s.logoutErr) > 0 {
+		err := s.logoutErr[0]
+		s.logoutErr = s.logoutErr[1:]
+		return err
+	}
+	delete(s.identified, rt)
+	return nil
+}
+
+func (s *fakeServer) asked() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.log, " ")
 }
 
 type memStore struct {
 	mu sync.Mutex
-	v  string
+	v  Refresh
 }
 
-func (m *memStore) Load() (string, error) {
+func (m *memStore) Load() (Refresh, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.v, nil
 }
-func (m *memStore) Save(v string) error {
+func (m *memStore) Save(v Refresh) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.v = v
@@ -349,6 +410,17 @@ func (p tabPeer) Publish(tok Token) {
 	for _, a := range others {
 		if a != p.self() {
 			a.Receive(tok)
+		}
+	}
+}
+
+func (p tabPeer) PublishLogout() {
+	p.t.mu.Lock()
+	others := append([]*Auth{}, p.t.all...)
+	p.t.mu.Unlock()
+	for _, a := range others {
+		if a != p.self() {
+			a.ReceiveLogout()
 		}
 	}
 }

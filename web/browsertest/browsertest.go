@@ -73,3 +73,14 @@ func Eval[T any](tb testing.TB, ctx context.Context, expr string) T {
 	}
 	return v
 }
+
+// Await evaluates expr, waits for the Promise it returns, and decodes
+// the result into T; a rejection fails the test with its message.
+func Await[T any](tb testing.TB, ctx context.Context, expr string) T {
+	tb.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		tb.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}

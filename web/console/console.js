@@ -90,7 +90,8 @@ async function loadConversations() {
       const li = document.createElement("li");
       const b = document.createElement("button");
       b.type = "button";
-      b.textContent = `#${c.id} ${c.subject || (c.customer_id ? "Visitor " + c.customer_id.slice(0, 6) : "Conversation")} · ${c.status}`;
+      const who = c.customer && c.customer.identified ? c.customer.name || c.customer.external_id : c.customer_id ? "Visitor " + c.customer_id.slice(0, 6) : "Conversation";
+      b.textContent = `#${c.id} ${c.subject || who} · ${c.status}`;
       b.setAttribute("aria-current", String(current === c.id));
       b.addEventListener("click", () => openConversation(c.id));
       li.append(b);
@@ -98,6 +99,25 @@ async function loadConversations() {
     }));
     if (!items.length) ul.innerHTML = '<li class="muted">No conversations yet.</li>';
   } catch (e) { flash(e.message, true); }
+}
+
+// renderCustomer shows who the visitor is. Only the site's identity token
+// makes a visitor identified; the email's mark says whether the site
+// verified it, so an agent knows how far to trust it.
+function renderCustomer(cust) {
+  const el = $("#thread-customer");
+  el.replaceChildren();
+  el.hidden = !cust;
+  if (!cust) return;
+  const span = (cls, text) => { const s = document.createElement("span"); s.className = cls; s.textContent = text; el.append(s); return s; };
+  if (!cust.identified) { span("cust-anonymous muted", "Anonymous visitor"); return; }
+  span("cust-id", "Site user " + cust.external_id);
+  if (cust.name) span("cust-name", cust.name);
+  if (cust.email) {
+    span("cust-email", cust.email);
+    const v = cust.email_verified ? "verified" : "unverified";
+    span("pill cust-verified " + v, v).title = cust.email_verified ? "the site verified this email" : "the site has not verified this email";
+  }
 }
 
 function renderMessage(m) {
@@ -116,6 +136,7 @@ async function openConversation(id) {
   $("#thread-empty").hidden = true; $("#thread").hidden = false;
   $("#thread-title").textContent = `Conversation #${c.id}`;
   $("#thread-status").textContent = c.status + (c.assignee_id ? " · assigned" : "");
+  renderCustomer(c.customer);
   $("#messages").replaceChildren();
   c.messages.forEach(renderMessage);
   const last = c.messages.length ? c.messages[c.messages.length - 1].id : 0;

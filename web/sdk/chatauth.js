@@ -5,7 +5,9 @@
 //   const res = await auth.fetch("/customer/api/v1/me");
 //
 // The token logic runs in Go (chatauth.wasm); this file loads it, lends it
-// IndexedDB for the refresh token, and wraps fetch. See docs/sdk.md.
+// fetch and IndexedDB, and wraps fetch for the app. What can be done here
+// is done here: every Go function weighs about a kilobyte of the wasm
+// bundle, and the browser's fetch and JSON are free. See docs/sdk.md.
 import "./wasm_exec.js";
 
 // Written by ./build.sh: the content-hashed bundle, cacheable forever.
@@ -41,28 +43,57 @@ function db() {
   });
 }
 const host = {
+  // The refresh token record {token, identified}; a bare string was
+  // written by an SDK from before identified visitors (an anonymous one).
   async idbGet(key) {
     try {
       const d = await db();
-      return await new Promise((resolve) => {
+      const v = await new Promise((resolve) => {
         const r = d.transaction("kv").objectStore("kv").get(key);
-        r.onsuccess = () => resolve(typeof r.result === "string" ? r.result : null);
+        r.onsuccess = () => resolve(r.result);
         r.onerror = () => resolve(null);
       });
+      if (typeof v === "string") return { token: v, identified: false };
+      return v && typeof v.token === "string" ? v : null;
     } catch { return null; } // private mode without IndexedDB: no persistence
   },
+  // idbSet(key, null) deletes the record (logout).
   async idbSet(key, value) {
     try {
       const d = await db();
       await new Promise((resolve) => {
         const tx = d.transaction("kv", "readwrite");
-        tx.objectStore("kv").put(value, key);
+        if (value === null) tx.objectStore("kv").delete(key);
+        else tx.objectStore("kv").put(value, key);
         tx.oncomplete = resolve;
         tx.onerror = resolve;
       });
     } catch { /* as above */ }
   },
+  // post is the core's one request: JSON in, {status, data} out, data
+  // undefined when the answer is not JSON, null for a 204. A network
+  // failure (offline, DNS, a CORS refusal) rejects.
+  async post(url, body, bearer) {
+    const headers = { "Content-Type": "application/json" };
+    if (bearer) headers.Authorization = "Bearer " + bearer;
+    const res = await fetch(url, { method: "POST", credentials: "include", cache: "no-store", headers, body: JSON.stringify(body) });
+    const data = res.status === 204 ? null : await res.json().catch(() => undefined);
+    return { status: res.status, data };
+  },
 };
+
+// siteIdentity wraps the site's identity() for the core: always a
+// Promise of a string, "" when nobody is signed in.
+function siteIdentity(identity) {
+  if (identity === undefined || identity === null) return undefined;
+  if (typeof identity !== "function") throw fail("invalid_request", "identity must be a function returning the identity token, null, or a Promise of either");
+  return async () => {
+    const v = await identity();
+    if (v === null || v === undefined || v === "") return "";
+    if (typeof v !== "string") throw new Error("identity() must return a string or null, not " + typeof v);
+    return v;
+  };
+}
 
 function fail(code, message) {
   const e = new Error("chatauth: " + message);
@@ -74,15 +105,19 @@ export async function init(options = {}) {
   const { clientId, flow = "cookie", redirectUri = "", refreshMargin = 300 } = options;
   if (typeof clientId !== "string" || clientId === "") throw fail("invalid_request", "init() needs clientId (console → OAuth clients)");
   if (flow !== "cookie" && flow !== "redirect") throw fail("invalid_request", 'flow must be "cookie" or "redirect"');
+  const identity = siteIdentity(options.identity);
   const serverUrl = (options.serverUrl || new URL(import.meta.url).origin).replace(/\/+$/, "");
   const make = await load();
-  const core = make({ serverUrl, clientId, flow, redirectUri, refreshMargin }, host);
+  const core = make({ serverUrl, clientId, flow, redirectUri, refreshMargin, identity }, host);
   const auth = {
     getToken: () => core.getToken(),
     hasToken: () => core.hasToken(),
     handleRedirect: (url = location.href) => core.handleRedirect(url),
     onTokenChange: (cb) => core.onTokenChange(cb),
     invalidate: () => core.invalidate(),
+    // logout ends the visitor's chatauth session on the server and in
+    // every tab of this site; the next getToken() starts over.
+    logout: () => core.logout(),
     // fetch adds the bearer; on a 401 it drops the token, gets a new one
     // and tries once more. Relative paths are resolved against serverUrl.
     async fetch(path, opts = {}) {
