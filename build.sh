@@ -28,8 +28,31 @@ build() {
     cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" web/dist/wasm_exec.js 2>/dev/null || cp "$(go env GOROOT)/misc/wasm/wasm_exec.js" web/dist/wasm_exec.js
     go run ./backend/cmd/chatauth-bundle -src web/sdk -dist web/dist >/dev/null
   fi
+  build_npm
   CGO_ENABLED=0 go build -trimpath -o bin/chatauth ./backend/cmd/chatauth
 }
+
+# ---- npm package (docs/sdk.md, "Installing from npm") ---------------------
+# The SDK as an npm package for apps that bundle it: web/dist/npm/ and
+# web/dist/chatauth-sdk-<version>.tgz (the version is web/npm/package.json's).
+# Written in Go, not by npm pack, so the default build needs no Node; the
+# test compares it with npm pack's listing. Before the server build, so
+# the binary embeds the same web/dist on the first build as on the next.
+build_npm() {
+  [ -d wasm/cmd/chatauth ] && [ -f web/npm/package.json ] || return 0
+  local tgz
+  tgz=$(go run ./backend/cmd/chatauth-npm -template web/npm -src web/sdk -dist web/dist)
+  log "wrote the npm package: web/dist/npm/ and $tgz"
+}
+
+# npm for web/npm_browser_test.go, which installs that tarball into a
+# sample app; it runs with the browser tests.
+test_npm_setup() {
+  # shellcheck source=scripts/npm.sh
+  source scripts/npm.sh
+  ensure_npm || log "no npm: the npm package test will fail (CHATAUTH_REQUIRE_BROWSER=1)"
+}
+# ---------------------------------------------------------------------------
 
 run_tests() {
   build
@@ -51,6 +74,7 @@ run_tests() {
   if [ "${CHATAUTH_SKIP_BROWSER:-}" != 1 ]; then
     CHATAUTH_CHROMIUM=$(ensure_chromium)
     export CHATAUTH_CHROMIUM CHATAUTH_REQUIRE_BROWSER=1
+    test_npm_setup
   fi
 
   # shellcheck source=scripts/postgres.sh

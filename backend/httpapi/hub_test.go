@@ -870,7 +870,9 @@ func TestHubShutdownWhileJoining(t *testing.T) {
 	for round := range 40 {
 		e := apptest.Start(t, sqlstoretest.SQLite(t), map[string]string{"CHATAUTH_STREAMS_PER_USER": "1000"})
 		w := newHubWorld(t, e)
-		path := agentEvents(w.cid)
+		// The URL is read before the streams start: Stop clears e.Srv
+		// while they may still be dialing.
+		url := e.Srv.URL + agentEvents(w.cid)
 		const n = 20
 		streams := make(chan *hubStream, n)
 		first := make(chan struct{}, n)
@@ -881,7 +883,7 @@ func TestHubShutdownWhileJoining(t *testing.T) {
 				defer wg.Done()
 				ctx, cancel := context.WithCancel(context.Background())
 				t.Cleanup(cancel)
-				req, _ := http.NewRequestWithContext(ctx, "GET", e.Srv.URL+path, nil)
+				req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 				k, v, _ := strings.Cut(w.admin, ": ")
 				req.Header.Set(k, v)
 				res, err := hubTransport.RoundTrip(req)
