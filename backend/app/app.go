@@ -152,6 +152,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	a.OAuth = &oauth.Provider{
 		Store: db, Issuer: issuer, Inspector: inspector, Families: families, Cascade: cascade, Guesses: guesses,
 		AccessTTL: cfg.AccessTTL, CodeTTL: cfg.CodeTTL, Now: o.now,
+		// Back-channel logout posts to URIs admins register: through the
+		// identity key-set fetcher's client, which reaches only public
+		// addresses (unless CHATAUTH_IDENTITY_PRIVATE_JWKS) and follows
+		// no redirects.
+		Backchannel: &oauth.Backchannel{Issuer: issuer, Client: identity.NewJWKS(cfg.IdentityPrivateJWKS, o.now).Client, Log: log},
 	}
 	// A key the site rotated out of its set ends what it signed in.
 	jwks := identity.NewJWKS(cfg.IdentityPrivateJWKS, o.now)

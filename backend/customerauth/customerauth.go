@@ -32,7 +32,6 @@ type Store interface {
 	IdentifiedCustomer(ctx context.Context, c domain.Customer) (domain.Customer, error)
 	AdoptConversations(ctx context.Context, org int64, from, to string) ([]int64, error)
 	Family(ctx context.Context, id string) (domain.Family, error)
-	BindFamily(ctx context.Context, id, jkt string) error
 	Audit(ctx context.Context, e domain.AuditEvent) error
 }
 
@@ -81,24 +80,6 @@ func (s *Service) answer(c domain.Customer, fam domain.Family, rt string) (Answe
 	return Answer{AccessToken: tok, TokenType: typ, ExpiresIn: int64(ttl / time.Second), EntityID: c.EntityID, RefreshToken: rt, Identified: identified, Session: fam.ID}, nil
 }
 
-// errOtherKey refuses a refresh token of a session bound to a DPoP key
-// without a proof of that key (RFC 9449, section 5).
-var errOtherKey = &apierr.Error{Code: "invalid_dpop_proof", Status: 400, Message: "refresh_token is bound to a DPoP key: send a DPoP proof signed by that key (the browser that got it)"}
-
-// bind binds an unbound session to the key of the request's proof, the
-// first time one comes with it (a client that switched to DPoP keeps its
-// visitors).
-func (s *Service) bind(ctx context.Context, fam *domain.Family, jkt string) error {
-	if fam.JKT != "" || jkt == "" {
-		return nil
-	}
-	if err := s.Store.BindFamily(ctx, fam.ID, jkt); err != nil {
-		return apierr.Internal(err)
-	}
-	fam.JKT = jkt
-	return nil
-}
-
 // ErrIdentityRequired refuses an anonymous visitor of a client that
 // accepts only identified ones.
 var ErrIdentityRequired = apierr.New(shared.ErrIdentityRequired, "this widget only accepts visitors signed in on the site: sign in on the site, then the chat starts (the site sends an identity_token, docs/identity.md)")
@@ -141,7 +122,7 @@ func (s *Service) Continue(ctx context.Context, client domain.Client, entityID, 
 	if client.IdentityRequired {
 		return Answer{}, ErrIdentityRequired
 	}
-	fam, rt, err := s.Families.Add(ctx, sid, token.PrefixCustomerRefresh, func(fam domain.Family) error {
+	fam, rt, err := s.Families.AddBound(ctx, sid, token.PrefixCustomerRefresh, jkt, func(fam domain.Family) error {
 		if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != entityID {
 			return errForeignFamily
 		}
@@ -151,22 +132,17 @@ func (s *Service) Continue(ctx context.Context, client domain.Client, entityID, 
 			// its user out (docs/identity.md, "Merging").
 			return errForeignFamily
 		}
-		if fam.JKT != "" && fam.JKT != jkt {
-			// Bound to a key this request does not prove: the page lost
-			// its key (its storage was cleared), so it is a new visitor.
-			return errForeignFamily
-		}
 		return nil
 	})
-	if err == nil {
-		err = s.bind(ctx, &fam, jkt)
-	}
 	switch {
 	case err == nil:
 		// A live session of this visitor at this client: the visitor is
 		// known without reading it again.
 		return s.answer(domain.Customer{EntityID: fam.Subject, OrgID: fam.OrgID}, fam, rt)
-	case errors.Is(err, errForeignFamily), errors.Is(err, refresh.ErrRevoked), errors.Is(err, refresh.ErrUnknown), errors.Is(err, refresh.ErrExpired):
+	case errors.Is(err, errForeignFamily), errors.Is(err, refresh.ErrRevoked), errors.Is(err, refresh.ErrUnknown), errors.Is(err, refresh.ErrExpired),
+		// Bound to a key this request does not prove: the page lost its
+		// key (its storage was cleared), so it is a new visitor.
+		errors.Is(err, refresh.ErrOtherKey):
 		// The cookie's session is over. It was revoked (a reused refresh
 		// token, a vouching credential or the client ended it), or it
 		// expired or was purged: the cookie alone does not start it again,
@@ -240,23 +216,17 @@ func (s *Service) Refresh(ctx context.Context, client domain.Client, rt, jkt str
 	if !token.HasPrefix(rt, token.PrefixCustomerRefresh) {
 		return Answer{}, apierr.InvalidToken("refresh_token is not a customer refresh token of this server (they start with " + token.PrefixCustomerRefresh + ")")
 	}
-	fam, next, err := s.Families.Rotate(ctx, rt, func(fam domain.Family) error {
+	fam, next, err := s.Families.RotateBound(ctx, rt, jkt, func(fam domain.Family) error {
 		if fam.Kind != FamilyKind || fam.ClientID != client.ID {
 			return apierr.InvalidToken("refresh_token was issued to another client_id")
 		}
 		if client.IdentityRequired && !sqlstore.IsIdentityParent(fam.Parent) {
 			return ErrIdentityRequired
 		}
-		if fam.JKT != "" && fam.JKT != jkt {
-			return errOtherKey
-		}
 		return nil
 	})
 	if err != nil {
 		return Answer{}, refresh.APIError(err, "start again with POST /customer/token")
-	}
-	if err := s.bind(ctx, &fam, jkt); err != nil {
-		return Answer{}, err
 	}
 	// The family is this client's visitor session: the visitor is known.
 	return s.answer(domain.Customer{EntityID: fam.Subject, OrgID: fam.OrgID}, fam, next)
@@ -288,22 +258,19 @@ func (s *Service) Identify(ctx context.Context, client domain.Client, id identit
 		return Answer{}, apierr.Internal(err)
 	}
 	parent := sqlstore.IdentityParent(client.ID, id.KID)
-	merged, err := s.adopt(ctx, client, c, from)
+	merged, err := s.adopt(ctx, client, c, from, jkt)
 	if err != nil {
 		return Answer{}, err
 	}
 	var ans Answer
 	if from.SID != "" {
-		fam, rt, err := s.Families.Add(ctx, from.SID, token.PrefixCustomerRefresh, func(fam domain.Family) error {
-			if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != c.EntityID || fam.Parent != parent || (fam.JKT != "" && fam.JKT != jkt) {
+		fam, rt, err := s.Families.AddBound(ctx, from.SID, token.PrefixCustomerRefresh, jkt, func(fam domain.Family) error {
+			if fam.Kind != FamilyKind || fam.ClientID != client.ID || fam.Subject != c.EntityID || fam.Parent != parent {
 				return errForeignFamily
 			}
 			return nil
 		})
 		if err == nil {
-			if err := s.bind(ctx, &fam, jkt); err != nil {
-				return Answer{}, err
-			}
 			if ans, err = s.answer(c, fam, rt); err != nil {
 				return Answer{}, err
 			}
@@ -366,8 +333,10 @@ func (s *Service) identityTTL() time.Duration {
 // proves into c and ends that visitor's session. A session that is
 // identified (as anyone), revoked, past its hard end, of another client or
 // of c itself brings nothing. A spent refresh token presented here is
-// treated as everywhere else: as reuse, which ends its session.
-func (s *Service) adopt(ctx context.Context, client domain.Client, c domain.Customer, from Anonymous) (int, error) {
+// treated as everywhere else: as reuse, which ends its session. A session
+// bound to a DPoP key moves only with a proof of that key: a lifted
+// refresh token must not carry a visitor's chat into a thief's account.
+func (s *Service) adopt(ctx context.Context, client domain.Client, c domain.Customer, from Anonymous, jkt string) (int, error) {
 	var fams []domain.Family
 	now := s.Now()
 	if from.SID != "" {
@@ -383,13 +352,14 @@ func (s *Service) adopt(ctx context.Context, client domain.Client, c domain.Cust
 			if err := s.Families.Revoke(ctx, fam.ID, "refresh token reused"); err != nil {
 				return 0, apierr.Internal(err)
 			}
+		case fam.JKT != "" && fam.JKT != jkt:
 		case rt.RotatedAt.IsZero() && now.Before(rt.ExpiresAt):
 			fams = append(fams, fam)
 		}
 	}
 	moved := 0
 	for _, fam := range fams {
-		if fam.Kind != FamilyKind || fam.ClientID != client.ID || !fam.RevokedAt.IsZero() ||
+		if fam.Kind != FamilyKind || fam.ClientID != client.ID || !fam.RevokedAt.IsZero() || (fam.JKT != "" && fam.JKT != jkt) ||
 			(!fam.ExpiresAt.IsZero() && !now.Before(fam.ExpiresAt)) ||
 			sqlstore.IsIdentityParent(fam.Parent) || fam.Subject == c.EntityID {
 			continue

@@ -22,6 +22,9 @@ var (
 	ErrExpired  = errors.New("expired")
 	ErrRevoked  = errors.New("revoked")
 	ErrReused   = errors.New("reused after rotation")
+	// ErrOtherKey: the refresh token's family is bound to another DPoP
+	// key than the request proves (docs/dpop.md).
+	ErrOtherKey = errors.New("bound to another DPoP key")
 )
 
 // ErrInUse means other rows still refer to the one being deleted.
@@ -79,9 +82,15 @@ type Client struct {
 	// site identified (docs/identity.md).
 	IdentityRequired bool
 	// DPoP is DPoPRequired or DPoPOptional (docs/dpop.md).
-	DPoP      string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	DPoP string
+	// OpenID Connect (docs/oidc.md): where RP-initiated logout may send
+	// the browser back (matched exactly), where back-channel logout
+	// tokens are posted, and the ID-token algorithm ("" is RS256).
+	PostLogoutRedirectURIs []string
+	BackchannelLogoutURI   string
+	IDTokenAlg             string
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
 }
 
 // Family is one line of descent of refresh tokens: everything issued from
@@ -200,6 +209,14 @@ type Code struct {
 	ExpiresAt     time.Time
 	UsedAt        time.Time
 	FamilyID      string
+	// OpenID Connect (docs/oidc.md): the OIDC scopes granted (openid,
+	// profile, email; kept apart from Scope, which holds chatauth's API
+	// scopes), the authorize request's nonce, when the user signed in on
+	// the authorize page and that browser session's id.
+	OIDCScope  string
+	Nonce      string
+	AuthTime   time.Time
+	BrowserSID string
 	// Ended, set by RedeemCode with ErrCodeUsed, lists every session the
 	// reuse revoked (the grant and the visitors it vouched for).
 	Ended []string

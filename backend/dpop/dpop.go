@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/hmac"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -92,6 +93,10 @@ type Request struct {
 	// Nonce: the endpoint asks for a nonce (the token endpoints, when
 	// RequireNonce).
 	Nonce bool
+	// Recorded: this very proof passed an earlier check of the same
+	// request, which stored its jti (a backend vouching for a visitor
+	// with a bound token proves the token endpoint and its token at once).
+	Recorded bool
 }
 
 // Proof is a verified proof: JKT is its key's thumbprint (RFC 7638).
@@ -125,9 +130,19 @@ func (c *Checker) Check(ctx context.Context, r Request) (Proof, error) {
 		if typ, _ := t.Header["typ"].(string); typ != "dpop+jwt" {
 			return nil, invalid(`typ must be "dpop+jwt"`)
 		}
+		if _, ok := t.Header["crit"]; ok {
+			return nil, invalid("crit header: no extension is understood here (RFC 7515, section 4.1.11)")
+		}
 		raw, ok := t.Header["jwk"].(map[string]any)
 		if !ok {
 			return nil, invalid("no jwk header (the public key the proof is signed with)")
+		}
+		// Any private member, not just d: an RSA key's p or q is as
+		// private (go-jose's IsPublic looks at d alone).
+		for _, m := range []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"} {
+			if _, ok := raw[m]; ok {
+				return nil, invalid("jwk header holds a private key")
+			}
 		}
 		b, _ := json.Marshal(raw)
 		if err := jwk.UnmarshalJSON(b); err != nil {
@@ -135,6 +150,9 @@ func (c *Checker) Check(ctx context.Context, r Request) (Proof, error) {
 		}
 		if !jwk.IsPublic() {
 			return nil, invalid("jwk header holds a private key")
+		}
+		if k, ok := jwk.Key.(*rsa.PublicKey); ok && k.N.BitLen() < 2048 {
+			return nil, invalid("an RSA key must have at least 2048 bits")
 		}
 		return jwk.Key, nil
 	})
@@ -183,6 +201,9 @@ func (c *Checker) Check(ctx context.Context, r Request) (Proof, error) {
 	}
 	if r.Nonce && c.RequireNonce && !c.nonceOK(cl.Nonce, now) {
 		return Proof{}, &Error{Code: CodeUseNonce, Description: "DPoP proof: use the server's nonce (the DPoP-Nonce header of this answer)", Nonce: c.Nonce()}
+	}
+	if r.Recorded {
+		return Proof{JKT: jkt}, nil
 	}
 	if err := c.Replay.UseDPoPJTI(ctx, jkt, cl.ID, cl.IssuedAt.Time.Add(MaxAge+Ahead)); errors.Is(err, domain.ErrConflict) {
 		return Proof{}, invalid("jti already used; sign a fresh proof for each request")

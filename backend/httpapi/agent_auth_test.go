@@ -139,7 +139,9 @@ func TestRestartKeepsTokensAndRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		jwks := e2.Do("GET", "/.well-known/jwks.json", nil)
-		if !strings.Contains(string(jwks.Raw), kid) || len(jwks.Body["keys"].([]any)) != 3 {
+		// Two agent keys, and one each of customer, id_token (RS256) and
+		// id_token_eddsa (docs/oidc.md).
+		if !strings.Contains(string(jwks.Raw), kid) || len(jwks.Body["keys"].([]any)) != 5 {
 			t.Fatalf("jwks after rotate: %s", jwks.Raw)
 		}
 		expect(t, e2.Do("GET", "/api/v1/profile", nil, apptest.Bearer(tok)), 200, "")

@@ -175,7 +175,17 @@ func (s *Server) authenticateAgent(c echo.Context) (*Agent, error) {
 		if cred.Kind == credential.Customer {
 			return nil, wrongPlace(credential.Customer, "")
 		}
-		if err := s.requireProof(c, tok, dpopScheme, shared.BoundKey(cred.Agent.Cnf), false); err != nil {
+		// A client that requires DPoP refuses its own unbound tokens
+		// too, such as those issued before the switch.
+		required := false
+		if cred.Agent.ClientID != "" && cred.Agent.Cnf == nil {
+			cl, err := s.Store.Client(ctx, cred.Agent.ClientID)
+			if err != nil && !errors.Is(err, domain.ErrNotFound) {
+				return nil, apierr.Internal(err)
+			}
+			required = cl.DPoP == domain.DPoPRequired
+		}
+		if err := s.requireProof(c, tok, dpopScheme, shared.BoundKey(cred.Agent.Cnf), required); err != nil {
 			return nil, err
 		}
 	}

@@ -875,7 +875,7 @@ func TestFinding6IntrospectionAndTokenInfoTellOnlyTheirOwn(t *testing.T) {
 		// Its own: active.
 		own := w.clientCredentials(t, w.conf, w.secret, "read")
 		r := introspect(own, w.conf, w.secret)
-		if r.Body["active"] != true || r.Str("client_id") != w.conf || r.Str("token_type") != "access_token" {
+		if r.Body["active"] != true || r.Str("client_id") != w.conf || r.Str("token_type") != "Bearer" {
 			t.Errorf("its own client-credentials token: %s", redact(r.Raw))
 		}
 		access, refresh := w.code(t, "read")

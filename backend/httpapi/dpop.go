@@ -63,8 +63,14 @@ func (s *Server) tokenProof(c echo.Context, client domain.Client) (string, error
 	if err != nil {
 		return "", dpopError(err, false)
 	}
+	c.Set(ctxProof, proofs[0])
 	return p.JKT, nil
 }
+
+// ctxProof holds the proof a token endpoint checked, so a credential of
+// the same request (a vouching agent's bound token) is proven by it
+// without its jti counting as replayed.
+const ctxProof = "chatauth.dpop_proof"
 
 // requireProof enforces a token's binding at a resource: a bound token
 // (jkt) comes under the DPoP scheme with a proof of its key; an unbound
@@ -80,7 +86,10 @@ func (s *Server) requireProof(c echo.Context, tok string, dpopScheme bool, jkt s
 	case !dpopScheme:
 		return dpopError(&dpop.Error{Code: "invalid_token", Description: "this token is bound to a DPoP key: send it as Authorization: DPoP <token> with a DPoP proof of that key, not as a bearer token"}, true)
 	}
-	_, err := s.DPoP.Check(c.Request().Context(), dpop.Request{Proofs: c.Request().Header.Values("DPoP"), Method: c.Request().Method, URL: s.target(c), AccessToken: tok, JKT: jkt})
+	proofs := c.Request().Header.Values("DPoP")
+	seen, _ := c.Get(ctxProof).(string)
+	_, err := s.DPoP.Check(c.Request().Context(), dpop.Request{Proofs: proofs, Method: c.Request().Method, URL: s.target(c), AccessToken: tok, JKT: jkt,
+		Recorded: len(proofs) == 1 && seen != "" && seen == proofs[0]})
 	if err != nil {
 		return dpopError(err, true)
 	}

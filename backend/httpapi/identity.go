@@ -10,6 +10,7 @@ import (
 	"chatauth/backend/credential"
 	"chatauth/backend/customerauth"
 	"chatauth/backend/domain"
+	"chatauth/backend/dpop"
 	"chatauth/backend/identity"
 	"chatauth/backend/throttle"
 	"chatauth/shared"
@@ -217,6 +218,12 @@ func (s *Server) customerLogout(c echo.Context) error {
 		fam, _, err := s.CustomerAuth.Families.Lookup(ctx, req.RefreshToken)
 		if err != nil || fam.Kind != customerauth.FamilyKind {
 			return s.Guesses.Fail(ctx, keys, 0, "", apierr.InvalidToken("refresh_token: not a customer refresh token of this server; nothing to sign out"))
+		}
+		// A bound session is signed out only by its key's holder.
+		if fam.JKT != "" {
+			if _, err := s.DPoP.Check(ctx, dpop.Request{Proofs: c.Request().Header.Values("DPoP"), Method: c.Request().Method, URL: s.target(c), JKT: fam.JKT}); err != nil {
+				return dpopError(err, false)
+			}
 		}
 		sid, clientID = fam.ID, fam.ClientID
 	default:

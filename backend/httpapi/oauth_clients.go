@@ -43,13 +43,19 @@ type clientBody struct {
 	IdentityRequired *bool `json:"identity_required"`
 	// DPoP: "required" (every token bound to a DPoP key) or "optional".
 	DPoP *string `json:"dpop"`
+	// OpenID Connect (docs/oidc.md).
+	PostLogoutRedirectURIs   *[]string `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI     *string   `json:"backchannel_logout_uri"`
+	IDTokenSignedResponseAlg *string   `json:"id_token_signed_response_alg"`
 }
 
 func renderClient(c domain.Client, secret string) map[string]any {
 	m := map[string]any{
 		"client_id": c.ID, "id": c.ID, "account_id": c.OrgID, "name": c.Name, "company": c.Company, "client_type": c.Type,
 		"redirect_uris": nonNil(c.RedirectURIs), "scopes": strings.Fields(c.Scopes), "allowed_origins": nonNil(c.AllowedOrigins),
-		"identity_required": c.IdentityRequired, "dpop": dpopOf(c), "created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano), "updated_at": c.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		"identity_required": c.IdentityRequired, "dpop": dpopOf(c),
+		"post_logout_redirect_uris": nonNil(c.PostLogoutRedirectURIs), "backchannel_logout_uri": c.BackchannelLogoutURI, "id_token_signed_response_alg": idTokenAlgOf(c),
+		"created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano), "updated_at": c.UpdatedAt.UTC().Format(time.RFC3339Nano),
 	}
 	if secret != "" {
 		m["client_secret"] = secret
@@ -137,7 +143,42 @@ func (b clientBody) apply(c *domain.Client, create bool) error {
 	} else if create {
 		c.DPoP = domain.DPoPOptional
 	}
+	if b.PostLogoutRedirectURIs != nil {
+		if len(*b.PostLogoutRedirectURIs) > 20 {
+			return apierr.InvalidRequest("post_logout_redirect_uris: at most 20")
+		}
+		// The same rules as redirect_uris: the browser is sent there.
+		for i, u := range *b.PostLogoutRedirectURIs {
+			if err := oauth.ValidateRedirectURI(u); err != nil {
+				return apierr.InvalidRequest("post_logout_redirect_uris[" + strconv.Itoa(i) + "]: " + err.Error())
+			}
+		}
+		c.PostLogoutRedirectURIs = *b.PostLogoutRedirectURIs
+	}
+	if b.BackchannelLogoutURI != nil {
+		if u := *b.BackchannelLogoutURI; u != "" {
+			if err := oauth.ValidateRedirectURI(u); err != nil {
+				return apierr.InvalidRequest("backchannel_logout_uri: " + err.Error())
+			}
+		}
+		c.BackchannelLogoutURI = *b.BackchannelLogoutURI
+	}
+	if b.IDTokenSignedResponseAlg != nil {
+		switch *b.IDTokenSignedResponseAlg {
+		case "RS256", "EdDSA":
+			c.IDTokenAlg = *b.IDTokenSignedResponseAlg
+		default:
+			return apierr.InvalidRequest(`id_token_signed_response_alg: must be "RS256" (the default) or "EdDSA"`)
+		}
+	}
 	return nil
+}
+
+func idTokenAlgOf(c domain.Client) string {
+	if c.IDTokenAlg == "" {
+		return "RS256"
+	}
+	return c.IDTokenAlg
 }
 
 func dpopOf(c domain.Client) string {

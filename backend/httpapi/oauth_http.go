@@ -10,13 +10,16 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
 	"chatauth/backend/apierr"
+	"chatauth/backend/credential"
 	"chatauth/backend/domain"
 	"chatauth/backend/dpop"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
+	"chatauth/backend/token"
 	"chatauth/shared"
 )
 
@@ -24,10 +27,18 @@ func (s *Server) oauthRoutes() {
 	e := s.e
 	e.GET("/oauth/authorize", s.oauthAuthorize)
 	e.POST("/oauth/authorize", s.oauthAuthorize)
-	e.POST("/oauth/token", s.oauthToken)
+	e.POST("/oauth/token", s.oauthToken, s.tokenCORS)
 	e.POST("/oauth/introspect", s.oauthIntrospect)
-	e.POST("/oauth/revoke", s.oauthRevoke)
+	e.POST("/oauth/revoke", s.oauthRevoke, s.tokenCORS)
+	e.OPTIONS("/oauth/token", s.tokenPreflight)
+	e.OPTIONS("/oauth/revoke", s.tokenPreflight)
 	e.GET("/.well-known/oauth-authorization-server", s.oauthMetadata)
+	// OpenID Connect (docs/oidc.md).
+	e.GET("/.well-known/openid-configuration", s.oauthMetadata)
+	e.GET("/oauth/userinfo", s.oauthUserInfo)
+	e.POST("/oauth/userinfo", s.oauthUserInfo)
+	e.GET("/oauth/end_session", s.oauthEndSession)
+	e.POST("/oauth/end_session", s.oauthEndSession)
 }
 
 // scopeWords says in plain words what a consent grants.
@@ -61,6 +72,8 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 		}
 	}
 	req, client, err := oauth.ParseAuthorize(q, func(id string) (domain.Client, error) { return s.Store.Client(ctx, id) })
+	// Every answer names this server (RFC 9207), errors included.
+	req.Issuer = s.Issuer
 	var pe *oauth.PageError
 	var oe *oauth.Error
 	switch {
@@ -102,7 +115,9 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 		if err != nil {
 			return apierr.Internal(err)
 		}
-		sess.Values["uid"], sess.Values["sid"] = u.ID, sid
+		// auth_time of the ID tokens of this sign-in (OIDC Core §2), and
+		// what max_age is measured against.
+		sess.Values["uid"], sess.Values["sid"], sess.Values["auth_time"] = u.ID, sid, s.now().Unix()
 		user = &u
 	case "deny":
 		return s.redirect(c, req.ErrorRedirect(oauth.ErrAccessDenied.WithDescription("the user denied the request")))
@@ -110,7 +125,11 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 	default:
 		return s.errorPage(c, http.StatusBadRequest, "Invalid request", "Unknown form action.")
 	}
-	if uid, ok := sess.Values["uid"].(int64); ok && user == nil && !(action == "" && req.Prompt == "login") {
+	// A new request with prompt=login, or whose max_age the sign-in is
+	// older than, signs in again (OIDC Core §3.1.2.1); the form posts
+	// that follow it carry the fresh sign-in.
+	reauth := action == "" && (req.HasPrompt("login") || (req.MaxAge >= 0 && !signedInWithin(sess, s.now(), req.MaxAge)))
+	if uid, ok := sess.Values["uid"].(int64); ok && user == nil && !reauth {
 		sid, _ := sess.Values["sid"].(string)
 		live, err := s.Cascade.BrowserSessionLive(ctx, sid, uid)
 		if err != nil {
@@ -121,11 +140,20 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 		} else {
 			delete(sess.Values, "uid")
 			delete(sess.Values, "sid")
+			delete(sess.Values, "auth_time")
 		}
 	}
 	if user == nil {
-		if req.Prompt == "none" {
+		if req.HasPrompt("none") {
+			if _, ok := sess.Values["uid"].(int64); ok && req.MaxAge >= 0 {
+				return s.redirect(c, req.ErrorRedirect(oauth.ErrLoginRequired.WithDescription("the user signed in longer ago than max_age="+strconv.FormatInt(req.MaxAge, 10)+" seconds and must sign in again")))
+			}
 			return s.redirect(c, req.ErrorRedirect(oauth.ErrLoginRequired.WithDescription("the user is not signed in")))
+		}
+		if page["Email"] == nil && req.LoginHint != "" {
+			// login_hint prefills the email (OIDC Core §3.1.2.1); the
+			// person can still change it.
+			page["Email"] = req.LoginHint
 		}
 		page["CSRF"] = csrfToken(sess)
 		if err := sess.Save(r, c.Response()); err != nil {
@@ -136,6 +164,9 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 	if ok, err := s.Store.InTree(ctx, client.OrgID, user.OrgID); err != nil {
 		return err
 	} else if !ok {
+		if req.HasPrompt("none") {
+			return s.redirect(c, req.ErrorRedirect(oauth.ErrInteractionRequired.WithDescription("the signed-in user's organization cannot authorize this client")))
+		}
 		return s.errorPage(c, http.StatusForbidden, "Not available for your account", "This application belongs to another organization, so your account cannot authorize it.")
 	}
 	api, err := oauth.ParseClientScopes(strings.Fields(client.Scopes))
@@ -148,20 +179,29 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
+	// A consent covers the API scope and, for OpenID Connect, the claims
+	// released: asking for email later asks again.
+	consentKey := scope.String()
+	if req.OpenID() {
+		consentKey += " " + strings.Join(req.OIDC, " ")
+	}
 	if action == "approve" {
-		if err := s.Store.RememberConsent(ctx, user.ID, client.ID, scope.String()); err != nil {
+		if err := s.Store.RememberConsent(ctx, user.ID, client.ID, consentKey); err != nil {
 			return err
 		}
 	} else {
-		consented, err := s.Store.HasConsent(ctx, user.ID, client.ID, scope.String())
+		consented, err := s.Store.HasConsent(ctx, user.ID, client.ID, consentKey)
 		if err != nil {
 			return err
 		}
-		if !consented || req.Prompt == "consent" {
-			if req.Prompt == "none" {
-				return s.redirect(c, req.ErrorRedirect(oauth.ErrConsentRequired.WithDescription("the user has not approved this client for scope \""+scope.String()+"\"")))
+		if !consented || req.HasPrompt("consent") {
+			if req.HasPrompt("none") {
+				return s.redirect(c, req.ErrorRedirect(oauth.ErrConsentRequired.WithDescription("the user has not approved this client for scope \""+consentKey+"\"")))
 			}
 			page["CSRF"], page["User"], page["Scopes"] = csrfToken(sess), user, scopeWords(scope)
+			if req.OpenID() {
+				page["Claims"] = claimWords(req.OIDC)
+			}
 			if u, err := url.Parse(req.RedirectURI); err == nil {
 				page["RedirectHost"] = u.Host
 			}
@@ -181,11 +221,46 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 		}
 		return s.redirect(c, req.Redirect(params))
 	}
-	code, err := s.OAuth.IssueCode(ctx, req, *user, scope)
+	sid, _ := sess.Values["sid"].(string)
+	code, err := s.OAuth.IssueCode(ctx, req, *user, scope, oauth.Session{SID: sid, AuthTime: authTime(sess)})
 	if err != nil {
 		return err
 	}
 	return s.redirect(c, req.Redirect(url.Values{"code": {code}}))
+}
+
+// now is the authorization server's clock (tests may set it).
+func (s *Server) now() time.Time { return s.OAuth.Now() }
+
+// authTime is when the browser session signed in; zero for a cookie
+// from before it was recorded.
+func authTime(sess *sessions.Session) time.Time {
+	if t, ok := sess.Values["auth_time"].(int64); ok && t > 0 {
+		return time.Unix(t, 0)
+	}
+	return time.Time{}
+}
+
+// signedInWithin reports whether the browser session signed in at most
+// maxAge seconds before now (max_age, OIDC Core §3.1.2.1). A session of
+// unknown age is not.
+func signedInWithin(sess *sessions.Session, now time.Time, maxAge int64) bool {
+	at := authTime(sess)
+	return !at.IsZero() && now.Sub(at) <= time.Duration(maxAge)*time.Second
+}
+
+// claimWords says in plain words what an OpenID Connect consent shares.
+func claimWords(oidc []string) []string {
+	out := []string{"confirm who you are (your user id, organization and role)"}
+	for _, w := range oidc {
+		switch w {
+		case oauth.ScopeProfile:
+			out = append(out, "see your name (claims name, updated_at)")
+		case oauth.ScopeEmail:
+			out = append(out, "see your email address (claims email, email_verified)")
+		}
+	}
+	return out
 }
 
 // redirect answers 302 to a GET and 303 to a form POST, so the browser
@@ -292,22 +367,22 @@ func (s *Server) oauthToken(c echo.Context) error {
 	if err != nil {
 		return s.oauthFail(c, err)
 	}
-	var jkt string
 	if s.DPoP.RequireNonce {
 		c.Response().Header().Set("DPoP-Nonce", s.DPoP.Nonce())
 	}
-	if proofs := c.Request().Header.Values("DPoP"); len(proofs) > 0 {
+	proof := func() (string, error) {
+		proofs := c.Request().Header.Values("DPoP")
+		if len(proofs) == 0 {
+			return "", nil
+		}
 		p, err := s.DPoP.Check(c.Request().Context(), dpop.Request{Proofs: proofs, Method: http.MethodPost, URL: s.target(c), Nonce: true})
 		var de *dpop.Error
 		if errors.As(err, &de) {
-			return s.oauthFail(c, &oauth.Error{Code: de.Code, Status: http.StatusBadRequest, Description: de.Description})
+			return "", &oauth.Error{Code: de.Code, Status: http.StatusBadRequest, Description: de.Description}
 		}
-		if err != nil {
-			return s.oauthFail(c, err)
-		}
-		jkt = p.JKT
+		return p.JKT, err
 	}
-	t, err := s.OAuth.Token(c.Request().Context(), c.Request().Header.Get("Authorization"), c.RealIP(), jkt, form)
+	t, err := s.OAuth.Token(c.Request().Context(), c.Request().Header.Get("Authorization"), c.RealIP(), proof, form)
 	if err != nil {
 		return s.oauthFail(c, err)
 	}
@@ -322,7 +397,7 @@ func (s *Server) oauthToken(c echo.Context) error {
 type tokenAnswer oauth.TokenResponse
 
 func (t *tokenAnswer) appendJSON(b []byte) (_ []byte, ok bool) {
-	if !jsonPlain(t.AccessToken) || !jsonPlain(t.TokenType) || !jsonPlain(t.RefreshToken) || !jsonPlain(t.Scope) {
+	if !jsonPlain(t.AccessToken) || !jsonPlain(t.TokenType) || !jsonPlain(t.RefreshToken) || !jsonPlain(t.Scope) || !jsonPlain(t.IDToken) {
 		return b, false
 	}
 	b = append(b, `{"access_token":"`...)
@@ -338,6 +413,10 @@ func (t *tokenAnswer) appendJSON(b []byte) (_ []byte, ok bool) {
 	}
 	b = append(b, `,"scope":"`...)
 	b = append(b, t.Scope...)
+	if t.IDToken != "" {
+		b = append(b, `","id_token":"`...)
+		b = append(b, t.IDToken...)
+	}
 	return append(b, "\"}\n"...), true
 }
 
@@ -368,4 +447,174 @@ func (s *Server) oauthRevoke(c echo.Context) error {
 func (s *Server) oauthMetadata(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")
 	return c.JSON(http.StatusOK, oauth.Metadata(s.Issuer))
+}
+
+// oauthUserInfo is OpenID Connect Core §5.3: the claims of the access
+// token's grant. Errors follow RFC 6750 §3: 401 invalid_token, 403
+// insufficient_scope, each with a WWW-Authenticate challenge.
+func (s *Server) oauthUserInfo(c echo.Context) error {
+	tok, dpopScheme, sent, err := presented(c)
+	switch {
+	case err != nil:
+		return s.userinfoFail(c, dpopScheme, oauth.ErrInvalidToken.WithDescription("send the access token as Authorization: Bearer <token> (or DPoP <token> with a proof)"))
+	case !sent:
+		// RFC 6750 §3.1: a request with no credentials gets the bare
+		// challenge.
+		return s.userinfoFail(c, false, &oauth.Error{Status: http.StatusUnauthorized})
+	}
+	cred, err := s.Inspector.JWT(tok)
+	if err != nil {
+		var inv *credential.Invalid
+		if errors.As(err, &inv) {
+			return s.userinfoFail(c, dpopScheme, oauth.ErrInvalidToken.WithDescription(inv.Reason))
+		}
+		return err
+	}
+	if cred.Kind != credential.OAuth {
+		return s.userinfoFail(c, dpopScheme, oauth.ErrInsufficientScope.WithDescription("this is not an OAuth access token from an authorization with scope openid"))
+	}
+	if err := s.requireProof(c, tok, dpopScheme, shared.BoundKey(cred.Agent.Cnf), false); err != nil {
+		return err
+	}
+	claims, err := s.OAuth.UserInfo(c.Request().Context(), cred.Agent)
+	var oe *oauth.Error
+	if errors.As(err, &oe) {
+		return s.userinfoFail(c, dpopScheme, oe)
+	}
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, claims)
+}
+
+func (s *Server) userinfoFail(c echo.Context, dpopScheme bool, oe *oauth.Error) error {
+	scheme := `Bearer realm="chatauth"`
+	if dpopScheme {
+		scheme = dpopChallenge
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	if oe.Code == "" {
+		h.Set("WWW-Authenticate", scheme)
+		return c.NoContent(oe.Status)
+	}
+	ch := scheme + `, error="` + oe.Code + `"`
+	if oe.Code == oauth.ErrInsufficientScope.Code {
+		ch += `, scope="openid"`
+	}
+	h.Set("WWW-Authenticate", ch+`, error_description="`+headerSafe(oe.Description)+`"`)
+	return c.JSON(oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
+}
+
+// hintMaxExpired is how long after its exp an ID token is still taken as
+// an id_token_hint: relying parties log out with the ID token of a long
+// session, and the hint only names whom to sign out.
+const hintMaxExpired = 30 * 24 * time.Hour
+
+// oauthEndSession is OpenID Connect RP-Initiated Logout 1.0: it ends the
+// authorize page's browser sign-in and the grants made in it (with a
+// back-channel logout to their clients), then sends the browser to a
+// registered post_logout_redirect_uri with state, or shows a "signed
+// out" page. Without a valid id_token_hint the person confirms first,
+// so a link on another site cannot sign anybody out.
+func (s *Server) oauthEndSession(c echo.Context) error {
+	ctx := c.Request().Context()
+	for _, name := range []string{"id_token_hint", "post_logout_redirect_uri", "state", "client_id"} {
+		if len(c.QueryParams()[name]) > 1 || (c.Request().Method == http.MethodPost && len(c.Request().PostForm[name]) > 1) {
+			return s.errorPage(c, http.StatusBadRequest, "Invalid request", name+" is given more than once.")
+		}
+	}
+	hint, back, state, clientID := c.FormValue("id_token_hint"), c.FormValue("post_logout_redirect_uri"), c.FormValue("state"), c.FormValue("client_id")
+	var (
+		claims token.IDClaims
+		client domain.Client
+		known  bool
+	)
+	if hint != "" {
+		var err error
+		if claims, err = s.OAuth.Issuer.VerifyIDTokenHint(hint, hintMaxExpired); err != nil {
+			return s.errorPage(c, http.StatusBadRequest, "Invalid logout request", "id_token_hint is not an ID token of this server ("+strings.TrimPrefix(err.Error(), token.ErrBadIDTokenHint.Error()+": ")+"). Nothing was signed out.")
+		}
+		if len(claims.Audience) != 1 {
+			return s.errorPage(c, http.StatusBadRequest, "Invalid logout request", "id_token_hint must name one client in aud.")
+		}
+		if clientID != "" && clientID != claims.Audience[0] {
+			return s.errorPage(c, http.StatusBadRequest, "Invalid logout request", "client_id does not match the aud of id_token_hint.")
+		}
+		clientID = claims.Audience[0]
+	}
+	if clientID != "" {
+		var err error
+		client, err = s.Store.Client(ctx, clientID)
+		if errors.Is(err, domain.ErrNotFound) {
+			return s.errorPage(c, http.StatusBadRequest, "Invalid logout request", "client_id "+quoteShort(clientID)+" is not a registered client.")
+		}
+		if err != nil {
+			return err
+		}
+		known = true
+	}
+	if back != "" {
+		if !known {
+			return s.errorPage(c, http.StatusBadRequest, "Invalid logout request", "post_logout_redirect_uri needs id_token_hint or client_id, to know whose registered URIs to match.")
+		}
+		found := false
+		for _, u := range client.PostLogoutRedirectURIs {
+			found = found || u == back // exact, like redirect_uri
+		}
+		if !found {
+			return s.errorPage(c, http.StatusBadRequest, "Invalid logout request", "post_logout_redirect_uri "+quoteShort(back)+" is not one of the client's registered post_logout_redirect_uris (they must match exactly). Nothing was sent there.")
+		}
+	}
+	sess := s.session(c)
+	uid, _ := sess.Values["uid"].(int64)
+	sid, _ := sess.Values["sid"].(string)
+	if hint == "" {
+		confirmed := c.Request().Method == http.MethodPost && c.FormValue("action") == "logout" && checkCSRF(c, sess)
+		if !confirmed && sid != "" {
+			page := map[string]any{"CSRF": csrfToken(sess), "Back": back, "State": state, "ClientID": clientID}
+			if known {
+				page["Client"] = client.Name
+			}
+			if err := sess.Save(c.Request(), c.Response()); err != nil {
+				return err
+			}
+			return s.render(c, http.StatusOK, "logout", page)
+		}
+	}
+	// The hint's session is ended even when the browser signed in again
+	// since; the browser's own only when it is the hint's user (or the
+	// person confirmed).
+	hintUID, _ := strconv.ParseInt(claims.Subject, 10, 64)
+	if hint != "" && claims.SID != "" && claims.SID != sid {
+		if err := s.OAuth.EndBrowserSession(ctx, claims.SID, hintUID); err != nil {
+			return err
+		}
+	}
+	if sid != "" && (hint == "" || hintUID == uid) {
+		if err := s.OAuth.EndBrowserSession(ctx, sid, uid); err != nil {
+			return err
+		}
+		delete(sess.Values, "uid")
+		delete(sess.Values, "sid")
+		delete(sess.Values, "auth_time")
+		delete(sess.Values, "csrf")
+		if err := sess.Save(c.Request(), c.Response()); err != nil {
+			return err
+		}
+	}
+	if back != "" {
+		u, err := url.Parse(back)
+		if err != nil {
+			return err
+		}
+		if state != "" {
+			q := u.Query()
+			q.Set("state", state)
+			u.RawQuery = q.Encode()
+		}
+		return s.redirect(c, u.String())
+	}
+	return s.render(c, http.StatusOK, "signed_out", nil)
 }

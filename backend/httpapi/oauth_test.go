@@ -424,7 +424,7 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := introspect(tok.AccessToken)
-	if r.Body["active"] != true || r.Str("client_id") != w.confidential || r.Str("token_type") != "access_token" || r.Str("scope") != "bot read chat" {
+	if r.Body["active"] != true || r.Str("client_id") != w.confidential || r.Str("token_type") != "Bearer" || r.Str("scope") != "bot read chat" {
 		t.Fatalf("active: %s", r.Raw)
 	}
 	// Revoked: inactive at once, refused at once.

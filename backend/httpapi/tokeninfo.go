@@ -29,6 +29,8 @@ type TokenInfo struct {
 	ExpiresAt    stamp    `json:"expires_at,omitempty"`
 	IssuedAt     stamp    `json:"issued_at,omitempty"`
 	Hint         string   `json:"hint,omitempty"`
+	// Bound: the token is bound to a DPoP key (docs/dpop.md).
+	Bound bool `json:"dpop_bound,omitempty"`
 }
 
 func invalid(typ, reason string) TokenInfo { return TokenInfo{Valid: false, Type: typ, Reason: reason} }
@@ -64,7 +66,7 @@ func (s *Server) tokenInfo(c echo.Context) error {
 			raw = strings.TrimSpace(rest)
 		}
 		var org int64
-		if info, org, err = s.inspect(c, raw); err != nil {
+		if info, org, err = s.inspect(c, raw, false); err != nil {
 			return err
 		}
 		if ok, err := s.ownToken(c, caller, org); err != nil {
@@ -74,12 +76,12 @@ func (s *Server) tokenInfo(c echo.Context) error {
 		}
 	case r.Header.Get(headerAPIToken) != "":
 		var err error
-		if info, _, err = s.inspect(c, r.Header.Get(headerAPIToken)); err != nil {
+		if info, _, err = s.inspect(c, r.Header.Get(headerAPIToken), true); err != nil {
 			return err
 		}
 	case r.Header.Get("Authorization") != "":
 		var err error
-		if info, _, err = s.inspect(c, r.Header.Get("Authorization")); err != nil {
+		if info, _, err = s.inspect(c, r.Header.Get("Authorization"), true); err != nil {
 			return err
 		}
 	default:
@@ -175,6 +177,9 @@ func (i *TokenInfo) appendJSON(b []byte) (_ []byte, ok bool) {
 		b = i.IssuedAt.appendQuoted(append(b, `,"issued_at":`...))
 	}
 	field("hint", i.Hint)
+	if i.Bound {
+		b = append(b, `,"dpop_bound":true`...)
+	}
 	return append(b, "}\n"...), true
 }
 
@@ -184,7 +189,10 @@ func scopesOf(sc shared.Scope) []string { return sc.Words() }
 // Authorization value) and shows the answer, with the token's
 // organization when known. Only a failure to check (the database is
 // down) is an error.
-func (s *Server) inspect(c echo.Context, raw string) (TokenInfo, int64, error) {
+// held: the token came in the request's own header, from its holder, who
+// must then prove a bound token's key; a pasted one (POST) is inspected
+// for an authenticated caller of its organization.
+func (s *Server) inspect(c echo.Context, raw string, held bool) (TokenInfo, int64, error) {
 	ctx := c.Request().Context()
 	var (
 		cr  credential.Credential
@@ -195,7 +203,7 @@ func (s *Server) inspect(c echo.Context, raw string) (TokenInfo, int64, error) {
 	switch {
 	case strings.EqualFold(scheme, "Basic"):
 		secret = token.PrefixPersonal
-	case strings.EqualFold(scheme, "Bearer"):
+	case strings.EqualFold(scheme, "Bearer"), strings.EqualFold(scheme, "DPoP"):
 		secret = strings.TrimSpace(rest)
 	}
 	// A secret looked up by its hash is a guess like any other: the
@@ -226,7 +234,23 @@ func (s *Server) inspect(c echo.Context, raw string) (TokenInfo, int64, error) {
 	if err != nil {
 		return TokenInfo{}, 0, apierr.Internal(err)
 	}
+	// A bound token tells its holder about itself only with a proof of
+	// its key: lifted out of the page, it is worth nothing, not even an
+	// answer that it is live (docs/dpop.md).
+	jkt := shared.BoundKey(cr.Agent.Cnf)
+	if cr.Kind == credential.Customer {
+		jkt = shared.BoundKey(cr.Visitor.Cnf)
+	}
+	if jkt != "" && held {
+		if !strings.EqualFold(scheme, "DPoP") {
+			return invalid(string(cr.Kind), "this token is bound to a DPoP key; inspect it as Authorization: DPoP <token> with a DPoP proof of that key"), 0, nil
+		}
+		if err := s.requireProof(c, secret, true, jkt, false); err != nil {
+			return TokenInfo{}, 0, err
+		}
+	}
 	info := infoOf(cr)
+	info.Bound = jkt != ""
 	return info, info.Organization, nil
 }
 

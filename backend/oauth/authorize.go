@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 
 	"chatauth/backend/domain"
@@ -16,8 +17,32 @@ type AuthorizeRequest struct {
 	State         string
 	Scope         string // as requested, resolved against the user later
 	CodeChallenge string
-	Prompt        string // "", "none", "login", "consent"
+	Prompt        string // as sent: space-separated none, login, consent (HasPrompt)
+	// OpenID Connect (docs/oidc.md). OIDC holds the OIDC scopes asked
+	// (openid, profile, email), which Scope no longer carries; Nonce is
+	// echoed in the ID token; MaxAge is the max_age in seconds, -1 when
+	// absent; LoginHint prefills the sign-in page.
+	OIDC      []string
+	Nonce     string
+	MaxAge    int64
+	LoginHint string
+	// Issuer, when set, is added to every response as iss (RFC 9207),
+	// so a client can tell which server answered.
+	Issuer string
 }
+
+// HasPrompt reports whether the prompt parameter holds word.
+func (r AuthorizeRequest) HasPrompt(word string) bool {
+	for _, w := range strings.Fields(r.Prompt) {
+		if w == word {
+			return true
+		}
+	}
+	return false
+}
+
+// OpenID reports whether the request is an OpenID Connect one.
+func (r AuthorizeRequest) OpenID() bool { return hasWord(r.OIDC, ScopeOpenID) }
 
 // UseFragment reports whether answers go in the fragment (implicit).
 func (r AuthorizeRequest) UseFragment() bool { return r.ResponseType == "token" }
@@ -90,10 +115,14 @@ func ParseAuthorize(q url.Values, lookup func(id string) (domain.Client, error))
 	}
 	r.State = get("state")
 	r.ResponseType = get("response_type")
-	r.Scope = get("scope")
+	r.Scope, r.OIDC = SplitScope(get("scope"))
 	r.CodeChallenge = get("code_challenge")
 	method := get("code_challenge_method")
 	r.Prompt = get("prompt")
+	r.Nonce = get("nonce")
+	maxAge := get("max_age")
+	r.LoginHint = get("login_hint")
+	r.MaxAge = -1
 	if len(bad) > 0 {
 		return r, client, ErrInvalidRequest.WithDescription(strings.Join(bad, ", ") + " given more than once or too long")
 	}
@@ -105,6 +134,11 @@ func ParseAuthorize(q url.Values, lookup func(id string) (domain.Client, error))
 	case "token":
 		if client.Type != "public" {
 			return r, client, ErrUnauthorizedClient.WithDescription("response_type=token (implicit) is only for public clients; a confidential client uses response_type=code")
+		}
+		// A redirect cannot carry a DPoP proof: its token would be a
+		// bearer token the client said it does not want.
+		if client.DPoP == domain.DPoPRequired {
+			return r, client, ErrAccessDenied.WithDescription("this client requires DPoP-bound tokens, which the implicit flow cannot give; use response_type=code with PKCE and a DPoP proof at the token endpoint")
 		}
 	case "":
 		return r, client, ErrInvalidRequest.WithDescription("response_type is missing; use code or token")
@@ -122,10 +156,26 @@ func ParseAuthorize(q url.Values, lookup func(id string) (domain.Client, error))
 			return r, client, ErrInvalidRequest.WithDescription("PKCE applies to response_type=code only")
 		}
 	}
-	switch r.Prompt {
-	case "", "none", "login", "consent":
-	default:
-		return r, client, ErrInvalidRequest.WithDescription("prompt must be none, login or consent")
+	for _, w := range strings.Fields(r.Prompt) {
+		switch w {
+		case "none", "login", "consent":
+		case "select_account":
+			// One account per browser: there is nothing to choose from
+			// (OIDC Core §3.1.2.6).
+			return r, client, ErrAccountSelectionRequired.WithDescription("prompt=select_account is not supported: this server signs in one account per browser; sign out (end_session) to switch accounts")
+		default:
+			return r, client, ErrInvalidRequest.WithDescription("prompt must be none, login, consent or select_account (space-separated), not \"" + clip(w) + "\"")
+		}
+	}
+	if r.HasPrompt("none") && len(strings.Fields(r.Prompt)) > 1 {
+		return r, client, ErrInvalidRequest.WithDescription("prompt=none cannot be combined with other prompt values (OIDC Core §3.1.2.1)")
+	}
+	if maxAge != "" {
+		n, err := strconv.ParseInt(maxAge, 10, 64)
+		if err != nil || n < 0 {
+			return r, client, ErrInvalidRequest.WithDescription("max_age must be a number of seconds, 0 or more")
+		}
+		r.MaxAge = n
 	}
 	return r, client, nil
 }
@@ -142,6 +192,9 @@ func clip(s string) string {
 func (r AuthorizeRequest) Redirect(params url.Values) string {
 	if r.State != "" {
 		params.Set("state", r.State)
+	}
+	if r.Issuer != "" {
+		params.Set("iss", r.Issuer)
 	}
 	if r.UseFragment() {
 		base := r.RedirectURI

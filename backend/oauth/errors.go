@@ -53,6 +53,13 @@ var (
 	ErrTemporarilyUnavailable = &Error{Code: "temporarily_unavailable", Status: 503}
 	ErrLoginRequired          = &Error{Code: "login_required", Status: 400}
 	ErrConsentRequired        = &Error{Code: "consent_required", Status: 400}
+	// OpenID Connect Core §3.1.2.6's other authorize errors, and RFC
+	// 6750 §3.1's answer of a resource (userinfo) to a token without the
+	// scope it needs.
+	ErrInteractionRequired      = &Error{Code: "interaction_required", Status: 400}
+	ErrAccountSelectionRequired = &Error{Code: "account_selection_required", Status: 400}
+	ErrInsufficientScope        = &Error{Code: "insufficient_scope", Status: 403}
+	ErrInvalidToken             = &Error{Code: "invalid_token", Status: 401}
 	// ErrInvalidDPoPProof and ErrUseDPoPNonce are RFC 9449's.
 	ErrInvalidDPoPProof = &Error{Code: "invalid_dpop_proof", Status: 400}
 	ErrUseDPoPNonce     = &Error{Code: "use_dpop_nonce", Status: 400}

@@ -84,5 +84,14 @@ func (p *Provider) grantCode(ctx context.Context, client domain.Client, form url
 	}
 	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, client.ID, scope, familyID, jkt)
 	t.RefreshToken = refresh
+	if err != nil {
+		return t, err
+	}
+	// OpenID Connect: a code issued with openid also answers an ID token
+	// (docs/oidc.md).
+	a, ok, err := p.grantOIDC(ctx, c, familyID)
+	if ok && err == nil {
+		t.IDToken, err = p.idToken(client, u, scope, a, t.AccessToken)
+	}
 	return t, err
 }

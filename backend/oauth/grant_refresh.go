@@ -24,19 +24,20 @@ func (p *Provider) grantRefresh(ctx context.Context, client domain.Client, form 
 		u     domain.User
 		scope shared.Scope
 	)
-	fam, next, err := p.Families.Rotate(ctx, rt, func(fam domain.Family) error {
+	// A bound grant is refreshed only by its key, and an unbound one is
+	// bound by the first proof (RFC 9449, section 5), in the rotation.
+	fam, next, err := p.Families.RotateBound(ctx, rt, jkt, func(fam domain.Family) error {
 		if fam.Kind != FamilyKind || fam.ClientID != client.ID {
 			return ErrInvalidGrant.WithDescription("refresh_token was issued to another client")
-		}
-		// A bound grant is refreshed only by its key (RFC 9449, section 5).
-		if fam.JKT != "" && fam.JKT != jkt {
-			return ErrInvalidDPoPProof.WithDescription("refresh_token is bound to a DPoP key; send a proof signed by that key")
 		}
 		granted, err := shared.ParseScope(fam.Scope)
 		if err != nil {
 			return err
 		}
-		if scope, err = narrow(granted, form.Get("scope")); err != nil {
+		// The OIDC words of a refresh's scope (openid, …) are not API
+		// scopes: the grant keeps its OIDC side as it was (docs/oidc.md).
+		apiScope, _ := SplitScope(form.Get("scope"))
+		if scope, err = narrow(granted, apiScope); err != nil {
 			return err
 		}
 		// The client's scopes as they are now bind its old grants too.
@@ -51,6 +52,8 @@ func (p *Provider) grantRefresh(ctx context.Context, client domain.Client, form 
 		return err
 	})
 	switch {
+	case errors.Is(err, refresh.ErrOtherKey):
+		return TokenResponse{}, ErrInvalidDPoPProof.WithDescription("refresh_token is bound to a DPoP key; send a proof signed by that key")
 	case errors.Is(err, refresh.ErrReused):
 		return TokenResponse{}, ErrInvalidGrant.WithDescription("refresh_token was already used; for safety every token of this grant is now revoked. Authorize again")
 	case errors.Is(err, refresh.ErrRevoked):
@@ -64,6 +67,14 @@ func (p *Provider) grantRefresh(ctx context.Context, client domain.Client, form 
 	}
 	t, err := p.access(fam.Subject, u.OrgID, client.ID, capRole(scope, u), fam.ID, jkt)
 	t.RefreshToken = next
+	if err != nil {
+		return t, err
+	}
+	// A grant made with openid gets a fresh ID token (OIDC Core §12.2).
+	a, ok, err := p.refreshOIDC(ctx, fam.ID)
+	if ok && err == nil {
+		t.IDToken, err = p.idToken(client, u, capRole(scope, u), a, t.AccessToken)
+	}
 	return t, err
 }
 

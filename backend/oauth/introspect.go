@@ -6,7 +6,6 @@ import (
 	"net/url"
 
 	"chatauth/backend/credential"
-	"chatauth/backend/dpop"
 	"chatauth/shared"
 )
 
@@ -23,6 +22,8 @@ type Introspection struct {
 	Iss       string `json:"iss,omitempty"`
 	TokenType string `json:"token_type,omitempty"`
 	Org       int64  `json:"org,omitempty"`
+	// Cnf is a bound token's key (RFC 9449, section 6.2).
+	Cnf *shared.Confirmation `json:"cnf,omitempty"`
 }
 
 // Introspect answers RFC 7662 for an authenticated confidential client,
@@ -65,13 +66,13 @@ func introspection(c credential.Credential, clientID string) Introspection {
 		if a.ClientID != clientID {
 			return Introspection{}
 		}
-		return Introspection{Active: true, Scope: a.Scope.String(), ClientID: a.ClientID, Sub: a.Subject, Exp: a.Expiry, Iat: a.IssuedAt, Aud: a.Audience, Iss: a.Issuer, TokenType: "access_token", Org: a.Org}
+		return Introspection{Active: true, Scope: a.Scope.String(), ClientID: a.ClientID, Sub: a.Subject, Exp: a.Expiry, Iat: a.IssuedAt, Aud: a.Audience, Iss: a.Issuer, TokenType: tokenType(a.Cnf), Org: a.Org, Cnf: a.Cnf}
 	case credential.Customer:
 		v := c.Visitor
 		if v.ClientID != clientID {
 			return Introspection{}
 		}
-		return Introspection{Active: true, Scope: v.Scope().String(), ClientID: v.ClientID, Sub: v.Subject, Exp: v.Expiry, Iat: v.IssuedAt, Aud: v.Audience, Iss: v.Issuer, TokenType: "access_token", Org: v.Org}
+		return Introspection{Active: true, Scope: v.Scope().String(), ClientID: v.ClientID, Sub: v.Subject, Exp: v.Expiry, Iat: v.IssuedAt, Aud: v.Audience, Iss: v.Issuer, TokenType: tokenType(v.Cnf), Org: v.Org, Cnf: v.Cnf}
 	case credential.Refresh, credential.CustomerRefresh:
 		a := c.Agent
 		if a.ClientID != clientID {
@@ -80,6 +81,16 @@ func introspection(c credential.Credential, clientID string) Introspection {
 		return Introspection{Active: true, Scope: a.Scope.String(), ClientID: a.ClientID, Sub: a.Subject, Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), TokenType: "refresh_token", Org: a.Org}
 	}
 	return Introspection{}
+}
+
+// tokenType is an access token's token_type as RFC 7662 and RFC 9449,
+// section 6.2, name it: a bound token says so, with its cnf beside it, so
+// a resource server asking here does not take it as a bearer token.
+func tokenType(cnf *shared.Confirmation) string {
+	if cnf != nil {
+		return "DPoP"
+	}
+	return "Bearer"
 }
 
 // Revoke is RFC 7009: a refresh token ends its grant (the family and its
@@ -132,26 +143,4 @@ func (p *Provider) Revoke(ctx context.Context, authorization, ip string, form ur
 		return err
 	}
 	return p.Cascade.EndSession(ctx, a.Session, "client_credentials", a.Subject, a.Org, "revoked by client")
-}
-
-// Metadata is RFC 8414's document for issuer.
-func Metadata(issuer string) map[string]any {
-	return map[string]any{
-		"issuer":                                        issuer,
-		"authorization_endpoint":                        issuer + "/oauth/authorize",
-		"token_endpoint":                                issuer + "/oauth/token",
-		"introspection_endpoint":                        issuer + "/oauth/introspect",
-		"revocation_endpoint":                           issuer + "/oauth/revoke",
-		"jwks_uri":                                      issuer + "/.well-known/jwks.json",
-		"response_types_supported":                      []string{"code", "token"},
-		"grant_types_supported":                         []string{"authorization_code", "implicit", "refresh_token", "client_credentials"},
-		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
-		"code_challenge_methods_supported":              []string{"S256"},
-		"scopes_supported":                              []string{"read", "write", "chat", "agent", "bot", "admin"},
-		"response_modes_supported":                      []string{"query", "fragment"},
-		"prompt_values_supported":                       []string{"none", "login", "consent"},
-		"dpop_signing_alg_values_supported":             dpop.Algs,
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"chatauth/backend/credential"
@@ -24,6 +25,9 @@ type Store interface {
 	RedeemCode(ctx context.Context, hash []byte, familyID string, check func(domain.Code) error) (domain.Code, error)
 	Family(ctx context.Context, id string) (domain.Family, error)
 	Audit(ctx context.Context, e domain.AuditEvent) error
+	CreateOIDCGrant(ctx context.Context, g sqlstore.OIDCGrant) error
+	OIDCGrant(ctx context.Context, familyID string) (sqlstore.OIDCGrant, error)
+	OIDCGrantsOfSession(ctx context.Context, sid string) ([]sqlstore.OIDCGrant, error)
 }
 
 var _ Store = (*sqlstore.DB)(nil)
@@ -39,10 +43,13 @@ type Provider struct {
 	Families  *refresh.Families
 	Cascade   *credential.Cascade
 	// Guesses throttles client-secret guesses (docs/security.md, I5).
-	Guesses   *throttle.Guesses
-	AccessTTL time.Duration
-	CodeTTL   time.Duration
-	Now       func() time.Time
+	Guesses *throttle.Guesses
+	// Backchannel tells clients of a logout (OpenID Connect Back-Channel
+	// Logout); nil sends nothing.
+	Backchannel *Backchannel
+	AccessTTL   time.Duration
+	CodeTTL     time.Duration
+	Now         func() time.Time
 }
 
 // TokenResponse is RFC 6749 §5.1's answer.
@@ -52,6 +59,8 @@ type TokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope"`
+	// IDToken is OpenID Connect's, for a grant with scope openid.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // access signs an access token; jkt, when set, binds it to a DPoP key
@@ -74,12 +83,18 @@ func (p *Provider) access(sub string, org int64, clientID string, scope shared.S
 	return TokenResponse{AccessToken: tok, TokenType: typ, ExpiresIn: int64(p.AccessTTL / time.Second), Scope: scope.String()}, nil
 }
 
-// IssueCode stores an authorization code for an approved request.
-func (p *Provider) IssueCode(ctx context.Context, r AuthorizeRequest, u domain.User, scope shared.Scope) (string, error) {
+// IssueCode stores an authorization code for an approved request, made
+// in the browser sign-in sess. An OpenID Connect request's OIDC scopes
+// and nonce ride on the code to its ID token.
+func (p *Provider) IssueCode(ctx context.Context, r AuthorizeRequest, u domain.User, scope shared.Scope, sess Session) (string, error) {
 	code, hash := token.NewOpaque(token.PrefixCode)
 	now := p.Now()
-	err := p.Store.CreateCode(ctx, domain.Code{Hash: hash, ClientID: r.ClientID, UserID: u.ID, OrgID: u.OrgID, RedirectURI: r.RedirectURI,
-		Scope: scope.String(), CodeChallenge: r.CodeChallenge, CreatedAt: now, ExpiresAt: now.Add(p.CodeTTL)})
+	c := domain.Code{Hash: hash, ClientID: r.ClientID, UserID: u.ID, OrgID: u.OrgID, RedirectURI: r.RedirectURI,
+		Scope: scope.String(), CodeChallenge: r.CodeChallenge, CreatedAt: now, ExpiresAt: now.Add(p.CodeTTL)}
+	if r.OpenID() {
+		c.OIDCScope, c.Nonce, c.AuthTime, c.BrowserSID = strings.Join(r.OIDC, " "), r.Nonce, sess.AuthTime, sess.SID
+	}
+	err := p.Store.CreateCode(ctx, c)
 	return code, err
 }
 
@@ -100,9 +115,13 @@ func (p *Provider) IssueImplicit(ctx context.Context, r AuthorizeRequest, u doma
 }
 
 // Token is the token endpoint (RFC 6749 §3.2): it authenticates the
-// client and runs the grant. jkt is the key of the request's verified
-// DPoP proof, "" without one: what the grant issues is bound to it.
-func (p *Provider) Token(ctx context.Context, authorization, ip, jkt string, form url.Values) (TokenResponse, error) {
+// client and runs the grant; what the grant issues is bound to the key of
+// the request's DPoP proof.
+//
+// proof checks the request's DPoP proof, after the client is
+// authenticated (so a stranger's requests store no proof ids), and
+// returns its key ("" without a proof).
+func (p *Provider) Token(ctx context.Context, authorization, ip string, proof func() (string, error), form url.Values) (TokenResponse, error) {
 	grant := form.Get("grant_type")
 	if len(form["grant_type"]) > 1 {
 		return TokenResponse{}, ErrInvalidRequest.WithDescription("grant_type given more than once")
@@ -112,6 +131,10 @@ func (p *Provider) Token(ctx context.Context, authorization, ip, jkt string, for
 		return TokenResponse{}, oerr
 	}
 	client, err := p.AuthenticateClient(ctx, ca, ip)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	jkt, err := proof()
 	if err != nil {
 		return TokenResponse{}, err
 	}

@@ -39,15 +39,18 @@ var (
 	// ErrReused: a spent token presented again outside the grace rule.
 	// The family is revoked, with every token derived from it.
 	ErrReused = errors.New("refresh token reused")
+	// ErrOtherKey: the family is bound to another DPoP key than the
+	// request proves; nothing was spent.
+	ErrOtherKey = errors.New("refresh token bound to another DPoP key")
 )
 
 // Store is what families need of the database.
 type Store interface {
 	CreateFamily(ctx context.Context, f *domain.Family, first domain.RefreshToken) error
 	LookupRefresh(ctx context.Context, hash []byte) (domain.Family, domain.RefreshToken, error)
-	RotateIf(ctx context.Context, hash []byte, grace time.Duration, next domain.RefreshToken, check func(domain.Family) error) (domain.Family, bool, error)
+	RotateBound(ctx context.Context, hash []byte, grace time.Duration, next domain.RefreshToken, jkt string, check func(domain.Family) error) (domain.Family, bool, error)
 	RevokeFamily(ctx context.Context, id, reason string) ([]string, error)
-	AddRefreshToken(ctx context.Context, familyID string, rt domain.RefreshToken, check func(domain.Family) error) (domain.Family, error)
+	AddBoundRefreshToken(ctx context.Context, familyID string, rt domain.RefreshToken, jkt string, check func(domain.Family) error) (domain.Family, error)
 	Family(ctx context.Context, id string) (domain.Family, error)
 	FamilyOfDescendant(ctx context.Context, hashes [][]byte) (domain.Family, error)
 	Audit(ctx context.Context, e domain.AuditEvent) error
@@ -150,10 +153,18 @@ func (f *Families) StartSession(ctx context.Context, fam *domain.Family) error {
 // cookie rather than by the previous token. check runs on the family
 // before anything changes; its error is returned as is.
 func (f *Families) Add(ctx context.Context, id, prefix string, check func(domain.Family) error) (domain.Family, string, error) {
+	return f.AddBound(ctx, id, prefix, "", check)
+}
+
+// AddBound is Add for a request that proves DPoP key jkt: an unbound
+// family is bound to it; one bound to another key is ErrOtherKey.
+func (f *Families) AddBound(ctx context.Context, id, prefix, jkt string, check func(domain.Family) error) (domain.Family, string, error) {
 	secret, hash := token.NewOpaque(prefix)
 	now := f.Now()
-	fam, err := f.Store.AddRefreshToken(ctx, id, domain.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: now.Add(f.TTL)}, check)
+	fam, err := f.Store.AddBoundRefreshToken(ctx, id, domain.RefreshToken{Hash: hash, CreatedAt: now, ExpiresAt: now.Add(f.TTL)}, jkt, check)
 	switch {
+	case errors.Is(err, domain.ErrOtherKey):
+		return fam, "", ErrOtherKey
 	case errors.Is(err, domain.ErrRevoked):
 		return fam, "", ErrRevoked
 	case errors.Is(err, domain.ErrExpired):
@@ -181,10 +192,18 @@ func (f *Families) Lookup(ctx context.Context, secret string) (domain.Family, do
 // error is returned as is. A replay within the grace window answers the
 // successor already issued (the same secret), never a new branch.
 func (f *Families) Rotate(ctx context.Context, secret string, check func(domain.Family) error) (domain.Family, string, error) {
+	return f.RotateBound(ctx, secret, "", check)
+}
+
+// RotateBound is Rotate for a request that proves DPoP key jkt ("" for
+// none): see sqlstore.DB.RotateBound for how keys and families meet.
+func (f *Families) RotateBound(ctx context.Context, secret, jkt string, check func(domain.Family) error) (domain.Family, string, error) {
 	next := f.Successor(secret)
 	now := f.Now()
-	fam, _, err := f.Store.RotateIf(ctx, token.Hash(secret), f.Grace, domain.RefreshToken{Hash: token.Hash(next), CreatedAt: now, ExpiresAt: now.Add(f.TTL)}, check)
+	fam, _, err := f.Store.RotateBound(ctx, token.Hash(secret), f.Grace, domain.RefreshToken{Hash: token.Hash(next), CreatedAt: now, ExpiresAt: now.Add(f.TTL)}, jkt, check)
 	switch {
+	case errors.Is(err, domain.ErrOtherKey):
+		return fam, "", ErrOtherKey
 	case errors.Is(err, domain.ErrReused):
 		f.Revocations.Add(append([]string{fam.ID}, fam.Ended...)...)
 		f.audit(ctx, fam)
@@ -267,6 +286,8 @@ func APIError(err error, again string) error {
 		return apierr.InvalidToken("refresh token expired; " + again)
 	case errors.Is(err, ErrUnknown):
 		return apierr.InvalidToken("refresh token is unknown; " + again)
+	case errors.Is(err, ErrOtherKey):
+		return &apierr.Error{Code: "invalid_dpop_proof", Status: 400, Message: "refresh token is bound to a DPoP key: send a DPoP proof signed by that key (the browser that got it)"}
 	}
 	if _, ok := apierr.As(err); ok {
 		return err

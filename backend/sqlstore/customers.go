@@ -78,6 +78,13 @@ func (s *DB) UpdateCustomer(ctx context.Context, c *Customer) error {
 // revoked family is ErrRevoked, one past its hard end ErrExpired; rt's
 // expiry is capped at that end.
 func (s *DB) AddRefreshToken(ctx context.Context, familyID string, rt RefreshToken, check func(Family) error) (Family, error) {
+	return s.AddBoundRefreshToken(ctx, familyID, rt, "", check)
+}
+
+// AddBoundRefreshToken is AddRefreshToken for a request that proves DPoP
+// key jkt: an unbound family is bound to it in the same transaction (the
+// check refuses a family bound to another key).
+func (s *DB) AddBoundRefreshToken(ctx context.Context, familyID string, rt RefreshToken, jkt string, check func(Family) error) (Family, error) {
 	var fam Family
 	err := s.tx(ctx, func(t *Tx) error {
 		var err error
@@ -97,6 +104,14 @@ func (s *DB) AddRefreshToken(ctx context.Context, familyID string, rt RefreshTok
 			return ErrExpired
 		case !fam.ExpiresAt.IsZero() && rt.ExpiresAt.After(fam.ExpiresAt):
 			rt.ExpiresAt = fam.ExpiresAt
+		}
+		if fam.JKT != "" && fam.JKT != jkt {
+			return ErrOtherKey
+		}
+		if fam.JKT == "" && jkt != "" {
+			if err := bindFamily(ctx, t, &fam, jkt); err != nil {
+				return err
+			}
 		}
 		// The others are retired dead (no grace): the cookie proved the
 		// browser, and a token it replaced must not start a branch.

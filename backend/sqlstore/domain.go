@@ -23,6 +23,7 @@ var (
 	ErrRevoked  = domain.ErrRevoked
 	ErrExpired  = domain.ErrExpired
 	ErrReused   = domain.ErrReused
+	ErrOtherKey = domain.ErrOtherKey
 	ErrCodeUsed = domain.ErrCodeUsed
 	ErrInUse    = domain.ErrInUse
 	ErrLimit    = domain.ErrLimit

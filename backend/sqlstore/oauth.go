@@ -14,16 +14,17 @@ import (
 	"chatauth/backend/notify"
 )
 
-const clientCols = "id, org_id, name, company, client_type, secret_hash, redirect_uris, scopes, allowed_origins, created_at, updated_at, identity_required, dpop"
+const clientCols = "id, org_id, name, company, client_type, secret_hash, redirect_uris, scopes, allowed_origins, created_at, updated_at, identity_required, dpop, post_logout_redirect_uris, backchannel_logout_uri, id_token_alg"
 
 // clientSelect adds what only reads need.
 const clientSelect = clientCols + ", cc_epoch"
 
 func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	var c Client
-	var uris, origins string
+	var uris, origins, logoutURIs string
 	var created, updated, identityRequired int64
-	if err := row.Scan(&c.ID, &c.OrgID, &c.Name, &c.Company, &c.Type, &c.SecretHash, &uris, &c.Scopes, &origins, &created, &updated, &identityRequired, &c.DPoP, &c.CCEpoch); err != nil {
+	if err := row.Scan(&c.ID, &c.OrgID, &c.Name, &c.Company, &c.Type, &c.SecretHash, &uris, &c.Scopes, &origins, &created, &updated, &identityRequired, &c.DPoP,
+		&logoutURIs, &c.BackchannelLogoutURI, &c.IDTokenAlg, &c.CCEpoch); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return c, ErrNotFound
 		}
@@ -34,6 +35,9 @@ func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	}
 	if err := json.Unmarshal([]byte(origins), &c.AllowedOrigins); err != nil {
 		return c, fmt.Errorf("client %s: allowed_origins: %w", c.ID, err)
+	}
+	if err := json.Unmarshal([]byte(logoutURIs), &c.PostLogoutRedirectURIs); err != nil {
+		return c, fmt.Errorf("client %s: post_logout_redirect_uris: %w", c.ID, err)
 	}
 	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
 	c.IdentityRequired = identityRequired == 1
@@ -66,8 +70,9 @@ func jsonList(v []string) string {
 func (s *DB) CreateClient(ctx context.Context, c *Client) error {
 	now := s.now()
 	c.CreatedAt, c.UpdatedAt = fromMS(now), fromMS(now)
-	_, err := s.exec(ctx, "INSERT INTO oauth_clients ("+clientCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		c.ID, c.OrgID, c.Name, c.Company, c.Type, c.SecretHash, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), now, now, boolInt(c.IdentityRequired), dpopPolicy(c.DPoP))
+	_, err := s.exec(ctx, "INSERT INTO oauth_clients ("+clientCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		c.ID, c.OrgID, c.Name, c.Company, c.Type, c.SecretHash, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), now, now, boolInt(c.IdentityRequired), dpopPolicy(c.DPoP),
+		jsonList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.IDTokenAlg)
 	if isUnique(err) {
 		return ErrConflict
 	}
@@ -105,6 +110,7 @@ func cloneClient(c Client) Client {
 	c.SecretHash = append([]byte(nil), c.SecretHash...)
 	c.RedirectURIs = append([]string(nil), c.RedirectURIs...)
 	c.AllowedOrigins = append([]string(nil), c.AllowedOrigins...)
+	c.PostLogoutRedirectURIs = append([]string(nil), c.PostLogoutRedirectURIs...)
 	return c
 }
 
@@ -144,8 +150,9 @@ func (s *DB) UpdateClient(ctx context.Context, c *Client) error {
 	// The secret is not written here (SetClientSecret is): an edit racing
 	// a secret reset must not write the old secret back.
 	c.UpdatedAt = fromMS(s.now())
-	res, err := s.exec(ctx, "UPDATE oauth_clients SET name = ?, company = ?, client_type = ?, redirect_uris = ?, scopes = ?, allowed_origins = ?, identity_required = ?, dpop = ?, updated_at = ? WHERE id = ?",
-		c.Name, c.Company, c.Type, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), boolInt(c.IdentityRequired), dpopPolicy(c.DPoP), s.ms(c.UpdatedAt), c.ID)
+	res, err := s.exec(ctx, "UPDATE oauth_clients SET name = ?, company = ?, client_type = ?, redirect_uris = ?, scopes = ?, allowed_origins = ?, identity_required = ?, dpop = ?, post_logout_redirect_uris = ?, backchannel_logout_uri = ?, id_token_alg = ?, updated_at = ? WHERE id = ?",
+		c.Name, c.Company, c.Type, jsonList(c.RedirectURIs), c.Scopes, jsonList(c.AllowedOrigins), boolInt(c.IdentityRequired), dpopPolicy(c.DPoP),
+		jsonList(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.IDTokenAlg, s.ms(c.UpdatedAt), c.ID)
 	if err != nil {
 		return fmt.Errorf("update client: %w", err)
 	}
@@ -220,8 +227,8 @@ func ClientCredentialsSession(clientID string, epoch int64) string {
 
 // CreateCode stores a code.
 func (s *DB) CreateCode(ctx context.Context, c Code) error {
-	_, err := s.exec(ctx, "INSERT INTO oauth_codes (hash, client_id, user_id, org_id, redirect_uri, scope, code_challenge, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		c.Hash, c.ClientID, c.UserID, c.OrgID, c.RedirectURI, c.Scope, c.CodeChallenge, s.ms(c.CreatedAt), s.ms(c.ExpiresAt))
+	_, err := s.exec(ctx, "INSERT INTO oauth_codes (hash, client_id, user_id, org_id, redirect_uri, scope, code_challenge, created_at, expires_at, oidc_scope, nonce, auth_time, browser_sid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		c.Hash, c.ClientID, c.UserID, c.OrgID, c.RedirectURI, c.Scope, c.CodeChallenge, s.ms(c.CreatedAt), s.ms(c.ExpiresAt), c.OIDCScope, c.Nonce, zeroMS(s, c.AuthTime), c.BrowserSID)
 	if err != nil {
 		return fmt.Errorf("create code: %w", err)
 	}
@@ -240,10 +247,10 @@ func (s *DB) RedeemCode(ctx context.Context, hash []byte, familyID string, check
 	var reused bool
 	err := s.tx(ctx, func(t *Tx) error {
 		reused = false // a retried transaction starts over
-		var created, expires int64
+		var created, expires, authTime int64
 		var used sql.NullInt64
-		err := t.queryRow(ctx, "SELECT hash, client_id, user_id, org_id, redirect_uri, scope, code_challenge, created_at, expires_at, used_at, family_id FROM oauth_codes WHERE hash = ?", hash).
-			Scan(&c.Hash, &c.ClientID, &c.UserID, &c.OrgID, &c.RedirectURI, &c.Scope, &c.CodeChallenge, &created, &expires, &used, &c.FamilyID)
+		err := t.queryRow(ctx, "SELECT hash, client_id, user_id, org_id, redirect_uri, scope, code_challenge, created_at, expires_at, used_at, family_id, oidc_scope, nonce, auth_time, browser_sid FROM oauth_codes WHERE hash = ?", hash).
+			Scan(&c.Hash, &c.ClientID, &c.UserID, &c.OrgID, &c.RedirectURI, &c.Scope, &c.CodeChallenge, &created, &expires, &used, &c.FamilyID, &c.OIDCScope, &c.Nonce, &authTime, &c.BrowserSID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -254,6 +261,9 @@ func (s *DB) RedeemCode(ctx context.Context, hash []byte, familyID string, check
 			return ErrNotFound
 		}
 		c.CreatedAt, c.ExpiresAt, c.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+		if authTime != 0 {
+			c.AuthTime = fromMS(authTime)
+		}
 		if used.Valid {
 			reused = true
 			if c.FamilyID != "" {
@@ -390,4 +400,80 @@ func (s *DB) SetClientSecret(ctx context.Context, id string, hash []byte) error 
 		return ErrNotFound
 	}
 	return s.announce(ctx, notify.TopicClient, id)
+}
+
+// zeroMS stores a zero time as 0 (the column's "not recorded").
+func zeroMS(s *DB, t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return s.ms(t)
+}
+
+// OIDCGrant is an OAuth grant made with the openid scope: the refresh
+// family's OpenID Connect side (docs/oidc.md).
+type OIDCGrant struct {
+	FamilyID   string
+	ClientID   string
+	UserID     int64
+	BrowserSID string // the authorize page's browser session it was made in
+	Scope      string // openid, profile, email
+	AuthTime   time.Time
+}
+
+// CreateOIDCGrant records the OpenID Connect side of a new grant.
+func (s *DB) CreateOIDCGrant(ctx context.Context, g OIDCGrant) error {
+	_, err := s.exec(ctx, "INSERT INTO oidc_grants (family_id, client_id, user_id, browser_sid, oidc_scope, auth_time, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		g.FamilyID, g.ClientID, g.UserID, g.BrowserSID, g.Scope, zeroMS(s, g.AuthTime), s.now())
+	if err != nil {
+		return fmt.Errorf("create oidc grant: %w", err)
+	}
+	return nil
+}
+
+// OIDCGrant fetches the OpenID Connect side of the grant familyID;
+// ErrNotFound when the grant was made without openid.
+func (s *DB) OIDCGrant(ctx context.Context, familyID string) (OIDCGrant, error) {
+	if !storable(familyID) {
+		return OIDCGrant{}, ErrNotFound
+	}
+	var g OIDCGrant
+	var at int64
+	err := s.queryRow(ctx, "SELECT family_id, client_id, user_id, browser_sid, oidc_scope, auth_time FROM oidc_grants WHERE family_id = ?", familyID).
+		Scan(&g.FamilyID, &g.ClientID, &g.UserID, &g.BrowserSID, &g.Scope, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return g, ErrNotFound
+	}
+	if err != nil {
+		return g, fmt.Errorf("oidc grant: %w", err)
+	}
+	if at != 0 {
+		g.AuthTime = fromMS(at)
+	}
+	return g, nil
+}
+
+// OIDCGrantsOfSession lists the grants made in the browser session sid.
+func (s *DB) OIDCGrantsOfSession(ctx context.Context, sid string) ([]OIDCGrant, error) {
+	if sid == "" || !storable(sid) {
+		return nil, nil
+	}
+	rows, err := s.query(ctx, "SELECT family_id, client_id, user_id, browser_sid, oidc_scope, auth_time FROM oidc_grants WHERE browser_sid = ? ORDER BY created_at, family_id", sid)
+	if err != nil {
+		return nil, fmt.Errorf("oidc grants of session: %w", err)
+	}
+	defer rows.Close()
+	var out []OIDCGrant
+	for rows.Next() {
+		var g OIDCGrant
+		var at int64
+		if err := rows.Scan(&g.FamilyID, &g.ClientID, &g.UserID, &g.BrowserSID, &g.Scope, &at); err != nil {
+			return nil, fmt.Errorf("oidc grants of session: %w", err)
+		}
+		if at != 0 {
+			g.AuthTime = fromMS(at)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
 }

@@ -116,6 +116,18 @@ func (s *DB) Rotate(ctx context.Context, hash []byte, grace time.Duration, next 
 // nothing changes. (One read fewer than looking the family up first.)
 // next's expiry is capped at the family's hard end.
 func (s *DB) RotateIf(ctx context.Context, hash []byte, grace time.Duration, next RefreshToken, check func(Family) error) (fam Family, replay bool, err error) {
+	return s.RotateBound(ctx, hash, grace, next, "", check)
+}
+
+// RotateBound is RotateIf for a request that proves DPoP key jkt ("" for
+// none), in the same transaction (docs/dpop.md): a live token of a family
+// bound to another key is ErrOtherKey and is not spent; a first use with
+// a key binds an unbound family to it, unless a racing request bound it
+// to another key first (ErrOtherKey, nothing spent); a replay within
+// grace is answered only to the family's key. A spent token outside grace
+// is reuse whatever key comes with it: the binding must not shelter a
+// thief who bound a stolen session first from the victim's next refresh.
+func (s *DB) RotateBound(ctx context.Context, hash []byte, grace time.Duration, next RefreshToken, jkt string, check func(Family) error) (fam Family, replay bool, err error) {
 	var reused bool
 	var ended []string
 	err = s.tx(ctx, func(t *Tx) error {
@@ -145,12 +157,20 @@ func (s *DB) RotateIf(ctx context.Context, hash []byte, grace time.Duration, nex
 			return ErrRevoked
 		case now >= s.ms(rt.ExpiresAt), !f.ExpiresAt.IsZero() && now >= s.ms(f.ExpiresAt):
 			return ErrExpired
+		case rt.RotatedAt.IsZero() && f.JKT != "" && f.JKT != jkt:
+			return ErrOtherKey
 		}
 		res, err := t.exec(ctx, "UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ? AND rotated_at IS NULL", now, hash)
 		if err != nil {
 			return fmt.Errorf("rotate: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
+			if f.JKT == "" && jkt != "" {
+				if err := bindFamily(ctx, t, &f, jkt); err != nil {
+					return err
+				}
+				fam = f
+			}
 			// A family has one live token (the cookie path retires the
 			// others when it adds one, and a replay adds none), so there
 			// is no sibling to retire. Tokens spent before this one was
@@ -166,11 +186,15 @@ func (s *DB) RotateIf(ctx context.Context, hash []byte, grace time.Duration, nex
 		}
 		// Spent already (or by a racing transaction that just committed):
 		// re-read it, then decide between the replay and reuse.
-		_, rt, err = scanFamilyAndToken(t.queryRow(ctx, tokenQuery, hash))
+		f, rt, err = scanFamilyAndToken(t.queryRow(ctx, tokenQuery, hash))
 		if err != nil {
 			return fmt.Errorf("rotate: %w", err)
 		}
+		fam = f
 		if !rt.Dead && now-s.ms(rt.RotatedAt) <= grace.Milliseconds() {
+			if f.JKT != "" && f.JKT != jkt {
+				return ErrOtherKey // the racing tab of another key
+			}
 			_, succ, err := scanFamilyAndToken(t.queryRow(ctx, tokenQuery, next.Hash))
 			switch {
 			case errors.Is(err, ErrNotFound):
@@ -400,11 +424,22 @@ func (s *DB) FamilyOfDescendant(ctx context.Context, hashes [][]byte) (Family, e
 	return f, err
 }
 
-// BindFamily binds an unbound family to a DPoP key (docs/dpop.md); a
-// family bound already keeps its key.
-func (s *DB) BindFamily(ctx context.Context, id, jkt string) error {
-	if _, err := s.exec(ctx, "UPDATE refresh_families SET jkt = ? WHERE id = ? AND jkt = ''", jkt, id); err != nil {
+// bindFamily binds an unbound family to DPoP key jkt within t; a family
+// that a racing request bound to another key meanwhile is ErrOtherKey.
+func bindFamily(ctx context.Context, t *Tx, f *Family, jkt string) error {
+	res, err := t.exec(ctx, "UPDATE refresh_families SET jkt = ? WHERE id = ? AND jkt = ''", jkt, f.ID)
+	if err != nil {
 		return fmt.Errorf("bind family: %w", err)
 	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var now string
+		if err := t.queryRow(ctx, "SELECT jkt FROM refresh_families WHERE id = ?", f.ID).Scan(&now); err != nil {
+			return fmt.Errorf("bind family: %w", err)
+		}
+		if now != jkt {
+			return ErrOtherKey
+		}
+	}
+	f.JKT = jkt
 	return nil
 }

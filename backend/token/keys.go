@@ -2,8 +2,11 @@ package token
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,6 +14,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"chatauth/backend/sqlstore"
 )
@@ -21,7 +26,30 @@ type Family string
 const (
 	FamilyAgent    Family = "agent"
 	FamilyCustomer Family = "customer"
+	// FamilyIDToken signs OpenID Connect ID tokens and logout tokens with
+	// RS256, the algorithm every relying party must support (OIDC Core
+	// §15.1); FamilyIDTokenEdDSA signs them for clients that registered
+	// id_token_signed_response_alg EdDSA. Neither ever signs an access
+	// token, so an ID token can never be replayed as one (docs/oidc.md).
+	FamilyIDToken      Family = "id_token"
+	FamilyIDTokenEdDSA Family = "id_token_eddsa"
 )
+
+// Families lists every key family, each with its first key made by
+// LoadKeys and rotated by Rotate.
+var Families = []Family{FamilyAgent, FamilyCustomer, FamilyIDToken, FamilyIDTokenEdDSA}
+
+// algOf is the one algorithm a family's keys sign with.
+func algOf(f Family) string {
+	if f == FamilyIDToken {
+		return "RS256"
+	}
+	return "EdDSA"
+}
+
+// rsaBits is the ID-token key size: 2048 is what RFC 7518 §3.3 requires
+// at least, and what every OIDC client library verifies.
+const rsaBits = 2048
 
 // KeyStore is what Keys needs of the database.
 type KeyStore interface {
@@ -33,10 +61,13 @@ type KeyStore interface {
 var _ KeyStore = (*sqlstore.DB)(nil)
 
 type key struct {
-	kid         string
-	family      Family
-	pub         ed25519.PublicKey
-	priv        ed25519.PrivateKey
+	kid    string
+	family Family
+	alg    string // "EdDSA" or "RS256"
+	// pub is an ed25519.PublicKey or *rsa.PublicKey, priv the matching
+	// private key (ed25519.PrivateKey or *rsa.PrivateKey).
+	pub         crypto.PublicKey
+	priv        crypto.Signer
 	signsFrom   time.Time
 	verifyUntil time.Time
 }
@@ -62,7 +93,7 @@ func LoadKeys(ctx context.Context, store KeyStore, sealer *Sealer, now func() ti
 	if err := k.Reload(ctx); err != nil {
 		return nil, err
 	}
-	for _, f := range []Family{FamilyAgent, FamilyCustomer} {
+	for _, f := range Families {
 		k.mu.RLock()
 		n := len(k.ordered[f])
 		k.mu.RUnlock()
@@ -81,16 +112,61 @@ func LoadKeys(ctx context.Context, store KeyStore, sealer *Sealer, now func() ti
 }
 
 func (k *Keys) newKey(f Family, signsFrom time.Time) (sqlstore.SigningKey, error) {
+	kid := string(f) + "-" + NewID()[:12]
+	sk := sqlstore.SigningKey{KID: kid, Family: string(f), Alg: algOf(f), CreatedAt: k.Now(), SignsFrom: signsFrom}
+	if sk.Alg == "RS256" {
+		priv, err := rsa.GenerateKey(rand.Reader, rsaBits)
+		if err != nil {
+			return sk, fmt.Errorf("generate key: %w", err)
+		}
+		// The public half in PKIX DER, the private half in PKCS #8
+		// sealed like the Ed25519 seeds: the store never holds it in clear.
+		pub, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+		if err != nil {
+			return sk, fmt.Errorf("generate key: %w", err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			return sk, fmt.Errorf("generate key: %w", err)
+		}
+		sk.PublicKey, sk.PrivateKey = pub, k.sealer.Seal(der, kid)
+		return sk, nil
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return sqlstore.SigningKey{}, fmt.Errorf("generate key: %w", err)
+		return sk, fmt.Errorf("generate key: %w", err)
 	}
-	kid := string(f) + "-" + NewID()[:12]
-	return sqlstore.SigningKey{
-		KID: kid, Family: string(f), Alg: "EdDSA",
-		PublicKey: pub, PrivateKey: k.sealer.Seal(priv.Seed(), kid),
-		CreatedAt: k.Now(), SignsFrom: signsFrom,
-	}, nil
+	sk.PublicKey, sk.PrivateKey = pub, k.sealer.Seal(priv.Seed(), kid)
+	return sk, nil
+}
+
+// open unseals a stored key.
+func (k *Keys) open(s sqlstore.SigningKey) (*key, error) {
+	kk := &key{kid: s.KID, family: Family(s.Family), alg: s.Alg, signsFrom: s.SignsFrom, verifyUntil: s.VerifyUntil}
+	if s.Alg != algOf(kk.family) {
+		return nil, fmt.Errorf("load keys: key %s of family %s has algorithm %s, not %s", s.KID, s.Family, s.Alg, algOf(kk.family))
+	}
+	secret, err := k.sealer.Open(s.PrivateKey, s.KID)
+	if err != nil {
+		return nil, err
+	}
+	switch s.Alg {
+	case "EdDSA":
+		if len(s.PublicKey) != ed25519.PublicKeySize || len(secret) != ed25519.SeedSize {
+			return nil, fmt.Errorf("load keys: key %s is damaged", s.KID)
+		}
+		kk.pub, kk.priv = ed25519.PublicKey(s.PublicKey), ed25519.NewKeyFromSeed(secret)
+	case "RS256":
+		priv, err := x509.ParsePKCS8PrivateKey(secret)
+		rk, ok := priv.(*rsa.PrivateKey)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("load keys: key %s is damaged", s.KID)
+		}
+		kk.pub, kk.priv = &rk.PublicKey, rk
+	default:
+		return nil, fmt.Errorf("load keys: key %s has unsupported algorithm %s", s.KID, s.Alg)
+	}
+	return kk, nil
 }
 
 // Reload reads the key sets from the store.
@@ -103,17 +179,10 @@ func (k *Keys) Reload(ctx context.Context) error {
 	byKID := make(map[string]*key, len(stored))
 	ordered := map[Family][]*key{}
 	for _, s := range stored {
-		if s.Alg != "EdDSA" || len(s.PublicKey) != ed25519.PublicKeySize {
-			return fmt.Errorf("load keys: key %s has unsupported algorithm %s", s.KID, s.Alg)
-		}
-		seed, err := k.sealer.Open(s.PrivateKey, s.KID)
+		kk, err := k.open(s)
 		if err != nil {
 			return err
 		}
-		if len(seed) != ed25519.SeedSize {
-			return fmt.Errorf("load keys: key %s is damaged", s.KID)
-		}
-		kk := &key{kid: s.KID, family: Family(s.Family), pub: ed25519.PublicKey(s.PublicKey), priv: ed25519.NewKeyFromSeed(seed), signsFrom: s.SignsFrom, verifyUntil: s.VerifyUntil}
 		byKID[kk.kid] = kk
 		ordered[kk.family] = append(ordered[kk.family], kk)
 	}
@@ -186,8 +255,8 @@ func (k *Keys) Rotate(ctx context.Context, f Family, publishDelay, maxTTL time.D
 	return next.KID, next.SignsFrom, k.Reload(ctx)
 }
 
-// JWKS returns the JSON Web Key Set of every key that verifies, both
-// families, as served at /.well-known/jwks.json.
+// JWKS returns the JSON Web Key Set of every key that verifies, every
+// family, as served at /.well-known/jwks.json.
 func (k *Keys) JWKS() []byte {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
@@ -207,8 +276,32 @@ func buildJWKS(stored []sqlstore.SigningKey) ([]byte, error) {
 	set := struct {
 		Keys []jwk `json:"keys"`
 	}{Keys: []jwk{}}
+	var rsaKeys []json.RawMessage
 	for _, s := range stored {
+		if s.Alg == "RS256" {
+			pub, err := x509.ParsePKIXPublicKey(s.PublicKey)
+			if err != nil {
+				return nil, fmt.Errorf("load keys: key %s is damaged", s.KID)
+			}
+			// go-jose marshals n and e as RFC 7518 §6.3.1 wants them.
+			b, err := jose.JSONWebKey{Key: pub, KeyID: s.KID, Algorithm: "RS256", Use: "sig"}.MarshalJSON()
+			if err != nil {
+				return nil, fmt.Errorf("load keys: key %s: %w", s.KID, err)
+			}
+			rsaKeys = append(rsaKeys, b)
+			continue
+		}
 		set.Keys = append(set.Keys, jwk{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(s.PublicKey), Kid: s.KID, Alg: "EdDSA", Use: "sig"})
 	}
-	return json.Marshal(set)
+	if len(rsaKeys) == 0 {
+		return json.Marshal(set)
+	}
+	all := make([]json.RawMessage, 0, len(set.Keys)+len(rsaKeys))
+	for _, j := range set.Keys {
+		b, _ := json.Marshal(j)
+		all = append(all, b)
+	}
+	return json.Marshal(struct {
+		Keys []json.RawMessage `json:"keys"`
+	}{append(all, rsaKeys...)})
 }
