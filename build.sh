@@ -75,6 +75,10 @@ run_tests() {
     CHATAUTH_CHROMIUM=$(ensure_chromium)
     export CHATAUTH_CHROMIUM CHATAUTH_REQUIRE_BROWSER=1
     test_npm_setup
+    # shellcheck source=scripts/firefox.sh
+    source scripts/firefox.sh
+    CHATAUTH_FIREFOX=$(ensure_firefox) && export CHATAUTH_FIREFOX || log "no firefox-esr: the Firefox tests will be skipped"
+    CHATAUTH_PUPPETEER=$(ensure_puppeteer) && export CHATAUTH_PUPPETEER || log "no puppeteer-core: the Firefox tests will fail (CHATAUTH_REQUIRE_BROWSER=1)"
   fi
 
   # shellcheck source=scripts/postgres.sh

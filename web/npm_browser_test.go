@@ -262,11 +262,14 @@ func TestNPMPackageInChromium(t *testing.T) {
 
 	// chatauth on localhost, the app on 127.0.0.1: two origins and two
 	// sites, as an app and its chatauth server are.
-	e := apptest.Start(t, sqlstoretest.SQLite(t), nil)
+	// The issuer is the URL the SDK uses: its DPoP proofs name it (htu).
 	var seen tokenLog
-	front := httptest.NewServer(seen.wrap(e.App.Server.Handler()))
+	front := httptest.NewUnstartedServer(nil)
 	t.Cleanup(front.Close)
-	server := strings.Replace(front.URL, "127.0.0.1", "localhost", 1)
+	server := strings.Replace("http://"+front.Listener.Addr().String(), "127.0.0.1", "localhost", 1)
+	e := apptest.Start(t, sqlstoretest.SQLite(t), map[string]string{"CHATAUTH_ISSUER": server})
+	front.Config.Handler = seen.wrap(e.App.Server.Handler())
+	front.Start()
 	// Which wasm each page fetched: the file loader's hashed copy, or the
 	// package's own name beside the bundle.
 	var wasmMu sync.Mutex

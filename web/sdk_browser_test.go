@@ -52,8 +52,7 @@ type sdkEnv struct {
 }
 
 func startSDKEnv(t *testing.T) *sdkEnv {
-	e := apptest.Start(t, sqlstoretest.SQLite(t), map[string]string{"CHATAUTH_CUSTOMER_TTL": "6s"})
-	server := strings.Replace(e.Srv.URL, "127.0.0.1", "localhost", 1)
+	e, server := browsertest.Serve(t, sqlstoretest.SQLite(t), map[string]string{"CHATAUTH_CUSTOMER_TTL": "6s"}, "localhost", nil)
 	var pageSrv *httptest.Server
 	pageSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -212,40 +212,38 @@ textarea { flex: 1; resize: none; border: 1px solid #d1d5db; border-radius: 10px
     }
   }
 
-  // Agent replies arrive as server-sent events; a reconnect resumes after
-  // the last message seen, so nothing is missed.
+  // Agent replies arrive as server-sent events, which the SDK reads with
+  // fetch: an EventSource could send neither the DPoP proof nor the token
+  // outside the URL. The SDK reconnects after the last message seen, with
+  // a fresh token when the server ended the stream for its token, so
+  // nothing is missed.
   async function connect() {
     if (!conversation) return;
     stream?.close();
     try {
       const t = await (await sdk(), auth.getToken());
       if (owner && t.entityId !== owner) { owner = null; restore(); return; }
-      const url = `${server}/customer/api/v1/conversations/${conversation}/events?access_token=${encodeURIComponent(t.accessToken)}&last_event_id=${lastId}`;
-      stream = new EventSource(url);
-      stream.onopen = () => { setStatus("online", "Online"); retry = 1000; };
-      stream.addEventListener("message", (ev) => { try { render(JSON.parse(ev.data)); } catch {} });
-      // The server ends a stream whose token expired or was revoked (or
-      // when it restarts): reconnect after the last message seen, with a
-      // fresh token; a revoked one is dropped first.
-      stream.addEventListener("end", (ev) => {
-        let reason = "";
-        try { reason = JSON.parse(ev.data).reason; } catch {}
-        stream.close();
-        if (reason === "revoked") auth.invalidate();
-        setTimeout(connect, reason === "shutdown" ? 1000 : 0);
-      });
-      stream.onerror = () => {
-        stream.close();
-        setStatus("connecting", "Reconnecting…");
-        setTimeout(connect, retry);
-        retry = Math.min(retry * 2, 30000);
-      };
     } catch (e) {
       if (signInNeeded(e)) { needSignIn(); return; }
       setStatus("offline", "Offline");
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 30000);
+      return;
     }
+    stream?.close(); // another connect() may have opened one meanwhile
+    stream = auth.events(`/customer/api/v1/conversations/${conversation}/events`, {
+      lastEventId: String(lastId),
+      onOpen: () => { setStatus("online", "Online"); retry = 1000; },
+      onMessage: (ev) => { if (ev.event === "message") { try { render(JSON.parse(ev.data)); } catch {} } },
+      onError: (e) => {
+        if (e.retrying) setStatus("connecting", "Reconnecting…");
+        else if (signInNeeded(e)) needSignIn();
+        // Not this visitor's conversation (a logout or sign-in in another
+        // tab made another visitor): load it again, or start afresh.
+        else if (e.status === 404) { owner = null; restore(); }
+        else { setStatus("offline", "Offline"); console.error("chatauth widget:", e.code, e.message); }
+      },
+    });
   }
 
   async function send(text) {

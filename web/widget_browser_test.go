@@ -61,7 +61,7 @@ chatauth-widget, div, button, section { display: none !important; visibility: hi
 <script src="SERVER/web/widget.js" data-client-id="CLIENT" async></script>`
 
 func TestWidgetAndConsole(t *testing.T) {
-	e := apptest.Start(t, sqlstoretest.SQLite(t), nil)
+	e, _ := browsertest.Serve(t, sqlstoretest.SQLite(t), nil, "127.0.0.1", nil)
 	if r := e.Do("GET", "/web/dist/chatauth.js", nil); r.Status != 200 {
 		t.Skip("the SDK bundle is not built; run ./build.sh first")
 	}

@@ -17,7 +17,7 @@ import (
 // customer. An incoming message from anyone else (an agent wrote one
 // before the server refused them) is shown as the other side's.
 func TestWidgetShowsOnlyTheVisitorsOwnWordsAsTheirs(t *testing.T) {
-	e := apptest.Start(t, sqlstoretest.SQLite(t), nil)
+	e, _ := browsertest.Serve(t, sqlstoretest.SQLite(t), nil, "127.0.0.1", nil)
 	if r := e.Do("GET", "/web/dist/chatauth.js", nil); r.Status != 200 {
 		t.Skip("the SDK bundle is not built; run ./build.sh first")
 	}

@@ -158,6 +158,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		// no redirects.
 		Backchannel: &oauth.Backchannel{Issuer: issuer, Client: identity.NewJWKS(cfg.IdentityPrivateJWKS, o.now).Client, Log: log},
 	}
+	// A browser sign-in ended by any event ends its openid grants and
+	// tells their clients (back-channel logout): one rule, in oauth.
+	cascade.SessionsEnded = a.OAuth.SessionsEnded
 	// A key the site rotated out of its set ends what it signed in.
 	jwks := identity.NewJWKS(cfg.IdentityPrivateJWKS, o.now)
 	jwks.Removed = func(uri string, kids []string) {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -39,6 +40,27 @@ const (
 // Start runs chatauth on dsn with the given extra environment.
 func Start(tb testing.TB, dsn string, extra map[string]string) *Env {
 	tb.Helper()
+	return start(tb, dsn, extra, nil)
+}
+
+// StartLoopback runs chatauth like Start, on a real loopback port whose
+// URL is its issuer (CHATAUTH_ISSUER), for a client outside the process
+// (a node script) that discovers it and checks that every iss matches.
+func StartLoopback(tb testing.TB, dsn string, extra map[string]string) *Env {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	vars := map[string]string{"CHATAUTH_ISSUER": "http://" + ln.Addr().String()}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	return start(tb, dsn, vars, ln)
+}
+
+func start(tb testing.TB, dsn string, extra map[string]string, ln net.Listener) *Env {
+	tb.Helper()
 	vars := map[string]string{
 		"CHATAUTH_DB": dsn, "CHATAUTH_SECRET": Secret, "CHATAUTH_ISSUER": "http://chatauth.test",
 		"CHATAUTH_ADMIN_EMAIL": AdminEmail, "CHATAUTH_ADMIN_PASSWORD": AdminPassword,
@@ -55,9 +77,17 @@ func Start(tb testing.TB, dsn string, extra map[string]string) *Env {
 	access := accesslog.New(log, io.Discard, accesslog.Text)
 	a, err := app.New(context.Background(), cfg, log, app.WithBcryptCost(4), app.WithAccessLog(access))
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		tb.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Server.Handler())
+	srv := httptest.NewUnstartedServer(a.Server.Handler())
+	if ln != nil {
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	srv.Start()
 	e := &Env{T: tb, App: a, Srv: srv, DSN: dsn, Cfg: cfg}
 	tb.Cleanup(e.Stop)
 	return e

@@ -40,11 +40,26 @@ var _ CascadeStore = (*sqlstore.DB)(nil)
 type Cascade struct {
 	Store       CascadeStore
 	Revocations *token.Revocations
+	// SessionsEnded, when set, is told the sessions (of every kind) each
+	// event ended, once they are revoked. The OpenID Provider hangs the
+	// end of a browser sign-in on it (oauth.Provider.SessionsEnded: the
+	// openid grants made in it end and their clients get a back-channel
+	// logout), so every event that ends a sign-in does so the same way:
+	// end_session, sign-out everywhere, a password or role change,
+	// deleting the user.
+	SessionsEnded func(ctx context.Context, ids []string) error
 }
 
-func (c *Cascade) revoked(ids []string, err error) error {
-	c.Revocations.Add(ids...)
-	return err
+// revoked takes a store call's ended ids and error:
+// c.revoked(ctx)(c.Store.RevokeFamily(…)).
+func (c *Cascade) revoked(ctx context.Context) func(ids []string, err error) error {
+	return func(ids []string, err error) error {
+		c.Revocations.Add(ids...)
+		if err == nil && len(ids) > 0 && c.SessionsEnded != nil {
+			err = c.SessionsEnded(ctx, ids)
+		}
+		return err
+	}
 }
 
 // SignOut ends one sign-in: its refresh family and every access token of
@@ -53,22 +68,24 @@ func (c *Cascade) SignOut(ctx context.Context, sid string) error {
 	if sid == "" {
 		return nil
 	}
-	return c.revoked(c.Store.RevokeFamily(ctx, sid, "signed out"))
+	return c.revoked(ctx)(c.Store.RevokeFamily(ctx, sid, "signed out"))
 }
 
 // CredentialEnded ends the visitor sessions a long-lived credential
 // vouched for (parent: sqlstore.CredentialParent or APITokenParent), when
 // it is deleted or reset.
 func (c *Cascade) CredentialEnded(ctx context.Context, parent, reason string) error {
-	return c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Parent: parent}, reason))
+	return c.revoked(ctx)(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Parent: parent}, reason))
 }
 
 // SignOutAll ends every first-party sign-in of a user, the browser
 // sign-in of the authorization page included, and their unredeemed
 // authorization codes. OAuth grants are the apps' and are ended where
-// they are managed (or by a password or role change).
+// they are managed (or by a password or role change); only those made
+// with openid in one of the browser sign-ins ended here end with it
+// (through SessionsEnded), as they would by end_session.
 func (c *Cascade) SignOutAll(ctx context.Context, userID int64) error {
-	if err := c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Kinds: []string{"agent", sqlstore.KindBrowser}, Subject: strconv.FormatInt(userID, 10)}, "signed out everywhere")); err != nil {
+	if err := c.revoked(ctx)(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Kinds: []string{"agent", sqlstore.KindBrowser}, Subject: strconv.FormatInt(userID, 10)}, "signed out everywhere")); err != nil {
 		return err
 	}
 	return c.Store.DropCodes(ctx, userID, "")
@@ -107,7 +124,7 @@ func (c *Cascade) BrowserSessionLive(ctx context.Context, sid string, uid int64)
 // the API token act with the user's role as it is now, so they shrink
 // with a demotion instead of ending.
 func (c *Cascade) UserChanged(ctx context.Context, userID int64, keep, reason string) error {
-	if err := c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Kinds: sqlstore.UserFamilyKinds, Subject: strconv.FormatInt(userID, 10), Except: keep}, reason)); err != nil {
+	if err := c.revoked(ctx)(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Kinds: sqlstore.UserFamilyKinds, Subject: strconv.FormatInt(userID, 10), Except: keep}, reason)); err != nil {
 		return err
 	}
 	// A code issued before the change would otherwise start a new grant.
@@ -118,35 +135,35 @@ func (c *Cascade) UserChanged(ctx context.Context, userID int64, keep, reason st
 // grant and personal access token of theirs; the API token goes with the
 // user's row.
 func (c *Cascade) DeleteUser(ctx context.Context, userID int64) error {
-	return c.revoked(c.Store.DeleteUser(ctx, userID))
+	return c.revoked(ctx)(c.Store.DeleteUser(ctx, userID))
 }
 
 // ClientChanged ends every token a client holds or minted (its grants,
 // implicit tokens, visitors and client-credentials tokens): the client
 // was made public or its secret was reset.
 func (c *Cascade) ClientChanged(ctx context.Context, clientID, reason string) error {
-	return c.revoked(c.Store.EndClientTokens(ctx, clientID, reason, false))
+	return c.revoked(ctx)(c.Store.EndClientTokens(ctx, clientID, reason, false))
 }
 
 // VisitorSignedOut ends every session of a visitor (the site signed its
 // user out everywhere).
 func (c *Cascade) VisitorSignedOut(ctx context.Context, entityID string) error {
-	return c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Subject: entityID, Kinds: []string{refresh.KindCustomer}}, "signed out by the site"))
+	return c.revoked(ctx)(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{Subject: entityID, Kinds: []string{refresh.KindCustomer}}, "signed out by the site"))
 }
 
 // AnonymousVisitorsEnded ends the sessions of a client's anonymous
 // visitors, when the client starts to require identified ones.
 func (c *Cascade) AnonymousVisitorsEnded(ctx context.Context, clientID string) error {
-	return c.revoked(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{ClientID: clientID, Kinds: []string{refresh.KindCustomer}, Anonymous: true}, "identity required"))
+	return c.revoked(ctx)(c.Store.RevokeFamilies(ctx, sqlstore.FamilyFilter{ClientID: clientID, Kinds: []string{refresh.KindCustomer}, Anonymous: true}, "identity required"))
 }
 
 // DeleteClient deletes a client and ends every token it holds or minted.
 func (c *Cascade) DeleteClient(ctx context.Context, clientID string) error {
-	return c.revoked(c.Store.EndClientTokens(ctx, clientID, "client deleted", true))
+	return c.revoked(ctx)(c.Store.EndClientTokens(ctx, clientID, "client deleted", true))
 }
 
 // EndSession ends the session of one access token that has no refresh
 // family of its own (a client-credentials token revoked at /oauth/revoke).
 func (c *Cascade) EndSession(ctx context.Context, sid, kind, subject string, org int64, reason string) error {
-	return c.revoked(c.Store.RevokeSession(ctx, sid, kind, subject, org, reason))
+	return c.revoked(ctx)(c.Store.RevokeSession(ctx, sid, kind, subject, org, reason))
 }

@@ -296,6 +296,9 @@ func (s *Server) newVisitor(c echo.Context, client domain.Client, jkt string) (c
 func (s *Server) customerAuthorize(c echo.Context) error {
 	ctx := c.Request().Context()
 	req, client, err := oauth.ParseAuthorize(c.QueryParams(), func(id string) (domain.Client, error) { return s.Store.Client(ctx, id) })
+	// Every answer names this server (RFC 9207), errors included, as on
+	// /oauth/authorize: the SDK checks it before it takes the token.
+	req.Issuer = s.Issuer
 	var pe *oauth.PageError
 	var oe *oauth.Error
 	switch {

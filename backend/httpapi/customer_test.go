@@ -308,10 +308,25 @@ func TestCustomerAuthorizeRedirect(t *testing.T) {
 	if frag2.Get("entity_id") != frag.Get("entity_id") {
 		t.Fatalf("second visit: %s", p2.location)
 	}
+	// RFC 9207: the answer names the server, success and error alike.
+	if frag.Get("iss") != "http://chatauth.test" || frag2.Get("iss") != "http://chatauth.test" {
+		t.Fatalf("no iss (RFC 9207): %s %s", p.location, p2.location)
+	}
+	issOf := func(loc string) string {
+		u, _ := url.Parse(loc)
+		f, _ := url.ParseQuery(u.Fragment)
+		if iss := f.Get("iss"); iss != "" {
+			return iss
+		}
+		return u.Query().Get("iss")
+	}
+	if p := b.get("/customer/authorize?response_type=token&client_id=" + w.client + "&prompt=sometimes&state=e"); !strings.Contains(p.location, "error=") || issOf(p.location) != "http://chatauth.test" {
+		t.Fatalf("error redirect without iss: %d %s", p.status, p.location)
+	}
 	if p := b.get("/customer/authorize?response_type=token&client_id=" + w.client + "&redirect_uri=" + url.QueryEscape("https://evil.example.com/")); p.status != 400 || p.location != "" {
 		t.Fatalf("bad redirect_uri: %d %s", p.status, p.location)
 	}
-	if p := b.get("/customer/authorize?response_type=code&client_id=" + w.client + "&state=x"); !strings.Contains(p.location, "error=unsupported_response_type") {
+	if p := b.get("/customer/authorize?response_type=code&client_id=" + w.client + "&state=x"); !strings.Contains(p.location, "error=unsupported_response_type") || issOf(p.location) != "http://chatauth.test" {
 		t.Fatalf("code on the customer flow: %d %s", p.status, p.location)
 	}
 }

@@ -588,12 +588,12 @@ func (s *Server) oauthEndSession(c echo.Context) error {
 	// person confirmed).
 	hintUID, _ := strconv.ParseInt(claims.Subject, 10, 64)
 	if hint != "" && claims.SID != "" && claims.SID != sid {
-		if err := s.OAuth.EndBrowserSession(ctx, claims.SID, hintUID); err != nil {
+		if err := s.OAuth.EndBrowserSession(ctx, claims.SID); err != nil {
 			return err
 		}
 	}
 	if sid != "" && (hint == "" || hintUID == uid) {
-		if err := s.OAuth.EndBrowserSession(ctx, sid, uid); err != nil {
+		if err := s.OAuth.EndBrowserSession(ctx, sid); err != nil {
 			return err
 		}
 		delete(sess.Values, "uid")

@@ -393,6 +393,23 @@ func TestOIDCKeys(t *testing.T) {
 			t.Fatalf("%s the rotation: %v", name, err)
 		}
 	}
+	// A client that fetches the JWKS only after the rotation still
+	// verifies the token signed before it: the old key stays published.
+	late, err := oidc.NewProvider(w.ctx, oidcIssuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := late.Verifier(&oidc.Config{ClientID: w.rp}).Verify(w.ctx, before); err != nil {
+		t.Fatalf("before the rotation, fresh JWKS: %v", err)
+	}
+	jwks := string(e.Do("GET", "/.well-known/jwks.json", nil).Raw)
+	if !strings.Contains(jwks, jwtHeader(t, before)["kid"]) || !strings.Contains(jwks, kid) {
+		t.Fatalf("JWKS after the rotation lacks a key: %s", jwks)
+	}
+	// The old key's ID token is still a valid id_token_hint.
+	if _, err := e.App.OAuth.Issuer.VerifyIDTokenHint(before, time.Hour); err != nil {
+		t.Fatalf("hint signed before the rotation: %v", err)
+	}
 	// An access token's key never signs an ID token, nor the other way.
 	if hdr := jwtHeader(t, before); hdr["alg"] != "RS256" || hdr["typ"] != "JWT" {
 		t.Fatalf("header %v", hdr)

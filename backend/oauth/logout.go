@@ -21,27 +21,38 @@ import (
 // Logout 1.0 then tells each client that registered a
 // backchannel_logout_uri, with a signed logout token.
 
-// EndBrowserSession ends the browser sign-in sid of user uid: the grants
-// made in it with openid (their access and refresh tokens, through the
-// cascade: docs/security.md, I2 and I6) and the sign-in itself. Clients
-// with a backchannel_logout_uri are told in the background.
-func (p *Provider) EndBrowserSession(ctx context.Context, sid string, uid int64) error {
-	grants, err := p.Store.OIDCGrantsOfSession(ctx, sid)
+// EndBrowserSession ends the browser sign-in sid. The cascade then calls
+// SessionsEnded, which ends the grants made in it with openid and tells
+// their clients.
+func (p *Provider) EndBrowserSession(ctx context.Context, sid string) error {
+	return p.Cascade.SignOut(ctx, sid)
+}
+
+// SessionsEnded is the revocation cascade's hook
+// (credential.Cascade.SessionsEnded), and the one place a browser
+// sign-in's end reaches OpenID Connect, whatever ended it (end_session,
+// sign-out everywhere, a password or role change, the user's deletion):
+// of the sessions ids, the browser sign-ins' grants made with openid end
+// too (their access and refresh tokens: docs/security.md, I2 and I6), and
+// each client with a backchannel_logout_uri is told once per sign-in, in
+// the background. Ids of other sessions match no grant.
+func (p *Provider) SessionsEnded(ctx context.Context, ids []string) error {
+	grants, err := p.Store.OIDCGrantsOfSessions(ctx, ids)
 	if err != nil {
 		return err
 	}
-	told := map[string]bool{}
+	told := map[[2]string]bool{}
 	for _, g := range grants {
-		if g.UserID != uid {
-			continue // never another user's grant, whatever the sid says
-		}
+		// Already revoked by the event itself for a password change or a
+		// deletion; this is then a no-op.
 		if err := p.Cascade.SignOut(ctx, g.FamilyID); err != nil {
 			return err
 		}
-		if told[g.ClientID] {
+		if key := [2]string{g.ClientID, g.BrowserSID}; told[key] {
 			continue
+		} else {
+			told[key] = true
 		}
-		told[g.ClientID] = true
 		client, err := p.Store.Client(ctx, g.ClientID)
 		if notFound(err) {
 			continue // deleted: its tokens ended with it
@@ -50,10 +61,10 @@ func (p *Provider) EndBrowserSession(ctx context.Context, sid string, uid int64)
 			return err
 		}
 		if client.BackchannelLogoutURI != "" && p.Backchannel != nil {
-			p.Backchannel.Send(client, strconv.FormatInt(uid, 10), sid)
+			p.Backchannel.Send(client, strconv.FormatInt(g.UserID, 10), g.BrowserSID)
 		}
 	}
-	return p.Cascade.SignOut(ctx, sid)
+	return nil
 }
 
 // Backchannel posts logout tokens to clients (Back-Channel Logout 1.0

@@ -27,7 +27,7 @@ type Store interface {
 	Audit(ctx context.Context, e domain.AuditEvent) error
 	CreateOIDCGrant(ctx context.Context, g sqlstore.OIDCGrant) error
 	OIDCGrant(ctx context.Context, familyID string) (sqlstore.OIDCGrant, error)
-	OIDCGrantsOfSession(ctx context.Context, sid string) ([]sqlstore.OIDCGrant, error)
+	OIDCGrantsOfSessions(ctx context.Context, sids []string) ([]sqlstore.OIDCGrant, error)
 }
 
 var _ Store = (*sqlstore.DB)(nil)

@@ -94,7 +94,7 @@ func (p *Purger) Run(ctx context.Context) {
 			p.log().Info("retention purge",
 				"refresh_tokens", st.RefreshTokens, "families", st.Families, "codes", st.Codes,
 				"personal_tokens", st.PersonalTokens, "visitors", st.Visitors, "audit_events", st.AuditEvents,
-				"throttle", st.Throttle, "took", time.Since(start).Round(time.Millisecond))
+				"throttle", st.Throttle, "oidc_grants", st.OIDCGrants, "took", time.Since(start).Round(time.Millisecond))
 		}
 		// The interval runs from the end of a run: runs never overlap.
 		t.Reset(every)

@@ -453,27 +453,49 @@ func (s *DB) OIDCGrant(ctx context.Context, familyID string) (OIDCGrant, error) 
 	return g, nil
 }
 
-// OIDCGrantsOfSession lists the grants made in the browser session sid.
-func (s *DB) OIDCGrantsOfSession(ctx context.Context, sid string) ([]OIDCGrant, error) {
-	if sid == "" || !storable(sid) {
-		return nil, nil
+// oidcGrantsOfSessions has one text for every call: a shorter list
+// repeats its last id (as the purge's chunked deletes do).
+var oidcGrantsOfSessions = "SELECT family_id, client_id, user_id, browser_sid, oidc_scope, auth_time FROM oidc_grants WHERE browser_sid IN (" +
+	placeholders(purgeChunk) + ") ORDER BY created_at, family_id"
+
+// OIDCGrantsOfSessions lists the grants made in any of the browser
+// sessions sids (ids of other kinds of session simply match nothing).
+func (s *DB) OIDCGrantsOfSessions(ctx context.Context, sids []string) ([]OIDCGrant, error) {
+	var keys []string
+	for _, sid := range sids {
+		if sid != "" && storable(sid) {
+			keys = append(keys, sid)
+		}
 	}
-	rows, err := s.query(ctx, "SELECT family_id, client_id, user_id, browser_sid, oidc_scope, auth_time FROM oidc_grants WHERE browser_sid = ? ORDER BY created_at, family_id", sid)
-	if err != nil {
-		return nil, fmt.Errorf("oidc grants of session: %w", err)
-	}
-	defer rows.Close()
 	var out []OIDCGrant
-	for rows.Next() {
-		var g OIDCGrant
-		var at int64
-		if err := rows.Scan(&g.FamilyID, &g.ClientID, &g.UserID, &g.BrowserSID, &g.Scope, &at); err != nil {
-			return nil, fmt.Errorf("oidc grants of session: %w", err)
+	for len(keys) > 0 {
+		k := min(len(keys), purgeChunk)
+		args := make([]any, purgeChunk)
+		for i := range args {
+			args[i] = keys[min(i, k-1)]
 		}
-		if at != 0 {
-			g.AuthTime = fromMS(at)
+		keys = keys[k:]
+		rows, err := s.query(ctx, oidcGrantsOfSessions, args...)
+		if err != nil {
+			return nil, fmt.Errorf("oidc grants of sessions: %w", err)
 		}
-		out = append(out, g)
+		for rows.Next() {
+			var g OIDCGrant
+			var at int64
+			if err := rows.Scan(&g.FamilyID, &g.ClientID, &g.UserID, &g.BrowserSID, &g.Scope, &at); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("oidc grants of sessions: %w", err)
+			}
+			if at != 0 {
+				g.AuthTime = fromMS(at)
+			}
+			out = append(out, g)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("oidc grants of sessions: %w", err)
+		}
 	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -35,6 +35,11 @@ import (
 //     family through RevokedSince, and a revocation by subject, client or
 //     parent finds a family by its row, for as long as an access token
 //     carrying its id may live;
+//   - an OpenID Connect grant row (oidc_grants) goes with its refresh
+//     family: once the family row is purged (by any rule above, or with its
+//     user), nothing refreshes it, userinfo refuses its access tokens
+//     (their family is gone, so they are revoked or expired) and a logout
+//     of its browser session has nothing left to end;
 //   - an authorization code goes CodeKeep after it expired and after it
 //     was used: a used code's family_id is what a second redemption
 //     revokes;
@@ -131,11 +136,13 @@ type PurgeStats struct {
 	// DPoPJTIs used proof ids past their proof's acceptance.
 	IdentityJTIs int64
 	DPoPJTIs     int64
+	// OIDCGrants are oidc_grants rows whose refresh family is gone.
+	OIDCGrants int64
 }
 
 // Total is the number of rows deleted.
 func (st PurgeStats) Total() int64 {
-	return st.RefreshTokens + st.Families + st.Codes + st.PersonalTokens + st.Visitors + st.AuditEvents + st.Throttle + st.IdentityJTIs + st.DPoPJTIs
+	return st.RefreshTokens + st.Families + st.Codes + st.PersonalTokens + st.Visitors + st.AuditEvents + st.Throttle + st.IdentityJTIs + st.DPoPJTIs + st.OIDCGrants
 }
 
 // The purge statements. Each deletes by primary key what a LIMITed
@@ -154,6 +161,11 @@ const (
 	// minute more covers the clock skew the verifier allows.
 	purgeJTIs     = "DELETE FROM identity_jtis WHERE (client_id, jti) IN (SELECT client_id, jti FROM identity_jtis WHERE expires_at < ? LIMIT ?)"
 	purgeDPoPJTIs = "DELETE FROM dpop_jtis WHERE (jkt, jti) IN (SELECT jkt, jti FROM dpop_jtis WHERE expires_at < ? LIMIT ?)"
+	// The family is created before its oidc_grants row (the code grant
+	// starts the family, then records the OIDC side), so a row without a
+	// family is one whose family was purged or deleted, never one being
+	// made.
+	purgeOIDCGrants = "DELETE FROM oidc_grants WHERE family_id IN (SELECT family_id FROM oidc_grants g WHERE NOT EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = g.family_id) LIMIT ?)"
 )
 
 // visitorGone holds for a visitor (the customers row c) who may go: no
@@ -209,6 +221,10 @@ func (s *DB) Purge(ctx context.Context, p PurgePolicy) (PurgeStats, error) {
 		}},
 		{"expired refresh tokens", func() error {
 			return s.purgeTokens(ctx, p.Batch, &st, keep, purgeExpiredTokens, s.ms(now.Add(-p.RevocationKeep-p.Grace)))
+		}},
+		// After every rule that deletes families.
+		{"OIDC grants", func() error {
+			return s.purgeBatches(ctx, p.Batch, &st.OIDCGrants, purgeOIDCGrants)
 		}},
 		{"authorization codes", func() error {
 			cut := s.ms(now.Add(-p.CodeKeep))

@@ -173,6 +173,18 @@ func TestPurgeTimeline(t *testing.T) {
 		add("expired token", time.Hour+keep+grace, tokExists(h))
 		add("expired family", time.Hour+keep+grace, famExists("expired"))
 
+		// OpenID Connect grant rows go with their family, whichever rule
+		// ends it.
+		grantExists := func(id string) func() bool {
+			if err := db.CreateOIDCGrant(ctx, sqlstore.OIDCGrant{FamilyID: id, ClientID: client.ID, UserID: 1, BrowserSID: "browser", Scope: "openid", AuthTime: t0}); err != nil {
+				t.Fatal(err)
+			}
+			return func() bool { return count(t, db, "SELECT COUNT(*) FROM oidc_grants WHERE family_id = ?", id) == 1 }
+		}
+		add("OIDC grant of the live family", 30*day+keep+grace, grantExists("live"))
+		add("OIDC grant of a revoked family", keep, grantExists("revoked0"))
+		add("OIDC grant of the expired family", time.Hour+keep+grace, grantExists("expired"))
+
 		// Authorization codes: kept CodeKeep after they expired and after
 		// they were used.
 		codeExists := func(h []byte) func() bool {
@@ -348,11 +360,12 @@ func TestPurgeTimeline(t *testing.T) {
 			Visitors:    11,
 			AuditEvents: 4,
 			Throttle:    1,
+			OIDCGrants:  3,
 		}
 		if total != want {
 			t.Errorf("purged %+v, want %+v", total, want)
 		}
-		for table, n := range map[string]int{"refresh_tokens": 0, "refresh_families": 0, "oauth_codes": 0, "customers": 1, "credentials": 2, "audit_events": 0, "throttle": 0} {
+		for table, n := range map[string]int{"refresh_tokens": 0, "refresh_families": 0, "oauth_codes": 0, "customers": 1, "credentials": 2, "audit_events": 0, "throttle": 0, "oidc_grants": 0} {
 			if got := count(t, db, "SELECT COUNT(*) FROM "+table); got != n {
 				t.Errorf("%s holds %d rows at the end, want %d", table, got, n)
 			}
@@ -364,7 +377,7 @@ func add2(a, b sqlstore.PurgeStats) sqlstore.PurgeStats {
 	return sqlstore.PurgeStats{
 		RefreshTokens: a.RefreshTokens + b.RefreshTokens, Families: a.Families + b.Families, Codes: a.Codes + b.Codes,
 		PersonalTokens: a.PersonalTokens + b.PersonalTokens, Visitors: a.Visitors + b.Visitors,
-		AuditEvents: a.AuditEvents + b.AuditEvents, Throttle: a.Throttle + b.Throttle,
+		AuditEvents: a.AuditEvents + b.AuditEvents, Throttle: a.Throttle + b.Throttle, OIDCGrants: a.OIDCGrants + b.OIDCGrants,
 	}
 }
 

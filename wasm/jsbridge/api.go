@@ -104,6 +104,22 @@ func newAuth(opts, host safejs.Value) any {
 		return NewPromise(func() (any, error) { return nil, a.Logout() })
 	})
 	method(o, "refreshCount", func([]safejs.Value) any { return a.Refreshes() })
+	// resend(status, wwwAuthenticate, dpopNonce) is sdk.Resend for
+	// chatauth.js's fetch and event stream: "nonce", "token" or "".
+	method(o, "resend", func(args []safejs.Value) any {
+		status, _ := arg(args, 0).Int()
+		www, _ := arg(args, 1).String()
+		nonce, _ := arg(args, 2).String()
+		return sdk.Resend(status, "", www, nonce)
+	})
+	// error(status, code, message) is the Error, with its stable code,
+	// for a refused request of chatauth.js (the event stream).
+	method(o, "error", func(args []safejs.Value) any {
+		status, _ := arg(args, 0).Int()
+		code, _ := arg(args, 1).String()
+		msg, _ := arg(args, 2).String()
+		return jsError(sdk.ServerError(status, code, msg))
+	})
 	watchVisibility(a)
 	return o
 }

@@ -14,9 +14,17 @@ import (
 // and the answer parsed in chatauth.js, where the browser's fetch and
 // JSON cost nothing: every Go function here weighs about a kilobyte of
 // the wasm bundle.
+//
+// With DPoP on, host.post signs every request with the browser's key
+// (chatauth.js holds it, in WebCrypto); post here decides what is sent
+// again, with which nonce.
 type fetchBackend struct {
 	host             safejs.Value
 	server, clientID string
+	// nonce is the latest DPoP-Nonce the server answered. The next token
+	// request signs it, which saves the round trip of a use_dpop_nonce
+	// while it is fresh (RFC 9449, section 8).
+	nonce string
 }
 
 func (b *fetchBackend) RequestToken(refresh string) (sdk.Answer, error) {
@@ -24,7 +32,7 @@ func (b *fetchBackend) RequestToken(refresh string) (sdk.Answer, error) {
 	if refresh != "" {
 		body = map[string]any{"client_id": b.clientID, "grant_type": "refresh_token", "refresh_token": refresh}
 	}
-	return b.post("/customer/token", body, "")
+	return b.post("/customer/token", body, sdk.Token{})
 }
 
 func (b *fetchBackend) Identify(identity, merge string) (sdk.Answer, error) {
@@ -32,32 +40,52 @@ func (b *fetchBackend) Identify(identity, merge string) (sdk.Answer, error) {
 	if merge != "" {
 		body["refresh_token"] = merge
 	}
-	return b.post("/customer/token", body, "")
+	return b.post("/customer/token", body, sdk.Token{})
 }
 
-func (b *fetchBackend) Logout(access, refresh string) error {
+// Logout also drops the browser's DPoP key, whatever the server said (the
+// core drops the tokens all the same): the next visitor of this browser
+// gets a new key, which nothing links to this session.
+func (b *fetchBackend) Logout(access sdk.Token, refresh string) error {
 	body := map[string]any{"client_id": b.clientID}
 	if refresh != "" {
 		body["refresh_token"] = refresh
 	}
 	_, err := b.post("/customer/logout", body, access)
+	if p, ferr := b.host.Call("dpopForget"); ferr == nil {
+		Await(p)
+	}
 	return err
 }
 
-// post sends body as JSON and reads a token answer (a logout's 204 reads
-// as an empty one).
-func (b *fetchBackend) post(path string, body map[string]any, bearer string) (sdk.Answer, error) {
-	p, err := b.host.Call("post", b.server+path, newObject(body), bearer)
-	var res safejs.Value
-	if err == nil {
-		res, err = Await(p)
+// post sends body as JSON, with access under its scheme when given, and
+// reads a token answer (a logout's 204 reads as an empty one). Asked for
+// the server's nonce, it signs a new proof with it and sends once more.
+func (b *fetchBackend) post(path string, body map[string]any, access sdk.Token) (sdk.Answer, error) {
+	var res, data safejs.Value
+	status := 0
+	for try := 0; ; try++ {
+		p, err := b.host.Call("post", b.server+path, newObject(body), access.AccessToken, access.TokenType, b.nonce)
+		if err == nil {
+			res, err = Await(p)
+		}
+		if err != nil {
+			return sdk.Answer{}, &sdk.Error{Code: sdk.CodeNetwork, Message: "cannot reach " + b.server + " (offline, or CORS: is this page's origin in the client's allowed_origins?)"}
+		}
+		status = int(num(res, "status"))
+		data, _ = res.Get("data")
+		nonce := str(res, "nonce")
+		if nonce != "" {
+			b.nonce = nonce
+		}
+		if try > 0 || sdk.Resend(status, str(data, "error"), "", nonce) != sdk.ResendNonce {
+			break
+		}
 	}
-	if err != nil {
-		return sdk.Answer{}, &sdk.Error{Code: sdk.CodeNetwork, Message: "cannot reach " + b.server + " (offline, or CORS: is this page's origin in the client's allowed_origins?)"}
-	}
-	status := int(num(res, "status"))
-	data, _ := res.Get("data")
 	switch {
+	case status == 0:
+		// host.post could not sign: no key (IndexedDB failed to open).
+		return sdk.Answer{}, &sdk.Error{Code: sdk.CodeDPoPUnavailable, Message: str(data, "message")}
 	case status == 204:
 		return sdk.Answer{}, nil
 	case data.IsUndefined() && status < 500:

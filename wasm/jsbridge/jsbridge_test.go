@@ -4,6 +4,7 @@ package jsbridge
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/hack-pad/safejs"
@@ -78,32 +79,55 @@ func TestBrowserClockAndTimers(t *testing.T) {
 }
 
 // fakeHost is chatauth.js's host.post answering status and body (JSON
-// text; "" for none), recording each request's URL, body and bearer.
+// text; "" for none), recording each request's URL, body, access token,
+// scheme and DPoP nonce. Answers past the scripted ones repeat the last.
 type fakeHost struct {
-	host   safejs.Value
-	url    string
-	body   safejs.Value
-	bearer string
+	host           safejs.Value
+	url            string
+	body           safejs.Value
+	access, scheme string
+	nonces         []string // the nonce each request was signed with
+	answers        []fakeAnswer
+	forgotten      int // dpopForget calls
+}
+
+type fakeAnswer struct {
+	status int
+	body   string
+	nonce  string // DPoP-Nonce
+	reject bool
 }
 
 func newFakeHost(status int, body string, reject bool) *fakeHost {
-	f := &fakeHost{host: newObject(map[string]any{})}
+	return scriptedHost(fakeAnswer{status: status, body: body, reject: reject})
+}
+
+func scriptedHost(answers ...fakeAnswer) *fakeHost {
+	f := &fakeHost{host: newObject(map[string]any{}), answers: answers}
 	method(f.host, "post", func(args []safejs.Value) any {
 		f.url, _ = args[0].String()
 		f.body = args[1]
-		f.bearer, _ = args[2].String()
+		f.access, _ = args[2].String()
+		f.scheme, _ = args[3].String()
+		nonce, _ := args[4].String()
+		f.nonces = append(f.nonces, nonce)
+		a := f.answers[min(len(f.nonces), len(f.answers))-1]
 		return NewPromise(func() (any, error) {
-			if reject {
+			if a.reject {
 				return nil, errors.New("TypeError: Failed to fetch")
 			}
-			res := newObject(map[string]any{"status": status})
-			if body != "" {
+			res := newObject(map[string]any{"status": a.status, "nonce": a.nonce})
+			if a.body != "" {
 				j, _ := global.Get("JSON")
-				data, _ := j.Call("parse", body)
+				data, _ := j.Call("parse", a.body)
 				res.Set("data", data)
 			}
 			return res, nil
 		})
+	})
+	method(f.host, "dpopForget", func([]safejs.Value) any {
+		f.forgotten++
+		return NewPromise(func() (any, error) { return nil, nil })
 	})
 	return f
 }
@@ -119,8 +143,8 @@ func TestFetchBackend(t *testing.T) {
 		t.Fatalf("identify: %+v %v", ans, err)
 	}
 	if f.url != srv+"/customer/token" || str(f.body, "identity_token") != "idtok" || str(f.body, "refresh_token") != "ccr_1" ||
-		str(f.body, "client_id") != "c1" || str(f.body, "response_type") != "token" || f.bearer != "" {
-		t.Fatalf("identify sent %s %v %q", f.url, f.body, f.bearer)
+		str(f.body, "client_id") != "c1" || str(f.body, "response_type") != "token" || f.access != "" {
+		t.Fatalf("identify sent %s %v %q", f.url, f.body, f.access)
 	}
 	if ans, _ := (&fetchBackend{host: newFakeHost(200, `{"access_token":"x","expires_in":5}`, false).host}).RequestToken(""); ans.Identified {
 		t.Fatal("an answer without identified reads as identified")
@@ -128,11 +152,19 @@ func TestFetchBackend(t *testing.T) {
 
 	f = newFakeHost(204, "", false)
 	b = &fetchBackend{host: f.host, server: srv, clientID: "c1"}
-	if err := b.Logout("eyJ.a.b", "ccr_2"); err != nil {
+	if err := b.Logout(sdk.Token{AccessToken: "eyJ.a.b", TokenType: sdk.TypeDPoP}, "ccr_2"); err != nil {
 		t.Fatalf("logout: %v", err)
 	}
-	if f.url != srv+"/customer/logout" || f.bearer != "eyJ.a.b" || str(f.body, "refresh_token") != "ccr_2" || str(f.body, "client_id") != "c1" {
-		t.Fatalf("logout sent %s %q", f.url, f.bearer)
+	if f.url != srv+"/customer/logout" || f.access != "eyJ.a.b" || f.scheme != "DPoP" || str(f.body, "refresh_token") != "ccr_2" || str(f.body, "client_id") != "c1" {
+		t.Fatalf("logout sent %s %s %q", f.url, f.scheme, f.access)
+	}
+	if f.forgotten != 1 {
+		t.Fatalf("logout dropped the DPoP key %d times", f.forgotten)
+	}
+	// Offline: the key goes all the same, as the tokens do.
+	f = newFakeHost(0, "", true)
+	if err := (&fetchBackend{host: f.host, server: srv}).Logout(sdk.Token{}, "ccr_2"); !sdk.IsCode(err, sdk.CodeNetwork) || f.forgotten != 1 {
+		t.Fatalf("offline logout: %v, key dropped %d times", err, f.forgotten)
 	}
 
 	for _, tt := range []struct {
@@ -145,6 +177,8 @@ func TestFetchBackend(t *testing.T) {
 		{401, `{"error":"invalid_identity_token","message":"aud is not this client_id"}`, false, sdk.CodeInvalidIdentity},
 		{401, `{"error":"identity_token_expired","message":"expired 4 min ago"}`, false, sdk.CodeIdentityExpired},
 		{401, `{"error":"invalid_token","message":"revoked"}`, false, sdk.CodeInvalidToken},
+		{400, `{"error":"invalid_dpop_proof","message":"DPoP proof: htu is …"}`, false, sdk.CodeInvalidDPoPProof},
+		{0, `{"error":"dpop_unavailable","message":"IndexedDB: denied"}`, false, sdk.CodeDPoPUnavailable},
 		{200, "", false, sdk.CodeInvalidRequest}, // not JSON
 		{502, "", false, sdk.CodeServer},
 		{0, "", true, sdk.CodeNetwork},
@@ -153,6 +187,42 @@ func TestFetchBackend(t *testing.T) {
 		if !sdk.IsCode(err, tt.code) {
 			t.Errorf("%d %s: %v, want %s", tt.status, tt.body, err, tt.code)
 		}
+	}
+}
+
+// The token endpoint's nonce (RFC 9449, section 8): asked for it, the
+// backend signs it and sends once more; the nonce of every answer is
+// signed by the next request, which then needs no second round trip.
+func TestFetchBackendNonce(t *testing.T) {
+	const ok = `{"access_token":"eyJ.a.b","token_type":"DPoP","expires_in":600,"refresh_token":"ccr_2"}`
+	const useNonce = `{"error":"use_dpop_nonce","message":"DPoP proof: use the server's nonce"}`
+	f := scriptedHost(fakeAnswer{status: 400, body: useNonce, nonce: "n1"}, fakeAnswer{status: 200, body: ok, nonce: "n2"})
+	b := &fetchBackend{host: f.host, server: "https://chat.example.com", clientID: "c1"}
+	ans, err := b.RequestToken("")
+	if err != nil || ans.TokenType != "DPoP" {
+		t.Fatalf("token: %+v %v", ans, err)
+	}
+	if got := strings.Join(f.nonces, ","); got != ",n1" {
+		t.Fatalf("signed nonces %q, want none then n1", got)
+	}
+	if _, err := b.RequestToken("ccr_2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.nonces, ","); got != ",n1,n2" {
+		t.Fatalf("signed nonces %q: the refresh should sign n2 at once", got)
+	}
+
+	// Asked again after signing it: once is enough; the error surfaces.
+	f = scriptedHost(fakeAnswer{status: 400, body: useNonce, nonce: "n1"})
+	_, err = (&fetchBackend{host: f.host, server: "https://chat.example.com"}).RequestToken("")
+	if !sdk.IsCode(err, sdk.CodeInvalidDPoPProof) || len(f.nonces) != 2 {
+		t.Fatalf("%v after %d requests", err, len(f.nonces))
+	}
+	// Asked without a nonce to sign: no point in sending again.
+	f = scriptedHost(fakeAnswer{status: 400, body: useNonce}, fakeAnswer{status: 200, body: ok})
+	_, err = (&fetchBackend{host: f.host, server: "https://chat.example.com"}).RequestToken("")
+	if !sdk.IsCode(err, sdk.CodeInvalidDPoPProof) || len(f.nonces) != 1 {
+		t.Fatalf("%v after %d requests", err, len(f.nonces))
 	}
 }
 

@@ -6,9 +6,11 @@ import "sync"
 // token was received plus the server's expires_in.
 type Token struct {
 	AccessToken string
-	TokenType   string
-	EntityID    string
-	Scope       string
+	// TokenType is the scheme AccessToken goes under: TypeDPoP when the
+	// server bound it to the browser's key, else TypeBearer (Scheme).
+	TokenType string
+	EntityID  string
+	Scope     string
 	// Identified: the site vouched for this visitor with an identity
 	// token, so the same entity_id follows the site's user to any device.
 	Identified bool
@@ -40,8 +42,10 @@ type Backend interface {
 	// ""), whose open conversation then moves to the identified visitor.
 	Identify(identityToken, merge string) (Answer, error)
 	// Logout ends the visitor's session on the server (POST
-	// /customer/logout) with whichever of the two is not empty.
-	Logout(accessToken, refreshToken string) error
+	// /customer/logout) with whichever of the two is not empty: the
+	// access token (a zero Token for none) goes under its scheme
+	// (TokenType).
+	Logout(access Token, refreshToken string) error
 }
 
 // Refresh is the stored refresh token and whether its session is an
@@ -251,10 +255,11 @@ func (a *Auth) ask() (Answer, error) {
 	}
 	if stored.Token != "" && (stored.Identified || a.opt.Identity == nil) {
 		ans, err := a.backend.RequestToken(stored.Token)
-		if !IsCode(err, CodeInvalidToken) {
+		if !spent(err) {
 			return ans, err
 		}
-		// Spent or revoked: start over as if nothing were stored.
+		// Spent, revoked or bound to a lost key: start over as if nothing
+		// were stored.
 		stored = Refresh{}
 	}
 	if a.opt.Identity != nil {
@@ -265,13 +270,22 @@ func (a *Auth) ask() (Answer, error) {
 	}
 	if stored.Token != "" {
 		ans, err := a.backend.RequestToken(stored.Token)
-		if !IsCode(err, CodeInvalidToken) {
+		if !spent(err) {
 			return ans, err
 		}
 	}
 	// The cookie may still know the visitor.
 	return a.backend.RequestToken("")
 }
+
+// spent reports whether the server refused the refresh token itself:
+// spent or revoked (invalid_token), or bound to a DPoP key this browser
+// no longer has (invalid_dpop_proof: its storage was cleared, or a
+// logout replaced the key). The cookie or the site's identity may still
+// get a token. A proof refused for any other reason (serverUrl is not
+// the server's issuer, a skewed clock) is refused there too, and that
+// error reaches the app.
+func spent(err error) bool { return IsCode(err, CodeInvalidToken) || IsCode(err, CodeInvalidDPoPProof) }
 
 // errSignedOut: the site says nobody is signed in; go on anonymously.
 var errSignedOut = errorf(CodeNoToken, "the site's identity() returned no token")
@@ -303,11 +317,10 @@ func (a *Auth) identify(merge string) (Answer, error) {
 
 func (a *Auth) accept(ans Answer) Token {
 	now := a.opt.Now()
-	t := Token{AccessToken: ans.AccessToken, TokenType: ans.TokenType, EntityID: ans.EntityID, Scope: ans.Scope,
+	// The token type is the scheme the token goes under: the app's
+	// fetch and the bridge's logout send "<TokenType> <AccessToken>".
+	t := Token{AccessToken: ans.AccessToken, TokenType: Scheme(ans.TokenType), EntityID: ans.EntityID, Scope: ans.Scope,
 		Identified: ans.Identified, ReceivedAt: now, ExpiresAt: now.Add(Duration(ans.ExpiresIn) * Second)}
-	if t.TokenType == "" {
-		t.TokenType = "Bearer"
-	}
 	if ans.RefreshToken != "" && a.store != nil {
 		a.store.Save(Refresh{Token: ans.RefreshToken, Identified: ans.Identified})
 	}
@@ -341,7 +354,8 @@ func (a *Auth) ReceiveLogout() { a.Invalidate() }
 // Adopt sets a token from a redirect.
 func (a *Auth) Adopt(r Redirect) Token {
 	now := a.opt.Now()
-	t := Token{AccessToken: r.AccessToken, TokenType: "Bearer", EntityID: r.EntityID, Scope: r.Scope, ReceivedAt: now, ExpiresAt: now.Add(Duration(r.ExpiresIn) * Second)}
+	// A redirect carries no DPoP proof: its token is a bearer token.
+	t := Token{AccessToken: r.AccessToken, TokenType: TypeBearer, EntityID: r.EntityID, Scope: r.Scope, ReceivedAt: now, ExpiresAt: now.Add(Duration(r.ExpiresIn) * Second)}
 	a.set(t)
 	if a.peers != nil {
 		a.peers.Publish(t)
@@ -442,10 +456,9 @@ const logoutAttempts = 2
 func (a *Auth) Logout() error {
 	var out error
 	lerr := a.exclusive(func() error {
-		tok := a.Current()
-		access := ""
-		if tok.Valid(a.opt.Now()) {
-			access = tok.AccessToken
+		access := a.Current()
+		if !access.Valid(a.opt.Now()) {
+			access = Token{}
 		}
 		var stored Refresh
 		if a.store != nil {

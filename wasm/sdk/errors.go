@@ -20,6 +20,15 @@ const (
 	CodeIdentityExpired  = shared.ErrIdentityExpired  // 401: the identity token is past its exp
 	// CodeIdentityUnavailable: the site's identity() threw or rejected.
 	CodeIdentityUnavailable = "identity_unavailable"
+
+	// DPoP (dpop.go). The server's codes are backend/dpop's
+	// CodeInvalidProof and CodeUseNonce (RFC 9449, section 12.2).
+	CodeInvalidDPoPProof = "invalid_dpop_proof" // the server refused the proof: serverUrl is not its CHATAUTH_ISSUER, a skewed clock, a lost key
+	CodeUseDPoPNonce     = "use_dpop_nonce"     // the server wants its nonce in the proof; the SDK signs it and sends again, once
+	// CodeDPoPUnavailable: this browser cannot keep a DPoP key (no
+	// WebCrypto or no IndexedDB), and the app did not opt out with
+	// init({dpop: false}).
+	CodeDPoPUnavailable = "dpop_unavailable"
 )
 
 // Error is an SDK error with a stable code and a message for a developer.
@@ -43,6 +52,11 @@ func ServerError(status int, code, message string) *Error {
 		// Before the status rules: these 401s and 403s are not about the
 		// credential or the client, and the SDK acts on each differently.
 		return errorf(code, message)
+	case code == CodeInvalidDPoPProof, code == CodeUseDPoPNonce:
+		// A nonce still wanted after the SDK signed it is no better than
+		// a refused proof; both are 400 at the token endpoint and 401 at
+		// a resource, where invalid_token would hide the reason.
+		return errorf(CodeInvalidDPoPProof, message)
 	case status == 429:
 		return errorf(CodeRateLimited, message)
 	case status >= 500:

@@ -230,7 +230,7 @@ func TestLogout(t *testing.T) {
 	if err := tab1.Logout(); err != nil {
 		t.Fatal(err)
 	}
-	if got := srv.asked(); got != "identify:id1, logout:"+tok.AccessToken+","+rt {
+	if got := srv.asked(); got != "identify:id1, logout:Bearer "+tok.AccessToken+","+rt {
 		t.Fatalf("asked %q", got)
 	}
 	if st, _ := store.Load(); st != (Refresh{}) {

@@ -181,6 +181,8 @@ type fakeServer struct {
 	lastRT   string
 	withRT   int
 	badRT    bool
+	rtErr    error  // the answer to the next refresh-token request
+	typ      string // the token_type answered; "" for Bearer
 	// Identified visitors.
 	identified  map[string]bool // refresh tokens of identified sessions
 	identifyErr []error         // answers of the next Identify calls, then success
@@ -198,7 +200,11 @@ func (s *fakeServer) issue(entity string, identified bool) Answer {
 		}
 		s.identified[s.lastRT] = true
 	}
-	return Answer{AccessToken: "tok" + itoa(s.refresh), TokenType: "Bearer", ExpiresIn: s.life, EntityID: entity, RefreshToken: s.lastRT, Identified: identified}
+	typ := s.typ
+	if typ == "" {
+		typ = "Bearer"
+	}
+	return Answer{AccessToken: "tok" + itoa(s.refresh), TokenType: typ, ExpiresIn: s.life, EntityID: entity, RefreshToken: s.lastRT, Identified: identified}
 }
 
 func (s *fakeServer) RequestToken(rt string) (Answer, error) {
@@ -219,6 +225,10 @@ func (s *fakeServer) RequestToken(rt string) (Answer, error) {
 		if s.badRT {
 			s.badRT = false
 			return Answer{}, errorf(CodeInvalidToken, "refresh token revoked")
+		}
+		if err := s.rtErr; err != nil {
+			s.rtErr = nil
+			return Answer{}, err
 		}
 	}
 	if s.identified[rt] {
@@ -245,10 +255,14 @@ func (s *fakeServer) Identify(id, merge string) (Answer, error) {
 	return s.issue("user-42", true), nil
 }
 
-func (s *fakeServer) Logout(access, rt string) error {
+func (s *fakeServer) Logout(access Token, rt string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.log = append(s.log, "logout:"+access+","+rt)
+	scheme := ""
+	if access.AccessToken != "" {
+		scheme = access.TokenType + " "
+	}
+	s.log = append(s.log, "logout:"+scheme+access.AccessToken+","+rt)
 	if len(s.logoutErr) > 0 {
 		err := s.logoutErr[0]
 		s.logoutErr = s.logoutErr[1:]

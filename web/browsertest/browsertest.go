@@ -6,11 +6,16 @@ package browsertest
 
 import (
 	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"testing"
 
 	"github.com/chromedp/chromedp"
+
+	"chatauth/backend/apptest"
 )
 
 // Path finds the Chromium binary. When none is installed the test is
@@ -83,4 +88,35 @@ func Await[T any](tb testing.TB, ctx context.Context, expr string) T {
 		tb.Fatalf("evaluate %s: %v", expr, err)
 	}
 	return v
+}
+
+// Serve runs chatauth (apptest.Start) at the URL the browser will use, on
+// host ("127.0.0.1", or "localhost" for a second site beside a page on
+// 127.0.0.1), with CHATAUTH_ISSUER set to that URL. The SDK's DPoP
+// proofs name the URL they are sent to (htu), and the server checks it
+// against its issuer (docs/dpop.md): a server started with apptest's
+// placeholder issuer refuses every proof. wrap, when not nil, sees each
+// request before the server does. It returns the env, whose Srv is the
+// server at that URL, and the URL.
+func Serve(tb testing.TB, dsn string, extra map[string]string, host string, wrap func(http.Handler) http.Handler) (*apptest.Env, string) {
+	tb.Helper()
+	// The listener comes first: its port is the issuer's.
+	srv := httptest.NewUnstartedServer(nil)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	url := "http://" + net.JoinHostPort(host, port)
+	vars := map[string]string{"CHATAUTH_ISSUER": url}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	e := apptest.Start(tb, dsn, vars)
+	// apptest's own server listens elsewhere: serve the app from ours.
+	e.Srv.Close()
+	var h http.Handler = e.App.Server.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv.Config.Handler = h
+	srv.Start()
+	e.Srv = srv
+	return e, url
 }

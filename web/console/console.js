@@ -249,12 +249,17 @@ function editClient(c) {
   $("#client-type").value = c ? c.client_type : "public";
   $("#client-redirects").value = c ? c.redirect_uris.join("\n") : "";
   $("#client-origins").value = c ? c.allowed_origins.join("\n") : "";
+  $("#client-post-logout").value = c ? (c.post_logout_redirect_uris || []).join("\n") : "";
+  $("#client-backchannel").value = c ? c.backchannel_logout_uri || "" : "";
+  $("#client-id-alg").value = c && c.id_token_signed_response_alg ? c.id_token_signed_response_alg : "RS256";
 }
 
 async function saveClient(e) {
   e.preventDefault();
   const id = $("#client-id").value;
-  const body = { name: $("#client-name").value, client_type: $("#client-type").value, redirect_uris: lines($("#client-redirects").value), allowed_origins: lines($("#client-origins").value) };
+  const body = { name: $("#client-name").value, client_type: $("#client-type").value, redirect_uris: lines($("#client-redirects").value), allowed_origins: lines($("#client-origins").value),
+    post_logout_redirect_uris: lines($("#client-post-logout").value), backchannel_logout_uri: $("#client-backchannel").value.trim(),
+    id_token_signed_response_alg: $("#client-id-alg").value };
   try {
     const c = await api(id ? `/api/v1/oauth/clients/${id}` : "/api/v1/oauth/clients", { method: id ? "PUT" : "POST", body: JSON.stringify(body) });
     if (c.client_secret) { $("#client-secret").textContent = c.client_secret; $("#secret-box").hidden = false; }

@@ -19,11 +19,19 @@ export interface InitOptions {
    * gave had expired. Throwing fails with code "identity_unavailable".
    */
   identity?: () => string | null | Promise<string | null>;
+  /**
+   * DPoP (default true): bind the tokens to a non-extractable key this browser
+   * keeps in IndexedDB, so a token lifted out of the page is refused elsewhere.
+   * Where WebCrypto or IndexedDB are missing, init rejects with
+   * "dpop_unavailable"; false uses bearer tokens instead.
+   */
+  dpop?: boolean;
 }
 
 export interface Token {
   accessToken: string;
-  tokenType: "Bearer";
+  /** The Authorization scheme: "DPoP" when the token is bound to this browser's key (a proof goes with it), else "Bearer". */
+  tokenType: "Bearer" | "DPoP";
   /** Milliseconds since the epoch, measured on this machine from the server's expires_in. */
   expiresAt: number;
   entityId: string;
@@ -36,16 +44,55 @@ export interface Token {
 export type ErrorCode =
   | "state_mismatch" | "access_denied" | "network" | "invalid_client" | "invalid_token"
   | "invalid_request" | "server_error" | "rate_limited" | "no_token"
-  | "identity_required" | "invalid_identity_token" | "identity_token_expired" | "identity_unavailable";
+  | "identity_required" | "invalid_identity_token" | "identity_token_expired" | "identity_unavailable"
+  | "dpop_unavailable" | "invalid_dpop_proof";
 
 export interface ChatauthError extends Error {
   code: ErrorCode;
 }
 
+/** An event of a server-sent event stream (Auth.events). */
+export interface StreamEvent {
+  /** The event's id (the customer API: the message id); "" when it has none. */
+  id: string;
+  /** The event type; "message" when the server named none. */
+  event: string;
+  data: string;
+}
+
+/** A failure of an event stream. */
+export interface StreamError extends ChatauthError {
+  /** The HTTP status of a refused connection; 0 when there was no answer. */
+  status: number;
+  /** true: the SDK reconnects by itself (network, 5xx, 429); false: the stream is over. */
+  retrying: boolean;
+}
+
+export interface StreamHandlers {
+  onMessage?(event: StreamEvent): void;
+  /** Called on every (re)connection. */
+  onOpen?(): void;
+  onError?(error: StreamError): void;
+  /** Resume after this event id (Last-Event-ID); default: from now on. */
+  lastEventId?: string | number;
+}
+
+export interface EventStream {
+  close(): void;
+}
+
 export interface Auth {
   getToken(): Promise<Token>;
   hasToken(): boolean;
+  /** fetch with the token (and its DPoP proof); on a 401 it gets a new token and tries once more. */
   fetch(path: string | URL, init?: RequestInit): Promise<Response>;
+  /**
+   * Follows a server-sent event stream of the customer API, e.g.
+   * /customer/api/v1/conversations/42/events, with fetch (an EventSource can
+   * send neither the token in a header nor the DPoP proof). Reconnects after
+   * the last event id, with a fresh token when the server ended the stream.
+   */
+  events(path: string | URL, handlers?: StreamHandlers): EventStream;
   handleRedirect(url?: string): Promise<Token>;
   onTokenChange(cb: (token: Token | null) => void): void;
   invalidate(): void;

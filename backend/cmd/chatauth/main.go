@@ -2,7 +2,8 @@
 // commands:
 //
 //	chatauth [serve] [--flag=value …]      start the server
-//	chatauth keys rotate [agent|customer]  add a signing key (both families by default)
+//	chatauth keys rotate [FAMILY]          add a signing key (every family by default:
+//	                                       agent, customer, id_token, id_token_eddsa)
 //	chatauth help                          list the configuration
 //
 // Configuration comes from CHATAUTH_* environment variables; a flag of the
@@ -64,7 +65,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 
 const usage = `usage:
   chatauth [serve] [--flag=value …]      start the server
-  chatauth keys rotate [agent|customer]  add a signing key (both families by default)
+  chatauth keys rotate [FAMILY]          add a signing key to FAMILY (agent, customer,
+                                         id_token, id_token_eddsa; all of them by default)
   chatauth platform-token create NAME    print a new platform token once (platform mode)
   chatauth help                          this text and the configuration
 
@@ -109,17 +111,18 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) error {
 
 func keys(args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "rotate" {
-		return errors.New("usage: chatauth keys rotate [agent|customer]")
+		return errors.New("usage: chatauth keys rotate [" + strings.ReplaceAll(familyNames(), ", ", "|") + "]")
 	}
 	args = args[1:]
-	families := []token.Family{token.FamilyAgent, token.FamilyCustomer}
+	// Every family by default: one left out (the ID-token ones were, when
+	// they were added) would sign with the same key forever.
+	families := token.Families
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		switch f := token.Family(args[0]); f {
-		case token.FamilyAgent, token.FamilyCustomer:
-			families = []token.Family{f}
-		default:
-			return fmt.Errorf("unknown key family %q; use agent or customer", args[0])
+		f, ok := familyNamed(args[0])
+		if !ok {
+			return fmt.Errorf("unknown key family %q; use one of %s", args[0], familyNames())
 		}
+		families = []token.Family{f}
 		args = args[1:]
 	}
 	cfg, err := config.Load(getenv, args)
@@ -149,6 +152,23 @@ func keys(args []string, getenv func(string) string, stdout io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+func familyNamed(name string) (token.Family, bool) {
+	for _, f := range token.Families {
+		if string(f) == name {
+			return f, true
+		}
+	}
+	return "", false
+}
+
+func familyNames() string {
+	names := make([]string, len(token.Families))
+	for i, f := range token.Families {
+		names[i] = string(f)
+	}
+	return strings.Join(names, ", ")
 }
 
 func platformToken(args []string, getenv func(string) string, stdout io.Writer) error {

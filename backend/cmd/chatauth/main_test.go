@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"chatauth/backend/sqlstore/sqlstoretest"
+	"chatauth/backend/token"
 )
 
 func TestKeysRotateCommand(t *testing.T) {
@@ -23,6 +24,36 @@ func TestKeysRotateCommand(t *testing.T) {
 	}
 	if strings.Contains(out.String()+errOut.String(), "PRIVATE") {
 		t.Fatal("key material printed")
+	}
+	// Without a family, every family gets a new key, the ID-token ones
+	// included.
+	out.Reset()
+	if err := run([]string{"keys", "rotate", "--key-publish-delay=2h"}, env, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	var families []string
+	for _, k := range got {
+		families = append(families, k.Family)
+		if !strings.HasPrefix(k.KID, k.Family+"-") {
+			t.Errorf("kid %s of family %s", k.KID, k.Family)
+		}
+	}
+	want := make([]string, len(token.Families))
+	for i, f := range token.Families {
+		want[i] = string(f)
+	}
+	if strings.Join(families, " ") != strings.Join(want, " ") || !strings.Contains(strings.Join(families, " "), "id_token_eddsa") {
+		t.Fatalf("rotated %v, want %v", families, want)
+	}
+	if err := run([]string{"keys", "rotate", "id_token", "--key-publish-delay=2h"}, env, &out, &errOut); err != nil {
+		t.Fatalf("rotate id_token: %v", err)
+	}
+	if err := run([]string{"keys", "rotate", "nope"}, env, &out, &errOut); err == nil || !strings.Contains(err.Error(), "id_token_eddsa") {
+		t.Fatalf("unknown family: %v", err)
 	}
 }
 
