@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -246,7 +247,14 @@ func authTime(sess *sessions.Session) time.Time {
 // unknown age is not.
 func signedInWithin(sess *sessions.Session, now time.Time, maxAge int64) bool {
 	at := authTime(sess)
-	return !at.IsZero() && now.Sub(at) <= time.Duration(maxAge)*time.Second
+	if at.IsZero() {
+		return false
+	}
+	// A max_age past what a Duration holds (292 years) asks nothing.
+	if maxAge > int64(math.MaxInt64/time.Second) {
+		return true
+	}
+	return now.Sub(at) <= time.Duration(maxAge)*time.Second
 }
 
 // claimWords says in plain words what an OpenID Connect consent shares.
@@ -520,6 +528,10 @@ const hintMaxExpired = 30 * 24 * time.Hour
 // so a link on another site cannot sign anybody out.
 func (s *Server) oauthEndSession(c echo.Context) error {
 	ctx := c.Request().Context()
+	// PostForm is empty until the body is parsed.
+	if err := c.Request().ParseForm(); err != nil {
+		return s.errorPage(c, http.StatusBadRequest, "Invalid request", "the form could not be read.")
+	}
 	for _, name := range []string{"id_token_hint", "post_logout_redirect_uri", "state", "client_id"} {
 		if len(c.QueryParams()[name]) > 1 || (c.Request().Method == http.MethodPost && len(c.Request().PostForm[name]) > 1) {
 			return s.errorPage(c, http.StatusBadRequest, "Invalid request", name+" is given more than once.")
