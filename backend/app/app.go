@@ -24,6 +24,7 @@ import (
 	"chatauth/backend/customerauth"
 	"chatauth/backend/directory"
 	"chatauth/backend/domain"
+	"chatauth/backend/egress"
 	"chatauth/backend/dpop"
 	"chatauth/backend/httpapi"
 	"chatauth/backend/hub"
@@ -152,11 +153,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	a.OAuth = &oauth.Provider{
 		Store: db, Issuer: issuer, Inspector: inspector, Families: families, Cascade: cascade, Guesses: guesses,
 		AccessTTL: cfg.AccessTTL, CodeTTL: cfg.CodeTTL, Now: o.now,
-		// Back-channel logout posts to URIs admins register: through the
-		// identity key-set fetcher's client, which reaches only public
-		// addresses (unless CHATAUTH_IDENTITY_PRIVATE_JWKS) and follows
-		// no redirects.
-		Backchannel: &oauth.Backchannel{Issuer: issuer, Client: identity.NewJWKS(cfg.IdentityPrivateJWKS, o.now).Client, Log: log},
+		// Back-channel logout posts to URIs admins register: only to
+		// public addresses (unless CHATAUTH_BACKCHANNEL_PRIVATE), and
+		// following no redirects.
+		Backchannel: &oauth.Backchannel{Issuer: issuer, Client: egress.Client(cfg.BackchannelPrivate, "CHATAUTH_BACKCHANNEL_PRIVATE"), Log: log},
 	}
 	// A browser sign-in ended by any event ends its openid grants and
 	// tells their clients (back-channel logout): one rule, in oauth.

@@ -33,6 +33,9 @@ type Config struct {
 	// IdentityPrivateJWKS lets identity keys' jwks_uri point at private
 	// and loopback addresses (docs/identity.md).
 	IdentityPrivateJWKS bool
+	// BackchannelPrivate lets back-channel logout URIs point at private
+	// and loopback addresses (docs/oidc.md).
+	BackchannelPrivate bool
 	// DPoPNonce makes the token endpoints require a server nonce in DPoP
 	// proofs (RFC 9449, section 8).
 	DPoPNonce        bool
@@ -119,6 +122,7 @@ var settings = []setting{
 	{"CHATAUTH_KEY_PUBLISH_DELAY", "1h", "how long a new signing key is published before it signs", duration(func(c *Config) *time.Duration { return &c.KeyPublishDelay })},
 	{"CHATAUTH_PLATFORM", "false", "platform mode: enables /platform/api/v1", boolean(func(c *Config) *bool { return &c.Platform })},
 	{"CHATAUTH_DPOP_NONCE", "true", "token endpoints require the server's nonce in DPoP proofs (RFC 9449, section 8; the SDK retries once with it)", boolean(func(c *Config) *bool { return &c.DPoPNonce })},
+	{"CHATAUTH_BACKCHANNEL_PRIVATE", "false", "let clients' backchannel_logout_uri reach private and loopback addresses (relying parties on chatauth's own network)", boolean(func(c *Config) *bool { return &c.BackchannelPrivate })},
 	{"CHATAUTH_IDENTITY_PRIVATE_JWKS", "false", "let identity keys' jwks_uri reach private and loopback addresses (a site on chatauth's own network)", boolean(func(c *Config) *bool { return &c.IdentityPrivateJWKS })},
 	{"CHATAUTH_SECRET", "", "master secret (at least 32 characters); generated and stored beside the SQLite database when unset", text(func(c *Config) *string { return &c.Secret })},
 	{"CHATAUTH_LOG_FORMAT", "text", "log format: text or json", func(c *Config, v string) error {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -177,13 +178,9 @@ func (s *Server) authenticateAgent(c echo.Context) (*Agent, error) {
 		}
 		// A client that requires DPoP refuses its own unbound tokens
 		// too, such as those issued before the switch.
-		required := false
-		if cred.Agent.ClientID != "" && cred.Agent.Cnf == nil {
-			cl, err := s.Store.Client(ctx, cred.Agent.ClientID)
-			if err != nil && !errors.Is(err, domain.ErrNotFound) {
-				return nil, apierr.Internal(err)
-			}
-			required = cl.DPoP == domain.DPoPRequired
+		required, err := s.clientRequiresDPoP(ctx, cred.Agent)
+		if err != nil {
+			return nil, apierr.Internal(err)
 		}
 		if err := s.requireProof(c, tok, dpopScheme, shared.BoundKey(cred.Agent.Cnf), required); err != nil {
 			return nil, err
@@ -196,6 +193,20 @@ func (s *Server) authenticateAgent(c echo.Context) (*Agent, error) {
 		return nil, apierr.Internal(err)
 	}
 	return &Agent{AgentClaims: cred.Agent, Cred: cred}, nil
+}
+
+// clientRequiresDPoP reports whether the OAuth client of an unbound
+// token requires DPoP: such a client refuses its own unbound tokens too,
+// such as those issued before the switch, wherever they are presented.
+func (s *Server) clientRequiresDPoP(ctx context.Context, a shared.AgentClaims) (bool, error) {
+	if a.ClientID == "" || a.Cnf != nil {
+		return false, nil
+	}
+	cl, err := s.Store.Client(ctx, a.ClientID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return false, nil
+	}
+	return cl.DPoP == domain.DPoPRequired, err
 }
 
 // inspectOpaque inspects a secret that is looked up by its hash (API,

@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"io"
 	"math"
@@ -109,16 +112,16 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 		}
 		// A new sign-in gets a new CSRF token.
 		delete(sess.Values, "csrf")
-		// The browser sign-in is a session like any other: a password or
-		// role change, sign-out everywhere or deleting the user ends it
-		// (docs/security.md, I2).
-		sid, err := s.Cascade.StartBrowserSession(ctx, u)
+		sid, err := s.browserSignIn(ctx, sess, u)
 		if err != nil {
 			return apierr.Internal(err)
 		}
 		// auth_time of the ID tokens of this sign-in (OIDC Core §2), and
-		// what max_age is measured against.
+		// what max_age is measured against. fresh marks the request this
+		// sign-in was made for: its consent form may then follow without
+		// signing in again, even under prompt=login or max_age=0.
 		sess.Values["uid"], sess.Values["sid"], sess.Values["auth_time"] = u.ID, sid, s.now().Unix()
+		sess.Values["fresh"] = requestDigest(raw)
 		user = &u
 	case "deny":
 		return s.redirect(c, req.ErrorRedirect(oauth.ErrAccessDenied.WithDescription("the user denied the request")))
@@ -126,11 +129,28 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 	default:
 		return s.errorPage(c, http.StatusBadRequest, "Invalid request", "Unknown form action.")
 	}
-	// A new request with prompt=login, or whose max_age the sign-in is
-	// older than, signs in again (OIDC Core §3.1.2.1); the form posts
-	// that follow it carry the fresh sign-in.
-	reauth := action == "" && (req.HasPrompt("login") || (req.MaxAge >= 0 && !signedInWithin(sess, s.now(), req.MaxAge)))
-	if uid, ok := sess.Values["uid"].(int64); ok && user == nil && !reauth {
+	// prompt=login, a sign-in older than max_age, or an id_token_hint of
+	// another user than the signed-in one sign in again (OIDC Core
+	// §3.1.2.1), on every step of the request: posting the sign-in
+	// page's form with action=approve instead of a password does not
+	// skip it. Only a sign-in made for this very request (fresh) does.
+	hintSub, err := s.hintSubject(req)
+	if err != nil {
+		return s.redirect(c, req.ErrorRedirect(err.(*oauth.Error)))
+	}
+	uid, _ := sess.Values["uid"].(int64)
+	reauthWhy := ""
+	switch {
+	case req.HasPrompt("login"):
+		reauthWhy = "prompt=login asks for a new sign-in"
+	case req.MaxAge >= 0 && !signedInWithin(sess, s.now(), req.MaxAge):
+		reauthWhy = "the user signed in longer ago than max_age=" + strconv.FormatInt(req.MaxAge, 10) + " seconds and must sign in again"
+	case hintSub != "" && uid != 0 && hintSub != strconv.FormatInt(uid, 10):
+		reauthWhy = "the signed-in user is not the one id_token_hint names"
+	}
+	fresh, _ := sess.Values["fresh"].(string)
+	reauth := user == nil && reauthWhy != "" && fresh != requestDigest(raw)
+	if uid != 0 && user == nil && !reauth {
 		sid, _ := sess.Values["sid"].(string)
 		live, err := s.Cascade.BrowserSessionLive(ctx, sid, uid)
 		if err != nil {
@@ -146,8 +166,8 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 	}
 	if user == nil {
 		if req.HasPrompt("none") {
-			if _, ok := sess.Values["uid"].(int64); ok && req.MaxAge >= 0 {
-				return s.redirect(c, req.ErrorRedirect(oauth.ErrLoginRequired.WithDescription("the user signed in longer ago than max_age="+strconv.FormatInt(req.MaxAge, 10)+" seconds and must sign in again")))
+			if _, ok := sess.Values["uid"].(int64); ok && reauth {
+				return s.redirect(c, req.ErrorRedirect(oauth.ErrLoginRequired.WithDescription(reauthWhy)))
 			}
 			return s.redirect(c, req.ErrorRedirect(oauth.ErrLoginRequired.WithDescription("the user is not signed in")))
 		}
@@ -212,22 +232,79 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 			return s.render(c, http.StatusOK, "consent", page)
 		}
 	}
+	// The sign-in made for this request is spent with its answer.
+	delete(sess.Values, "fresh")
 	if err := sess.Save(r, c.Response()); err != nil {
 		return err
 	}
+	sid, _ := sess.Values["sid"].(string)
+	bs := oauth.Session{SID: sid, AuthTime: authTime(sess)}
 	if req.ResponseType == "token" {
-		params, err := s.OAuth.IssueImplicit(ctx, req, *user, scope)
+		params, err := s.OAuth.IssueImplicit(ctx, req, *user, scope, bs)
 		if err != nil {
-			return err
+			return s.oauthAnswerFail(c, req, err)
 		}
 		return s.redirect(c, req.Redirect(params))
 	}
-	sid, _ := sess.Values["sid"].(string)
-	code, err := s.OAuth.IssueCode(ctx, req, *user, scope, oauth.Session{SID: sid, AuthTime: authTime(sess)})
+	code, err := s.OAuth.IssueCode(ctx, req, *user, scope, bs)
 	if err != nil {
 		return err
 	}
 	return s.redirect(c, req.Redirect(url.Values{"code": {code}}))
+}
+
+// oauthAnswerFail sends an authorization's RFC 6749 error back to the
+// client; other failures are the server's.
+func (s *Server) oauthAnswerFail(c echo.Context, req oauth.AuthorizeRequest, err error) error {
+	var oe *oauth.Error
+	if errors.As(err, &oe) {
+		return s.redirect(c, req.ErrorRedirect(oe))
+	}
+	return err
+}
+
+// browserSignIn records u's sign-in in this browser and returns its
+// session id. One browser holds one sign-in: the same user signing in
+// again (prompt=login, max_age) keeps the session, so the grants made in
+// it stay under one sid and one end_session ends them all; another user
+// signing in ends the earlier user's sign-in first, with its grants.
+func (s *Server) browserSignIn(ctx context.Context, sess *sessions.Session, u domain.User) (string, error) {
+	old, _ := sess.Values["sid"].(string)
+	if old != "" {
+		if uid, _ := sess.Values["uid"].(int64); uid == u.ID {
+			live, err := s.Cascade.BrowserSessionLive(ctx, old, uid)
+			if err != nil || live {
+				return old, err
+			}
+		} else if err := s.OAuth.EndBrowserSession(ctx, old); err != nil {
+			return "", err
+		}
+	}
+	// The browser sign-in is a session like any other: a password or
+	// role change, sign-out everywhere or deleting the user ends it
+	// (docs/security.md, I2).
+	return s.Cascade.StartBrowserSession(ctx, u)
+}
+
+// hintSubject verifies an authorize request's id_token_hint and returns
+// the user it names ("" without a hint). Expired ID tokens are taken, as
+// at end_session: the hint names a user, it grants nothing.
+func (s *Server) hintSubject(req oauth.AuthorizeRequest) (string, error) {
+	if req.IDTokenHint == "" {
+		return "", nil
+	}
+	claims, err := s.OAuth.Issuer.VerifyIDTokenHint(req.IDTokenHint, hintMaxExpired)
+	if err != nil {
+		return "", oauth.ErrInvalidRequest.WithDescription("id_token_hint is not an ID token of this server (" + strings.TrimPrefix(err.Error(), token.ErrBadIDTokenHint.Error()+": ") + ")")
+	}
+	return claims.Subject, nil
+}
+
+// requestDigest names an authorization request (its query as sent) in
+// the session cookie without storing the request itself.
+func requestDigest(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // now is the authorization server's clock (tests may set it).
@@ -481,7 +558,11 @@ func (s *Server) oauthUserInfo(c echo.Context) error {
 	if cred.Kind != credential.OAuth {
 		return s.userinfoFail(c, dpopScheme, oauth.ErrInsufficientScope.WithDescription("this is not an OAuth access token from an authorization with scope openid"))
 	}
-	if err := s.requireProof(c, tok, dpopScheme, shared.BoundKey(cred.Agent.Cnf), false); err != nil {
+	required, err := s.clientRequiresDPoP(c.Request().Context(), cred.Agent)
+	if err != nil {
+		return err
+	}
+	if err := s.requireProof(c, tok, dpopScheme, shared.BoundKey(cred.Agent.Cnf), required); err != nil {
 		return err
 	}
 	claims, err := s.OAuth.UserInfo(c.Request().Context(), cred.Agent)
@@ -582,9 +663,17 @@ func (s *Server) oauthEndSession(c echo.Context) error {
 	sess := s.session(c)
 	uid, _ := sess.Values["uid"].(int64)
 	sid, _ := sess.Values["sid"].(string)
-	if hint == "" {
+	// Only this browser's sign-in ends, never the hint's session
+	// elsewhere: ID tokens are not secrets, so a hint alone must not sign
+	// anybody out. A hint of the signed-in user ends it at once; without
+	// one, or with another user's, the person confirms first
+	// (RP-Initiated Logout 1.0 §2), so a link on another site cannot sign
+	// them out. One browser holds one sign-in (browserSignIn), so its
+	// grants all sit under sid.
+	hintUID, _ := strconv.ParseInt(claims.Subject, 10, 64)
+	if sid != "" && (hint == "" || hintUID != uid) {
 		confirmed := c.Request().Method == http.MethodPost && c.FormValue("action") == "logout" && checkCSRF(c, sess)
-		if !confirmed && sid != "" {
+		if !confirmed {
 			page := map[string]any{"CSRF": csrfToken(sess), "Back": back, "State": state, "ClientID": clientID}
 			if known {
 				page["Client"] = client.Name
@@ -595,16 +684,7 @@ func (s *Server) oauthEndSession(c echo.Context) error {
 			return s.render(c, http.StatusOK, "logout", page)
 		}
 	}
-	// The hint's session is ended even when the browser signed in again
-	// since; the browser's own only when it is the hint's user (or the
-	// person confirmed).
-	hintUID, _ := strconv.ParseInt(claims.Subject, 10, 64)
-	if hint != "" && claims.SID != "" && claims.SID != sid {
-		if err := s.OAuth.EndBrowserSession(ctx, claims.SID); err != nil {
-			return err
-		}
-	}
-	if sid != "" && (hint == "" || hintUID == uid) {
+	if sid != "" {
 		if err := s.OAuth.EndBrowserSession(ctx, sid); err != nil {
 			return err
 		}
@@ -612,6 +692,7 @@ func (s *Server) oauthEndSession(c echo.Context) error {
 		delete(sess.Values, "sid")
 		delete(sess.Values, "auth_time")
 		delete(sess.Values, "csrf")
+		delete(sess.Values, "fresh")
 		if err := sess.Save(c.Request(), c.Response()); err != nil {
 			return err
 		}

@@ -59,7 +59,10 @@ func read(t *testing.T, res *http.Response) page {
 	return page{status: res.StatusCode, body: string(raw), location: res.Header.Get("Location")}
 }
 
-var hidden = regexp.MustCompile(`name="(csrf_token|request)" value="([^"]*)"`)
+var (
+	hidden     = regexp.MustCompile(`type="hidden" name="([^"]+)" value="([^"]*)"`)
+	formAction = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
+)
 
 // submit posts the form on p with extra fields, as a browser would.
 func (b *browser) submit(p page, fields map[string]string) page {
@@ -74,7 +77,11 @@ func (b *browser) submit(p page, fields map[string]string) page {
 	for k, v := range fields {
 		form.Set(k, v)
 	}
-	res, err := b.c.PostForm(b.e.Srv.URL+"/oauth/authorize", form)
+	action := "/oauth/authorize"
+	if m := formAction.FindStringSubmatch(p.body); m != nil {
+		action = html.UnescapeString(m[1])
+	}
+	res, err := b.c.PostForm(b.e.Srv.URL+action, form)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -113,7 +120,7 @@ type oauthWorld struct {
 
 func newOAuthWorld(t *testing.T, e *apptest.Env) *oauthWorld {
 	w := &oauthWorld{e: e, admin: apptest.Bearer(e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token"))}
-	pub := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "Widget SPA", "client_type": "public", "redirect_uris": []string{redirectURI}, "scopes": []string{"read", "write", "chat"}, "allowed_origins": []string{"https://app.example.com"}}, w.admin)
+	pub := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "Widget SPA", "client_type": "public", "redirect_uris": []string{redirectURI}, "scopes": []string{"read", "write", "chat"}, "allowed_origins": []string{"https://app.example.com"}, "dpop": "optional"}, w.admin)
 	expect(t, pub, 201, "")
 	if _, ok := pub.Body["client_secret"]; ok {
 		t.Fatal("public client got a secret")

@@ -48,7 +48,7 @@ func (f *flakyRP) Attempts() int { f.mu.Lock(); defer f.mu.Unlock(); return f.at
 // retried past two failures.
 func TestOIDCBackchannelOnSignOutEverywhere(t *testing.T) {
 	t.Parallel()
-	e := apptest.Start(t, sqlstoretest.SQLite(t), map[string]string{"CHATAUTH_IDENTITY_PRIVATE_JWKS": "true"})
+	e := apptest.Start(t, sqlstoretest.SQLite(t), map[string]string{"CHATAUTH_BACKCHANNEL_PRIVATE": "true"})
 	w := newOIDCWorld(t, e)
 	e.App.OAuth.Backchannel.Backoff = 10 * time.Millisecond
 	rp := &flakyRP{fails: 2, got: make(chan url.Values, 4)}

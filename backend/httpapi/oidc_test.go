@@ -432,7 +432,7 @@ func jwtHeader(t *testing.T, raw string) map[string]string {
 // and posts a back-channel logout token that go-oidc verifies.
 func TestOIDCLogout(t *testing.T) {
 	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
-		e := apptest.Start(t, dsn, map[string]string{"CHATAUTH_IDENTITY_PRIVATE_JWKS": "true"})
+		e := apptest.Start(t, dsn, map[string]string{"CHATAUTH_BACKCHANNEL_PRIVATE": "true"})
 		w := newOIDCWorld(t, e)
 		b := newBrowser(t, e)
 		conf := w.conf(w.rp, oidc.ScopeOpenID, "read")
@@ -529,3 +529,100 @@ func TestOIDCClientFields(t *testing.T) {
 }
 
 func base64URL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// TestOIDCHints: id_token_hint at authorize and at end_session names a
+// user; it grants nothing and signs nobody out on its own.
+func TestOIDCHints(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, sqlstoretest.SQLite(t), nil)
+	w := newOIDCWorld(t, e)
+	conf := w.conf(w.rp, oidc.ScopeOpenID, "read")
+	expect(t, e.Do("POST", "/api/v1/users", map[string]any{"name": "Bea", "email": "bea@example.com", "password": "password-123", "role": "agent"}, w.admin), 201, "")
+	// Bea's ID token, from her own browser.
+	bb := newBrowser(t, e)
+	v := oauth2.GenerateVerifier()
+	pg := bb.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v))))
+	pg = bb.submit(pg, map[string]string{"action": "login", "email": "bea@example.com", "password": "password-123"})
+	if strings.Contains(pg.body, `value="approve"`) {
+		pg = bb.submit(pg, map[string]string{"action": "approve"})
+	}
+	u, _ := url.Parse(pg.location)
+	tokB, err := conf.Exchange(w.ctx, u.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatalf("%v (%d %s)", err, pg.status, pg.body)
+	}
+	hintB := tokB.Extra("id_token").(string)
+	// The admin in browser ba.
+	ba := newBrowser(t, e)
+	tokA, _, hintA := w.login(ba, conf, "a")
+	none := func(hint string) page {
+		v := oauth2.GenerateVerifier()
+		return ba.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "none"), oauth2.SetAuthURLParam("id_token_hint", hint))))
+	}
+	if pg := none(hintA); !strings.Contains(pg.location, "code=") {
+		t.Fatalf("prompt=none with the signed-in user's own hint: %d %s", pg.status, pg.location)
+	}
+	if pg := none(hintB); !strings.Contains(pg.location, "error=login_required") || !strings.Contains(pg.location, "id_token_hint") {
+		t.Fatalf("prompt=none with another user's hint: %d %s", pg.status, pg.location)
+	}
+	if pg := none("a.b.c"); !strings.Contains(pg.location, "error=invalid_request") || !strings.Contains(pg.location, "id_token_hint") {
+		t.Fatalf("a hint that is not ours: %d %s", pg.status, pg.location)
+	}
+	// Without prompt=none, another user's hint asks for a sign-in.
+	v = oauth2.GenerateVerifier()
+	if pg := ba.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("id_token_hint", hintB)))); !strings.Contains(pg.body, `value="login"`) {
+		t.Fatalf("another user's hint did not ask for a sign-in: %d %s", pg.status, pg.location)
+	}
+
+	// end_session in ba with Bea's hint: the admin is asked, and nothing
+	// ends until they confirm; Bea's browser is never touched.
+	lo := ba.get("/oauth/end_session?id_token_hint=" + hintB)
+	if lo.status != 200 || !strings.Contains(lo.body, `value="logout"`) {
+		t.Fatalf("another user's hint did not ask: %d %s", lo.status, lo.body)
+	}
+	if !rvSignedIn(t, w, ba, conf) || !rvSignedIn(t, w, bb, conf) {
+		t.Fatal("a hint alone signed somebody out")
+	}
+	if r := ba.submit(lo, map[string]string{"action": "logout"}); r.status != 200 || !strings.Contains(r.body, "signed out") {
+		t.Fatalf("confirmed logout: %d %s", r.status, r.body)
+	}
+	if rvSignedIn(t, w, ba, conf) || rvRefreshWorks(w, conf, tokA) {
+		t.Fatal("the confirmed logout left the admin signed in")
+	}
+	if !rvSignedIn(t, w, bb, conf) || !rvRefreshWorks(w, conf, tokB) {
+		t.Fatal("the admin's logout signed Bea out")
+	}
+}
+
+// TestOIDCSignInAgainKeepsOneSession: the same user signing in again in
+// one browser keeps its session id; another user signing in ends the
+// first one's sign-in and grants.
+func TestOIDCSignInAgainKeepsOneSession(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, sqlstoretest.SQLite(t), nil)
+	w := newOIDCWorld(t, e)
+	conf := w.conf(w.rp, oidc.ScopeOpenID, "read")
+	b := newBrowser(t, e)
+	tok1, idt1, _ := w.login(b, conf, "n1")
+	v := oauth2.GenerateVerifier()
+	back := b.authorize(w.local(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(v), oidc.Nonce("n2"), oauth2.SetAuthURLParam("prompt", "login"))))
+	tok2, err := conf.Exchange(w.ctx, back.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := rvClaims(t, tok2.Extra("id_token").(string))
+	if c2.SID != idClaimsOf(t, idt1).SID || c2.AuthTime < idClaimsOf(t, idt1).AuthTime {
+		t.Fatalf("sign-in again: sid %s→%s, auth_time %d→%d", idClaimsOf(t, idt1).SID, c2.SID, idClaimsOf(t, idt1).AuthTime, c2.AuthTime)
+	}
+	// Another user at the same browser.
+	expect(t, e.Do("POST", "/api/v1/users", map[string]any{"name": "Cy", "email": "cy@example.com", "password": "password-123", "role": "agent"}, w.admin), 201, "")
+	v = oauth2.GenerateVerifier()
+	pg := b.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "login"))))
+	pg = b.submit(pg, map[string]string{"action": "login", "email": "cy@example.com", "password": "password-123"})
+	if !strings.Contains(pg.body, `value="approve"`) && !strings.Contains(pg.location, "code=") {
+		t.Fatalf("Cy's sign-in: %d %s", pg.status, pg.body)
+	}
+	if rvRefreshWorks(w, conf, tok1) || rvRefreshWorks(w, conf, tok2) {
+		t.Fatal("the first user's grants outlived another user's sign-in at the same browser")
+	}
+}

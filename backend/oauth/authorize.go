@@ -26,6 +26,10 @@ type AuthorizeRequest struct {
 	Nonce     string
 	MaxAge    int64
 	LoginHint string
+	// IDTokenHint is an ID token this server issued earlier, naming the
+	// user the client expects to be signed in (OIDC Core §3.1.2.1); the
+	// authorize handler verifies it against the browser's sign-in.
+	IDTokenHint string
 	// Issuer, when set, is added to every response as iss (RFC 9207),
 	// so a client can tell which server answered.
 	Issuer string
@@ -123,8 +127,23 @@ func ParseAuthorize(q url.Values, lookup func(id string) (domain.Client, error))
 	maxAge := get("max_age")
 	r.LoginHint = get("login_hint")
 	r.MaxAge = -1
+	// An ID token can be long (RS256, many claims): bounded like a form.
+	if v := q["id_token_hint"]; len(v) > 1 || (len(v) == 1 && len(v[0]) > 4*maxParam) {
+		bad = append(bad, "id_token_hint")
+	} else if len(v) == 1 {
+		r.IDTokenHint = v[0]
+	}
 	if len(bad) > 0 {
 		return r, client, ErrInvalidRequest.WithDescription(strings.Join(bad, ", ") + " given more than once or too long")
+	}
+	// OIDC Core §6.1 and §6.2: what the client put in a request object
+	// (a stricter max_age, another nonce, prompt=login) must not be
+	// silently dropped.
+	if _, ok := q["request"]; ok {
+		return r, client, ErrRequestNotSupported.WithDescription("request objects are not supported (request_parameter_supported is false); send the parameters in the query")
+	}
+	if _, ok := q["request_uri"]; ok {
+		return r, client, ErrRequestURINotSupported.WithDescription("request_uri is not supported (request_uri_parameter_supported is false); send the parameters in the query")
 	}
 	switch r.ResponseType {
 	case "code":

@@ -100,12 +100,22 @@ func (p *Provider) IssueCode(ctx context.Context, r AuthorizeRequest, u domain.U
 
 // IssueImplicit makes the fragment parameters of an implicit grant. The
 // grant is recorded as a session without refresh tokens, so deleting the
-// user or the client, or changing the user's role or password, ends it.
-func (p *Provider) IssueImplicit(ctx context.Context, r AuthorizeRequest, u domain.User, scope shared.Scope) (url.Values, error) {
+// user or the client, or changing the user's role or password, ends it;
+// asked with openid, it is also a grant of the browser sign-in sess, and
+// ends with it (end_session).
+func (p *Provider) IssueImplicit(ctx context.Context, r AuthorizeRequest, u domain.User, scope shared.Scope, sess Session) (url.Values, error) {
 	fam := &domain.Family{Kind: refresh.KindImplicit, Subject: strconv.FormatInt(u.ID, 10), OrgID: u.OrgID, ClientID: r.ClientID,
 		Scope: scope.String(), ExpiresAt: p.Now().Add(p.AccessTTL)}
 	if err := p.Families.StartSession(ctx, fam); err != nil {
 		return nil, err
+	}
+	if r.OpenID() {
+		g := sqlstore.OIDCGrant{FamilyID: fam.ID, ClientID: r.ClientID, UserID: u.ID, BrowserSID: sess.SID, Scope: strings.Join(r.OIDC, " "), AuthTime: sess.AuthTime}
+		if err := p.recordOIDC(ctx, g); errors.Is(err, ErrInvalidGrant) {
+			return nil, ErrLoginRequired.WithDescription("the browser sign-in ended while authorizing; sign in again")
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, r.ClientID, scope, fam.ID, "")
 	if err != nil {
