@@ -4,15 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,10 +16,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/go-jose/go-jose/v4"
-	"github.com/golang-jwt/jwt/v5"
 
 	"chatauth/backend/apptest"
+	"chatauth/backend/dpop/dpoptest"
 	"chatauth/backend/sqlstore/sqlstoretest"
 	"chatauth/web/browsertest"
 )
@@ -186,6 +178,15 @@ type dpopEnv struct {
 
 func startDPoPEnv(t *testing.T, extra map[string]string) *dpopEnv {
 	t.Helper()
+	return startPageEnv(t, dpopPage, extra, nil)
+}
+
+// startPageEnv starts chatauth (on localhost, with the settings of
+// extra), serves page as the shop's site (on 127.0.0.1, SERVER and CLIENT
+// replaced), and registers the shop's widget client with its origin and
+// the fields of client besides.
+func startPageEnv(t *testing.T, page string, extra map[string]string, client map[string]any) *dpopEnv {
+	t.Helper()
 	wire := &wireLog{}
 	e, server := browsertest.Serve(t, sqlstoretest.SQLite(t), extra, "localhost", wire.wrap)
 	if r := e.Do("GET", "/web/dist/chatauth.js", nil); r.Status != 200 {
@@ -193,11 +194,13 @@ func startDPoPEnv(t *testing.T, extra map[string]string) *dpopEnv {
 	}
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write([]byte(strings.NewReplacer("SERVER", server, "CLIENT", r.URL.Query().Get("client")).Replace(dpopPage)))
+		w.Write([]byte(strings.NewReplacer("SERVER", server, "CLIENT", r.URL.Query().Get("client")).Replace(page)))
 	}))
 	t.Cleanup(site.Close)
 	admin := apptest.Bearer(e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token"))
-	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "Shop widget", "client_type": "public", "allowed_origins": []string{site.URL}}, admin)
+	body := map[string]any{"name": "Shop widget", "client_type": "public", "allowed_origins": []string{site.URL}}
+	maps.Copy(body, client)
+	cl := e.Do("POST", "/api/v1/oauth/clients", body, admin)
 	if cl.Status != 201 {
 		t.Fatalf("client: %s", cl.Raw)
 	}
@@ -232,83 +235,19 @@ type storedKey struct {
 	Readable    bool           `json:"readable"`
 }
 
-// boundTo is the cnf.jkt of an access token (its payload, unverified).
-func boundTo(t *testing.T, tok string) string {
+// followNewConversation starts a conversation from the page and follows
+// its event stream; it returns the conversation's id once the stream is
+// open.
+func followNewConversation(t *testing.T, ctx context.Context) int64 {
 	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", tok)
+	conv := browsertest.Await[pageAnswer](t, ctx, `call("POST", "/customer/api/v1/conversations", {})`)
+	if conv.Status != 201 {
+		t.Fatalf("start conversation: %+v", conv)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims struct {
-		Cnf struct {
-			JKT string `json:"jkt"`
-		} `json:"cnf"`
-	}
-	if err := json.Unmarshal(raw, &claims); err != nil {
-		t.Fatal(err)
-	}
-	return claims.Cnf.JKT
-}
-
-// thumbprint is RFC 7638's, of a public JWK the page exported.
-func thumbprint(t *testing.T, jwk map[string]any) string {
-	t.Helper()
-	raw, _ := json.Marshal(jwk)
-	var k jose.JSONWebKey
-	if err := k.UnmarshalJSON(raw); err != nil {
-		t.Fatal(err)
-	}
-	tp, err := k.Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(tp)
-}
-
-// thiefKey is a DPoP key of the attacker's own, outside the browser.
-type thiefKey struct {
-	priv *ecdsa.PrivateKey
-	jwk  map[string]any
-}
-
-func newThiefKey(t *testing.T) thiefKey {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := jose.JSONWebKey{Key: &priv.PublicKey}.MarshalJSON()
-	var jwk map[string]any
-	json.Unmarshal(raw, &jwk)
-	return thiefKey{priv: priv, jwk: jwk}
-}
-
-// proof is a well-formed proof for method and url, naming access (ath)
-// and nonce when given: everything right but the key.
-func (k thiefKey) proof(t *testing.T, method, url, access, nonce string) string {
-	t.Helper()
-	jti := make([]byte, 16)
-	rand.Read(jti)
-	claims := jwt.MapClaims{"jti": hex.EncodeToString(jti), "htm": method, "htu": url, "iat": time.Now().Unix()}
-	if access != "" {
-		sum := sha256.Sum256([]byte(access))
-		claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
-	}
-	if nonce != "" {
-		claims["nonce"] = nonce
-	}
-	j := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	j.Header["typ"] = "dpop+jwt"
-	j.Header["jwk"] = k.jwk
-	s, err := j.SignedString(k.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	id := int64(conv.Body["id"].(float64))
+	browsertest.Eval[bool](t, ctx, fmt.Sprintf(`follow(%d)`, id))
+	waitJS(t, ctx, `got.opens === 1`, "the event stream")
+	return id
 }
 
 func refused(t *testing.T, what string, r apptest.Response, status int, code string) {
@@ -333,7 +272,7 @@ func TestDPoPInChromium(t *testing.T) {
 	waitReady(t, ctx)
 
 	tok := browsertest.Eval[dpopToken](t, ctx, `window.token`)
-	jkt := boundTo(t, tok.AccessToken)
+	jkt := dpoptest.BoundTo(t, tok.AccessToken)
 	if tok.TokenType != "DPoP" || jkt == "" {
 		t.Fatalf("token type %q, cnf.jkt %q: not bound", tok.TokenType, jkt)
 	}
@@ -341,7 +280,7 @@ func TestDPoPInChromium(t *testing.T) {
 	if len(keys) != 1 || keys[0].Extractable || keys[0].Readable {
 		t.Fatalf("stored DPoP keys: %+v; want one, not extractable", keys)
 	}
-	if tp := thumbprint(t, keys[0].JWK); tp != jkt {
+	if tp := dpoptest.Thumbprint(t, keys[0].JWK); tp != jkt {
 		t.Fatalf("the token is bound to %s, the key in IndexedDB is %s", jkt, tp)
 	}
 	if n := env.wire.nonceAsks(); n != 1 {
@@ -352,13 +291,7 @@ func TestDPoPInChromium(t *testing.T) {
 	if r := browsertest.Await[pageAnswer](t, ctx, `call("GET", "/customer/api/v1/me")`); r.Status != 200 {
 		t.Fatalf("GET /me: %+v", r)
 	}
-	conv := browsertest.Await[pageAnswer](t, ctx, `call("POST", "/customer/api/v1/conversations", {})`)
-	if conv.Status != 201 {
-		t.Fatalf("start conversation: %+v", conv)
-	}
-	id := int64(conv.Body["id"].(float64))
-	browsertest.Eval[bool](t, ctx, fmt.Sprintf(`follow(%d)`, id))
-	waitJS(t, ctx, `got.opens === 1`, "the event stream")
+	id := followNewConversation(t, ctx)
 	if r := env.e.Do("POST", fmt.Sprintf("/api/v1/conversations/%d/messages", id), map[string]any{"content": "Hello from the agent", "message_type": "outgoing"}, env.admin); r.Status != 201 {
 		t.Fatalf("agent reply: %d %s", r.Status, r.Raw)
 	}
@@ -370,19 +303,19 @@ func TestDPoPInChromium(t *testing.T) {
 	if refresh == "" || access != tok.AccessToken {
 		t.Fatalf("lifted refresh %q, access %q", refresh, access)
 	}
-	thief := newThiefKey(t)
+	thief := dpoptest.NewKey(t) // a key of the attacker's own, outside the browser
 	me := env.server + "/customer/api/v1/me"
 	refused(t, "the access token as Bearer", env.e.Do("GET", "/customer/api/v1/me", nil, "Authorization: Bearer "+access), 401, "invalid_token")
 	refused(t, "the access token with another key's proof", env.e.Do("GET", "/customer/api/v1/me", nil,
-		"Authorization: DPoP "+access, "DPoP: "+thief.proof(t, "GET", me, access, "")), 401, "invalid_dpop_proof")
+		"Authorization: DPoP "+access, "DPoP: "+thief.Sign(t, dpoptest.Proof{Method: "GET", URL: me, AccessToken: access})), 401, "invalid_dpop_proof")
 	refused(t, "the access token on the stream with another key's proof", env.e.Do("GET", fmt.Sprintf("/customer/api/v1/conversations/%d/events", id), nil,
-		"Authorization: DPoP "+access, "DPoP: "+thief.proof(t, "GET", fmt.Sprintf("%s/customer/api/v1/conversations/%d/events", env.server, id), access, "")), 401, "invalid_dpop_proof")
+		"Authorization: DPoP "+access, "DPoP: "+thief.Sign(t, dpoptest.Proof{Method: "GET", URL: fmt.Sprintf("%s/customer/api/v1/conversations/%d/events", env.server, id), AccessToken: access})), 401, "invalid_dpop_proof")
 	grant := map[string]any{"client_id": env.client, "grant_type": "refresh_token", "refresh_token": refresh}
 	refused(t, "the refresh token without a proof", env.e.Do("POST", "/customer/token", grant), 400, "invalid_dpop_proof")
 	// A careful thief signs the server's nonce too.
-	r := env.e.Do("POST", "/customer/token", grant, "DPoP: "+thief.proof(t, "POST", env.server+"/customer/token", "", ""))
+	r := env.e.Do("POST", "/customer/token", grant, "DPoP: "+thief.Sign(t, dpoptest.Proof{Method: "POST", URL: env.server + "/customer/token"}))
 	if r.Status == 400 && r.Str("error") == "use_dpop_nonce" {
-		r = env.e.Do("POST", "/customer/token", grant, "DPoP: "+thief.proof(t, "POST", env.server+"/customer/token", "", r.Header.Get("DPoP-Nonce")))
+		r = env.e.Do("POST", "/customer/token", grant, "DPoP: "+thief.Sign(t, dpoptest.Proof{Method: "POST", URL: env.server + "/customer/token", Nonce: r.Header.Get("DPoP-Nonce")}))
 	}
 	refused(t, "the refresh token with another key's proof", r, 400, "invalid_dpop_proof")
 
@@ -397,7 +330,7 @@ func TestDPoPInChromium(t *testing.T) {
 		t.Fatalf("the page's call after a refresh: %+v", r)
 	}
 	again := browsertest.Await[dpopToken](t, ctx, `auth.getToken()`)
-	if browsertest.Eval[int](t, ctx, `auth.refreshCount()`) != before+1 || again.EntityID != tok.EntityID || boundTo(t, again.AccessToken) != jkt {
+	if browsertest.Eval[int](t, ctx, `auth.refreshCount()`) != before+1 || again.EntityID != tok.EntityID || dpoptest.BoundTo(t, again.AccessToken) != jkt {
 		t.Fatalf("after the refresh: %+v (was %+v), %d refreshes (was %d)", again, tok, browsertest.Eval[int](t, ctx, `auth.refreshCount()`), before)
 	}
 	if n := env.wire.nonceAsks(); n != 1 {
@@ -410,8 +343,8 @@ func TestDPoPInChromium(t *testing.T) {
 	}
 	waitReady(t, ctx)
 	reloaded := browsertest.Eval[dpopToken](t, ctx, `window.token`)
-	if boundTo(t, reloaded.AccessToken) != jkt || reloaded.EntityID != tok.EntityID {
-		t.Fatalf("after a reload: %+v bound to %s; before: %s bound to %s", reloaded, boundTo(t, reloaded.AccessToken), tok.EntityID, jkt)
+	if dpoptest.BoundTo(t, reloaded.AccessToken) != jkt || reloaded.EntityID != tok.EntityID {
+		t.Fatalf("after a reload: %+v bound to %s; before: %s bound to %s", reloaded, dpoptest.BoundTo(t, reloaded.AccessToken), tok.EntityID, jkt)
 	}
 	if n := env.wire.nonceAsks(); n != 2 {
 		t.Fatalf("two page loads were asked for the nonce %d times, want 2", n)
@@ -421,10 +354,10 @@ func TestDPoPInChromium(t *testing.T) {
 	// of this browser is not linked to this one by its key.
 	browsertest.Await[bool](t, ctx, `auth.logout().then(() => true)`)
 	next := browsertest.Await[dpopToken](t, ctx, `auth.getToken()`)
-	if njkt := boundTo(t, next.AccessToken); njkt == "" || njkt == jkt || next.EntityID == tok.EntityID {
+	if njkt := dpoptest.BoundTo(t, next.AccessToken); njkt == "" || njkt == jkt || next.EntityID == tok.EntityID {
 		t.Fatalf("after logout: %+v bound to %q; before: %s bound to %s", next, njkt, tok.EntityID, jkt)
 	}
-	if keys := browsertest.Await[[]storedKey](t, ctx, `dpopKeys()`); len(keys) != 1 || thumbprint(t, keys[0].JWK) != boundTo(t, next.AccessToken) {
+	if keys := browsertest.Await[[]storedKey](t, ctx, `dpopKeys()`); len(keys) != 1 || dpoptest.Thumbprint(t, keys[0].JWK) != dpoptest.BoundTo(t, next.AccessToken) {
 		t.Fatalf("stored keys after logout: %+v", keys)
 	}
 	logouts := 0
@@ -471,31 +404,25 @@ func TestDPoPTabsShareOneKeyInChromium(t *testing.T) {
 		}
 		waitReady(t, tab)
 	}
-	jkt := boundTo(t, browsertest.Eval[dpopToken](t, ctx, `window.token`).AccessToken)
+	jkt := dpoptest.BoundTo(t, browsertest.Eval[dpopToken](t, ctx, `window.token`).AccessToken)
 	bound := func(when string) {
 		t.Helper()
 		for i, tab := range tabs {
 			tok := browsertest.Await[dpopToken](t, tab, `auth.getToken()`)
-			if got := boundTo(t, tok.AccessToken); tok.TokenType != "DPoP" || got != jkt {
+			if got := dpoptest.BoundTo(t, tok.AccessToken); tok.TokenType != "DPoP" || got != jkt {
 				t.Fatalf("%s, tab %d's token is %s bound to %q, tab 0's key is %s", when, i, tok.TokenType, got, jkt)
 			}
 		}
 	}
 	bound("at first")
-	if keys := browsertest.Await[[]storedKey](t, ctx, `dpopKeys()`); len(keys) != 1 || thumbprint(t, keys[0].JWK) != jkt {
+	if keys := browsertest.Await[[]storedKey](t, ctx, `dpopKeys()`); len(keys) != 1 || dpoptest.Thumbprint(t, keys[0].JWK) != jkt {
 		t.Fatalf("stored DPoP keys: %+v", keys)
 	}
 	if n := env.wire.nonceAsks(); n < 1 || n > len(tabs) {
 		t.Fatalf("three page loads were asked for the nonce %d times", n)
 	}
 
-	conv := browsertest.Await[pageAnswer](t, ctx, `call("POST", "/customer/api/v1/conversations", {})`)
-	if conv.Status != 201 {
-		t.Fatalf("start conversation: %+v", conv)
-	}
-	id := int64(conv.Body["id"].(float64))
-	browsertest.Eval[bool](t, ctx, fmt.Sprintf(`follow(%d)`, id))
-	waitJS(t, ctx, `got.opens === 1`, "the event stream")
+	id := followNewConversation(t, ctx)
 
 	count := func() int {
 		total := 0
@@ -577,26 +504,15 @@ type bareResult struct {
 }
 
 func TestDPoPUnavailableInChromium(t *testing.T) {
-	wire := &wireLog{}
-	e, server := browsertest.Serve(t, sqlstoretest.SQLite(t), nil, "localhost", wire.wrap)
-	if r := e.Do("GET", "/web/dist/chatauth.js", nil); r.Status != 200 {
-		t.Skip("the SDK bundle is not built; run ./build.sh first")
-	}
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write([]byte(strings.NewReplacer("SERVER", server, "CLIENT", r.URL.Query().Get("client")).Replace(bareBrowserPage)))
-	}))
-	t.Cleanup(site.Close)
-	admin := apptest.Bearer(e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token"))
-	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "Shop widget", "client_type": "public", "allowed_origins": []string{site.URL}}, admin)
-	if cl.Status != 201 {
-		t.Fatalf("client: %s", cl.Raw)
-	}
+	// dpop: false gets bearer tokens only from a client that keeps DPoP
+	// optional; a new widget client requires it unless told otherwise.
+	env := startPageEnv(t, bareBrowserPage, nil, map[string]any{"dpop": "optional"})
+	e, wire := env.e, env.wire
 	ctx, cancel := browsertest.Start(t)
 	defer cancel()
 	load := func(hide string) bareResult {
 		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/?client="+cl.Str("client_id")+"&hide="+hide)); err != nil {
+		if err := chromedp.Do(ctx, chromedp.Navigate(env.page+"&hide="+hide)); err != nil {
 			t.Fatal(err)
 		}
 		waitJS(t, ctx, `window.ready === true`, "the page without "+hide)
@@ -611,7 +527,7 @@ func TestDPoPUnavailableInChromium(t *testing.T) {
 	if got.Subtle || got.DefaultInit != "dpop_unavailable" {
 		t.Fatalf("without WebCrypto: %+v, want dpop_unavailable", got)
 	}
-	if got.Error != "" || got.Token.TokenType != "Bearer" || boundTo(t, got.Token.AccessToken) != "" || got.Me != 200 {
+	if got.Error != "" || got.Token.TokenType != "Bearer" || dpoptest.BoundTo(t, got.Token.AccessToken) != "" || got.Me != 200 {
 		t.Fatalf("with dpop: false: %+v", got)
 	}
 	reqs := wire.snapshot()

@@ -2,42 +2,16 @@ package dpop
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/golang-jwt/jwt/v5"
-
-	"chatauth/backend/sqlstore"
+	"chatauth/backend/dpop/dpoptest"
 	"chatauth/backend/sqlstore/sqlstoretest"
 )
 
 func checker(tb testing.TB) *Checker {
-	db, err := sqlstore.Open(context.Background(), sqlstoretest.SQLite(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return &Checker{Replay: db, NonceKey: []byte("k"), RequireNonce: true, Now: time.Now}
-}
-
-func proof(tb testing.TB, claims jwt.MapClaims) string {
-	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	raw, _ := jose.JSONWebKey{Key: &priv.PublicKey}.MarshalJSON()
-	var jwk map[string]any
-	json.Unmarshal(raw, &jwk)
-	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	t.Header["typ"], t.Header["jwk"] = "dpop+jwt", jwk
-	s, err := t.SignedString(priv)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s
+	return &Checker{Replay: sqlstoretest.Open(tb, sqlstoretest.SQLite(tb)), NonceKey: []byte("k"), RequireNonce: true, Now: time.Now}
 }
 
 // FuzzCheck: whatever arrives in a DPoP header is refused with one of
@@ -45,9 +19,8 @@ func proof(tb testing.TB, claims jwt.MapClaims) string {
 // or another kind of error.
 func FuzzCheck(f *testing.F) {
 	c := checker(f)
-	now := time.Now().Unix()
-	f.Add(proof(f, jwt.MapClaims{"jti": "a", "htm": "POST", "htu": "https://chat.example/customer/token", "iat": now, "nonce": c.Nonce()}))
-	f.Add(proof(f, jwt.MapClaims{"jti": "b", "htm": "GET", "htu": "https://chat.example/x", "iat": now}))
+	f.Add(dpoptest.NewKey(f).Sign(f, dpoptest.Proof{JTI: "a", Method: "POST", URL: "https://chat.example/customer/token", Nonce: c.Nonce()}))
+	f.Add(dpoptest.NewKey(f).Sign(f, dpoptest.Proof{JTI: "b", Method: "GET", URL: "https://chat.example/x"}))
 	f.Add("eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6Im5vbmUifQ.e30.")
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, raw string) {

@@ -5,10 +5,9 @@ package httpapi_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
-	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,11 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 
 	"chatauth/backend/apptest"
+	"chatauth/backend/dpop/dpoptest"
 	"chatauth/backend/sqlstore/sqlstoretest"
 )
 
@@ -412,24 +410,18 @@ func TestDPoPReviewJOSERules(t *testing.T) {
 		t.Error("a proof with an unknown critical header was accepted")
 	}
 	rsaProof := func(bits int, withFactors bool) apptest.Response {
-		priv, err := rsa.GenerateKey(rand.Reader, bits)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := jose.JSONWebKey{Key: &priv.PublicKey}.MarshalJSON()
-		var m map[string]any
-		json.Unmarshal(raw, &m)
+		rk := dpoptest.NewRSAKey(t, bits)
+		p := dpoptest.Proof{Method: "POST", URL: issuer + "/customer/token", Nonce: nonce}
 		if withFactors {
-			m["p"] = base64.RawURLEncoding.EncodeToString(priv.Primes[0].Bytes())
-			m["q"] = base64.RawURLEncoding.EncodeToString(priv.Primes[1].Bytes())
+			priv := rk.Private.(*rsa.PrivateKey)
+			p.Edit = func(h, c map[string]any) {
+				m := maps.Clone(rk.JWK)
+				m["p"] = base64.RawURLEncoding.EncodeToString(priv.Primes[0].Bytes())
+				m["q"] = base64.RawURLEncoding.EncodeToString(priv.Primes[1].Bytes())
+				h["jwk"] = m
+			}
 		}
-		tk := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"jti": uniq("r"), "htm": "POST", "htu": issuer + "/customer/token", "iat": time.Now().Unix(), "nonce": nonce})
-		tk.Header["typ"], tk.Header["jwk"] = "dpop+jwt", m
-		sig, err := tk.SignedString(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w.visitorToken(map[string]any{"response_type": "token"}, "DPoP: "+sig)
+		return w.visitorToken(map[string]any{"response_type": "token"}, "DPoP: "+rk.Sign(t, p))
 	}
 	if r := rsaProof(1024, false); r.Status == 200 {
 		t.Error("RS256 with a 1024-bit key was accepted")

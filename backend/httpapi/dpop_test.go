@@ -2,13 +2,7 @@ package httpapi_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,12 +14,14 @@ import (
 	"golang.org/x/oauth2"
 
 	"chatauth/backend/apptest"
+	"chatauth/backend/dpop/dpoptest"
 	"chatauth/backend/sqlstore/sqlstoretest"
 )
 
-// A DPoP key as a browser holds it; proofs are signed with golang-jwt and
-// carry the public key as a JWK (go-jose), as RFC 9449 says.
+// A DPoP key as a browser holds it (dpoptest.Key). The lower-case fields
+// are the names this package's tests have always used.
 type dpopKey struct {
+	dpoptest.Key
 	priv *ecdsa.PrivateKey
 	jwk  map[string]any
 	jkt  string
@@ -33,13 +29,8 @@ type dpopKey struct {
 
 func newDPoPKey(t *testing.T) dpopKey {
 	t.Helper()
-	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	j := jose.JSONWebKey{Key: &priv.PublicKey}
-	raw, _ := j.MarshalJSON()
-	var m map[string]any
-	json.Unmarshal(raw, &m)
-	tp, _ := j.Thumbprint(crypto.SHA256)
-	return dpopKey{priv: priv, jwk: m, jkt: base64.RawURLEncoding.EncodeToString(tp)}
+	k := dpoptest.NewKey(t)
+	return dpopKey{Key: k, priv: k.Private.(*ecdsa.PrivateKey), jwk: k.JWK, jkt: k.JKT}
 }
 
 const issuer = "http://chatauth.test" // apptest's CHATAUTH_ISSUER: what htu names
@@ -48,25 +39,7 @@ const issuer = "http://chatauth.test" // apptest's CHATAUTH_ISSUER: what htu nam
 // ath; edit changes the header or claims before signing.
 func (k dpopKey) proof(t *testing.T, method, path, tok, nonce string, edit func(h, c map[string]any)) string {
 	t.Helper()
-	claims := jwt.MapClaims{"jti": uniq("p"), "htm": method, "htu": issuer + path, "iat": time.Now().Unix()}
-	if tok != "" {
-		sum := sha256.Sum256([]byte(tok))
-		claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
-	}
-	if nonce != "" {
-		claims["nonce"] = nonce
-	}
-	j := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	j.Header["typ"] = "dpop+jwt"
-	j.Header["jwk"] = k.jwk
-	if edit != nil {
-		edit(j.Header, claims)
-	}
-	s, err := j.SignedString(k.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return k.Sign(t, dpoptest.Proof{Method: method, URL: issuer + path, AccessToken: tok, Nonce: nonce, Edit: edit})
 }
 
 // boundVisitor gets a DPoP-bound visitor token the way the SDK does: the
@@ -84,9 +57,8 @@ func boundVisitor(t *testing.T, w *customerWorld, k dpopKey) (apptest.Response, 
 	if r.Str("token_type") != "DPoP" {
 		t.Fatalf("bound answer: %s", r.Raw)
 	}
-	cnf, _ := claimsOf(t, r.Str("access_token"))["cnf"].(map[string]any)
-	if cnf["jkt"] != k.jkt {
-		t.Fatalf("cnf.jkt = %v, want %s", cnf, k.jkt)
+	if jkt := dpoptest.BoundTo(t, r.Str("access_token")); jkt != k.jkt {
+		t.Fatalf("cnf.jkt = %q, want %s", jkt, k.jkt)
 	}
 	return r, r.Header.Get("DPoP-Nonce")
 }
@@ -134,10 +106,7 @@ func TestDPoPVisitorTokens(t *testing.T) {
 			{"typ", k.proof(t, "GET", path, tok, "", func(h, c map[string]any) { h["typ"] = "JWT" }), `typ must be "dpop+jwt"`},
 			{"no jwk", k.proof(t, "GET", path, tok, "", func(h, c map[string]any) { delete(h, "jwk") }), "no jwk header"},
 			{"private jwk", k.proof(t, "GET", path, tok, "", func(h, c map[string]any) {
-				raw, _ := jose.JSONWebKey{Key: k.priv}.MarshalJSON()
-				var m map[string]any
-				json.Unmarshal(raw, &m)
-				h["jwk"] = m
+				h["jwk"] = dpoptest.JWKMap(t, jose.JSONWebKey{Key: k.priv})
 			}), "private key"},
 			{"signed by another key", k.proof(t, "GET", path, tok, "", func(h, c map[string]any) { h["jwk"] = thief.jwk }), "signature does not verify"},
 			{"htm", k.proof(t, "POST", path, tok, "", nil), "htm"},
@@ -250,6 +219,80 @@ func TestDPoPRequiredClient(t *testing.T) {
 		res.Body.Close()
 		if loc := res.Header.Get("Location"); !strings.Contains(loc, "error=access_denied") || !strings.Contains(loc, "DPoP") {
 			t.Fatalf("redirect flow of a DPoP client: %d %s", res.StatusCode, loc)
+		}
+	})
+}
+
+// TestDPoPDefaultPolicy: a client registered without "dpop" gets required
+// when it is a widget client (public, with allowed_origins: the SDK binds
+// every token) and optional otherwise, so stock OAuth clients without
+// DPoP keep working; an explicit policy wins either way, and a later
+// change of the client keeps the policy it has.
+func TestDPoPDefaultPolicy(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		e := apptest.Start(t, dsn, nil)
+		admin := apptest.Bearer(e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token"))
+		// call is what the test tries without a proof: "widget" a visitor
+		// token at POST /customer/token, "server" client credentials.
+		for _, tc := range []struct {
+			name, call string
+			body       map[string]any
+			want       string
+		}{
+			{"widget client", "widget", map[string]any{"client_type": "public", "allowed_origins": []string{shop}}, "required"},
+			{"widget client, explicit optional", "widget", map[string]any{"client_type": "public", "allowed_origins": []string{shop}, "dpop": "optional"}, "optional"},
+			{"public client, empty allowed_origins", "", map[string]any{"client_type": "public", "allowed_origins": []string{}, "redirect_uris": []string{redirectURI}}, "optional"},
+			{"public OAuth client (SPA, mobile)", "", map[string]any{"client_type": "public", "redirect_uris": []string{redirectURI}}, "optional"},
+			{"public OAuth client, explicit required", "", map[string]any{"client_type": "public", "redirect_uris": []string{redirectURI}, "dpop": "required"}, "required"},
+			{"confidential client", "server", map[string]any{"client_type": "confidential", "redirect_uris": []string{redirectURI}}, "optional"},
+			{"confidential client with allowed_origins", "server", map[string]any{"client_type": "confidential", "allowed_origins": []string{shop}}, "optional"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				tc.body["name"] = tc.name
+				cl := e.Do("POST", "/api/v1/oauth/clients", tc.body, admin)
+				expect(t, cl, 201, "")
+				if cl.Body["dpop"] != tc.want {
+					t.Fatalf("dpop %v, want %s: %s", cl.Body["dpop"], tc.want, cl.Raw)
+				}
+				if got := e.Do("GET", "/api/v1/oauth/clients/"+cl.Str("client_id"), nil, admin); got.Body["dpop"] != tc.want {
+					t.Fatalf("stored dpop %v, want %s", got.Body["dpop"], tc.want)
+				}
+				switch tc.call {
+				case "widget":
+					w := &customerWorld{e: e, admin: admin, client: cl.Str("client_id")}
+					r := w.visitorToken(map[string]any{"response_type": "token"})
+					if tc.want == "optional" {
+						expect(t, r, 200, "")
+						if r.Str("token_type") != "Bearer" {
+							t.Fatalf("without a proof: %s", r.Raw)
+						}
+						return
+					}
+					want(t, "a widget client's visitor without a proof", r, 400, "invalid_dpop_proof")
+					if !strings.Contains(r.Str("message"), "requires DPoP") {
+						t.Fatalf("without a proof: %s", r.Raw)
+					}
+					boundVisitor(t, w, newDPoPKey(t)) // the SDK's way works
+				case "server":
+					// A server without DPoP keeps getting bearer tokens.
+					r := postForm(t, e, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, cl.Str("client_id"), cl.Str("client_secret"))
+					expect(t, r, 200, "")
+					if r.Str("token_type") != "Bearer" {
+						t.Fatalf("client credentials without a proof: %s", r.Raw)
+					}
+				}
+			})
+		}
+
+		// Adding allowed_origins later keeps the policy: only a new
+		// client gets the widget default.
+		spa := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "SPA", "client_type": "public", "redirect_uris": []string{redirectURI}}, admin)
+		expect(t, spa, 201, "")
+		upd := e.Do("PATCH", "/api/v1/oauth/clients/"+spa.Str("client_id"), map[string]any{"allowed_origins": []string{shop}}, admin)
+		expect(t, upd, 200, "")
+		if upd.Body["dpop"] != "optional" {
+			t.Fatalf("after adding allowed_origins: dpop %v", upd.Body["dpop"])
 		}
 	})
 }

@@ -18,7 +18,6 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/domain"
-	"chatauth/backend/sqlstore"
 	"chatauth/backend/sqlstore/sqlstoretest"
 	"chatauth/backend/token"
 	"chatauth/shared"
@@ -37,11 +36,7 @@ type fixture struct {
 func newFixture(tb testing.TB) fixture {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, sqlstoretest.SQLite(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	db := sqlstoretest.Open(tb, sqlstoretest.SQLite(tb))
 	org := &domain.Organization{Name: "Shop"}
 	if err := db.CreateOrganization(ctx, org); err != nil {
 		tb.Fatal(err)

@@ -230,7 +230,7 @@ async function loadClients() {
     const page = await api("/api/v1/oauth/clients");
     $("#client-rows").replaceChildren(...page.data.map((c) => {
       const tr = document.createElement("tr");
-      for (const v of [c.name, c.client_id, c.client_type, c.redirect_uris.join("\n"), c.allowed_origins.join("\n")]) {
+      for (const v of [c.name, c.client_id, c.client_type, c.redirect_uris.join("\n"), c.allowed_origins.join("\n"), c.dpop]) {
         const td = document.createElement("td"); td.textContent = v; td.style.whiteSpace = "pre-line"; tr.append(td);
       }
       const td = document.createElement("td");
@@ -242,7 +242,24 @@ async function loadClients() {
   } catch (e) { flash(e.message, true); }
 }
 
+// The form's field for each name the server's errors start with
+// ("post_logout_redirect_uris[0]: must not contain a fragment (#)").
+const clientFields = { name: "#client-name", client_type: "#client-type", redirect_uris: "#client-redirects", allowed_origins: "#client-origins",
+  post_logout_redirect_uris: "#client-post-logout", backchannel_logout_uri: "#client-backchannel", id_token_signed_response_alg: "#client-id-alg", dpop: "#client-dpop" };
+
+// clientError shows a refusal under the form and marks the field it
+// names, or clears both (msg empty): the flash alone fades too soon to
+// read which line of which field was wrong.
+function clientError(msg) {
+  $("#client-error").textContent = msg || "";
+  $("#client-error").hidden = !msg;
+  for (const sel of Object.values(clientFields)) $(sel).removeAttribute("aria-invalid");
+  const field = msg && clientFields[msg.split(/[[:]/, 1)[0]];
+  if (field) { $(field).setAttribute("aria-invalid", "true"); $(field).focus(); }
+}
+
 function editClient(c) {
+  clientError("");
   $("#client-form-title").textContent = c ? `Edit ${c.name}` : "New client";
   $("#client-id").value = c ? c.client_id : "";
   $("#client-name").value = c ? c.name : "";
@@ -252,6 +269,7 @@ function editClient(c) {
   $("#client-post-logout").value = c ? (c.post_logout_redirect_uris || []).join("\n") : "";
   $("#client-backchannel").value = c ? c.backchannel_logout_uri || "" : "";
   $("#client-id-alg").value = c && c.id_token_signed_response_alg ? c.id_token_signed_response_alg : "RS256";
+  $("#client-dpop").value = c ? c.dpop || "optional" : "";
 }
 
 async function saveClient(e) {
@@ -260,13 +278,15 @@ async function saveClient(e) {
   const body = { name: $("#client-name").value, client_type: $("#client-type").value, redirect_uris: lines($("#client-redirects").value), allowed_origins: lines($("#client-origins").value),
     post_logout_redirect_uris: lines($("#client-post-logout").value), backchannel_logout_uri: $("#client-backchannel").value.trim(),
     id_token_signed_response_alg: $("#client-id-alg").value };
+  // Left out, the server picks the policy of a new client (docs/dpop.md).
+  if ($("#client-dpop").value) body.dpop = $("#client-dpop").value;
   try {
     const c = await api(id ? `/api/v1/oauth/clients/${id}` : "/api/v1/oauth/clients", { method: id ? "PUT" : "POST", body: JSON.stringify(body) });
     if (c.client_secret) { $("#client-secret").textContent = c.client_secret; $("#secret-box").hidden = false; }
     flash(id ? "Client saved." : `Client created: ${c.client_id}`);
     editClient(null);
     loadClients();
-  } catch (err) { flash(err.message, true); }
+  } catch (err) { clientError(err.message); flash(err.message, true); }
 }
 
 // Tokens & bots

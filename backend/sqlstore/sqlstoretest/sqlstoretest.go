@@ -1,6 +1,10 @@
 // Package sqlstoretest gives tests a fresh, real database: a SQLite file in
 // a temporary folder, and, when CHATAUTH_TEST_POSTGRES holds a server URL,
-// a PostgreSQL database created for the test and dropped after it.
+// a PostgreSQL database created for the test and dropped after it; Open
+// opens the store on one for the test's length.
+//
+// It imports sqlstore, so the internal tests of a package that sqlstore
+// imports (domain, notify, shared) cannot use it.
 package sqlstoretest
 
 import (
@@ -16,6 +20,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"chatauth/backend/sqlstore"
 )
 
 // Each runs fn once per available database kind, as subtests named
@@ -69,6 +75,18 @@ func Postgres(tb testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// Open opens the store at dsn (SQLite or Postgres, above) and closes it
+// when the test ends.
+func Open(tb testing.TB, dsn string) *sqlstore.DB {
+	tb.Helper()
+	db, err := sqlstore.Open(context.Background(), dsn)
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
 }
 
 // Clock is a test clock at millisecond precision (the store's), moved
