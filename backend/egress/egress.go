@@ -41,7 +41,11 @@ func Client(allowPrivate bool, setting string) *http.Client {
 var notPublic = func() []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
-		"203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32", "::/96", "100::/64", "2001:db8::/32", "fec0::/10"} {
+		"203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32", "::/96", "100::/64", "2001:db8::/32", "fec0::/10",
+		// IPv4-translated (SIIT), and NAT64 prefixes other than the
+		// well-known /96 (the local-use 64:ff9b:1::/48 may embed the
+		// IPv4 address elsewhere, RFC 6052 §2.2): refused outright.
+		"::ffff:0:0:0/96", "64:ff9b::/32"} {
 		out = append(out, netip.MustParsePrefix(p))
 	}
 	return out
@@ -73,7 +77,7 @@ func embedded(a netip.Addr) (netip.Addr, bool) {
 	}
 	b := a.As16()
 	switch {
-	case b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b:
+	case b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4]|b[5]|b[6]|b[7]|b[8]|b[9]|b[10]|b[11] == 0:
 		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
 	case b[0] == 0x20 && b[1] == 0x02:
 		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true

@@ -15,6 +15,11 @@ func TestPublic(t *testing.T) {
 		"::1": false, "fd00::1": false, "fe80::1": false, "0.0.0.0": false,
 		"::ffff:127.0.0.1": false, "64:ff9b::7f00:1": false, "2002:7f00:1::": false, "2002:808:808::": true,
 		"2001:0:4136:e378:8000:63bf:80ff:fffe": false, // Teredo of 127.0.0.1
+		// NAT64 local use (RFC 8215) may embed the IPv4 address anywhere
+		// (here 10.0.1.0, with 8.8.8.8 in the last bytes), and the SIIT
+		// IPv4-translated form (RFC 2765): refused outright.
+		"64:ff9b:1:a00:1:8:808:808": false, "64:ff9b:1::a00:1": false, "::ffff:0:7f00:1": false,
+		"64:ff9b::808:808": true, // the well-known /96 of 8.8.8.8
 	} {
 		if got := Public(net.ParseIP(ip)); got != want {
 			t.Errorf("Public(%s) = %v, want %v", ip, got, want)

@@ -120,10 +120,21 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 		// what max_age is measured against. fresh marks the request this
 		// sign-in was made for: its consent form may then follow without
 		// signing in again, even under prompt=login or max_age=0.
-		sess.Values["uid"], sess.Values["sid"], sess.Values["auth_time"] = u.ID, sid, s.now().Unix()
-		sess.Values["fresh"] = requestDigest(raw)
+		now := s.now().Unix()
+		sess.Values["uid"], sess.Values["sid"], sess.Values["auth_time"] = u.ID, sid, now
+		sess.Values["fresh"] = freshMark(raw, sid, now)
+		// Saved now: whatever the request answers next, an error
+		// included, the browser holds the sign-in it just made (and not
+		// the earlier user's, which browserSignIn may have ended).
+		if err := sess.Save(r, c.Response()); err != nil {
+			return err
+		}
 		user = &u
 	case "deny":
+		delete(sess.Values, "fresh")
+		if err := sess.Save(r, c.Response()); err != nil {
+			return err
+		}
 		return s.redirect(c, req.ErrorRedirect(oauth.ErrAccessDenied.WithDescription("the user denied the request")))
 	case "approve", "":
 	default:
@@ -148,8 +159,7 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 	case hintSub != "" && uid != 0 && hintSub != strconv.FormatInt(uid, 10):
 		reauthWhy = "the signed-in user is not the one id_token_hint names"
 	}
-	fresh, _ := sess.Values["fresh"].(string)
-	reauth := user == nil && reauthWhy != "" && fresh != requestDigest(raw)
+	reauth := user == nil && reauthWhy != "" && !s.freshFor(sess, raw)
 	if uid != 0 && user == nil && !reauth {
 		sid, _ := sess.Values["sid"].(string)
 		live, err := s.Cascade.BrowserSessionLive(ctx, sid, uid)
@@ -166,8 +176,13 @@ func (s *Server) oauthAuthorize(c echo.Context) error {
 	}
 	if user == nil {
 		if req.HasPrompt("none") {
-			if _, ok := sess.Values["uid"].(int64); ok && reauth {
-				return s.redirect(c, req.ErrorRedirect(oauth.ErrLoginRequired.WithDescription(reauthWhy)))
+			if sid, _ := sess.Values["sid"].(string); reauth {
+				// The reason only for a sign-in that still stands.
+				if live, err := s.Cascade.BrowserSessionLive(ctx, sid, uid); err != nil {
+					return apierr.Internal(err)
+				} else if live {
+					return s.redirect(c, req.ErrorRedirect(oauth.ErrLoginRequired.WithDescription(reauthWhy)))
+				}
 			}
 			return s.redirect(c, req.ErrorRedirect(oauth.ErrLoginRequired.WithDescription("the user is not signed in")))
 		}
@@ -286,8 +301,9 @@ func (s *Server) browserSignIn(ctx context.Context, sess *sessions.Session, u do
 	return s.Cascade.StartBrowserSession(ctx, u)
 }
 
-// hintSubject verifies an authorize request's id_token_hint and returns
-// the user it names ("" without a hint). Expired ID tokens are taken, as
+// hintSubject verifies an authorize request's id_token_hint, issued to
+// the requesting client, and returns the user it names ("" without a
+// hint). Expired ID tokens are taken, as
 // at end_session: the hint names a user, it grants nothing.
 func (s *Server) hintSubject(req oauth.AuthorizeRequest) (string, error) {
 	if req.IDTokenHint == "" {
@@ -297,14 +313,36 @@ func (s *Server) hintSubject(req oauth.AuthorizeRequest) (string, error) {
 	if err != nil {
 		return "", oauth.ErrInvalidRequest.WithDescription("id_token_hint is not an ID token of this server (" + strings.TrimPrefix(err.Error(), token.ErrBadIDTokenHint.Error()+": ") + ")")
 	}
-	return claims.Subject, nil
+	// The hint is about the user's session with this client (OIDC Core
+	// §3.1.2.1): one issued to another client would let this one ask
+	// who is signed in with tokens it should never have held.
+	for _, a := range claims.Audience {
+		if a == req.ClientID {
+			return claims.Subject, nil
+		}
+	}
+	return "", oauth.ErrInvalidRequest.WithDescription("id_token_hint was issued to another client; send an ID token this client received")
 }
 
-// requestDigest names an authorization request (its query as sent) in
-// the session cookie without storing the request itself.
-func requestDigest(raw string) string {
+// freshTTL is how long a sign-in made for a request lets that request's
+// consent form through without signing in again: the form is filled in
+// minutes, and an abandoned one must not skip prompt=login later.
+const freshTTL = 10 * time.Minute
+
+// freshMark names, in the session cookie, the authorization request (its
+// query as sent, by digest) that the sign-in sid at authTime was made for.
+func freshMark(raw, sid string, authTime int64) string {
 	sum := sha256.Sum256([]byte(raw))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+	return base64.RawURLEncoding.EncodeToString(sum[:16]) + "|" + sid + "|" + strconv.FormatInt(authTime, 10)
+}
+
+// freshFor reports whether the browser's current sign-in was made for
+// request raw, less than freshTTL ago.
+func (s *Server) freshFor(sess *sessions.Session, raw string) bool {
+	mark, _ := sess.Values["fresh"].(string)
+	sid, _ := sess.Values["sid"].(string)
+	at, _ := sess.Values["auth_time"].(int64)
+	return mark != "" && sid != "" && mark == freshMark(raw, sid, at) && s.now().Sub(time.Unix(at, 0)) < freshTTL
 }
 
 // now is the authorization server's clock (tests may set it).
@@ -665,13 +703,15 @@ func (s *Server) oauthEndSession(c echo.Context) error {
 	sid, _ := sess.Values["sid"].(string)
 	// Only this browser's sign-in ends, never the hint's session
 	// elsewhere: ID tokens are not secrets, so a hint alone must not sign
-	// anybody out. A hint of the signed-in user ends it at once; without
-	// one, or with another user's, the person confirms first
+	// anybody out. A hint issued in this very sign-in (its sid) ends it
+	// at once; otherwise (no hint, another user's, one of the user's
+	// other devices or of an earlier sign-in) the person confirms first
 	// (RP-Initiated Logout 1.0 §2), so a link on another site cannot sign
 	// them out. One browser holds one sign-in (browserSignIn), so its
 	// grants all sit under sid.
 	hintUID, _ := strconv.ParseInt(claims.Subject, 10, 64)
-	if sid != "" && (hint == "" || hintUID != uid) {
+	ofThisSignIn := hint != "" && claims.SID != "" && claims.SID == sid && hintUID == uid
+	if sid != "" && !ofThisSignIn {
 		confirmed := c.Request().Method == http.MethodPost && c.FormValue("action") == "logout" && checkCSRF(c, sess)
 		if !confirmed {
 			page := map[string]any{"CSRF": csrfToken(sess), "Back": back, "State": state, "ClientID": clientID}

@@ -90,7 +90,13 @@ func (p *Provider) grantCode(ctx context.Context, client domain.Client, form url
 	// OpenID Connect: a code issued with openid also answers an ID token
 	// (docs/oidc.md).
 	a, ok, err := p.grantOIDC(ctx, c, familyID)
-	if ok && err == nil {
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	if err := p.signInStands(ctx, c.BrowserSID, c.UserID, familyID); err != nil {
+		return TokenResponse{}, err
+	}
+	if ok {
 		t.IDToken, err = p.idToken(client, u, scope, a, t.AccessToken)
 	}
 	return t, err

@@ -165,30 +165,28 @@ func (p *Provider) grantOIDC(ctx context.Context, c domain.Code, familyID string
 	if !hasWord(scope, ScopeOpenID) {
 		return oidcAnswer{}, false, nil
 	}
-	err := p.recordOIDC(ctx, sqlstore.OIDCGrant{FamilyID: familyID, ClientID: c.ClientID, UserID: c.UserID, BrowserSID: c.BrowserSID, Scope: c.OIDCScope, AuthTime: c.AuthTime})
+	err := p.Store.CreateOIDCGrant(ctx, sqlstore.OIDCGrant{FamilyID: familyID, ClientID: c.ClientID, UserID: c.UserID, BrowserSID: c.BrowserSID, Scope: c.OIDCScope, AuthTime: c.AuthTime})
 	return oidcAnswer{scope: scope, authTime: c.AuthTime, sid: c.BrowserSID, nonce: c.Nonce}, true, err
 }
 
-// recordOIDC records grant g as made in its browser sign-in, and refuses
-// it when that sign-in has ended meanwhile (a code redeemed after
-// end_session, from the browser history or a log): the grant is ended at
-// once. Checked after the record, so an end racing this one either lists
-// the grant or is seen here.
-func (p *Provider) recordOIDC(ctx context.Context, g sqlstore.OIDCGrant) error {
-	if err := p.Store.CreateOIDCGrant(ctx, g); err != nil {
-		return err
+// signInStands refuses a grant (familyID) made in browser sign-in sid of
+// user uid when that sign-in has ended meanwhile (a code redeemed after
+// end_session, from the browser history or a log; a password change or
+// sign-out everywhere racing the grant): the grant is ended at once.
+// Called after everything the grant records, so an end racing it either
+// finds the grant or is seen here.
+func (p *Provider) signInStands(ctx context.Context, sid string, uid int64, familyID string) error {
+	if sid == "" {
+		return nil // a code from before codes recorded their sign-in
 	}
-	if g.BrowserSID == "" {
-		return nil
-	}
-	live, err := p.Cascade.BrowserSessionLive(ctx, g.BrowserSID, g.UserID)
+	live, err := p.Cascade.BrowserSessionLive(ctx, sid, uid)
 	if err != nil || live {
 		return err
 	}
-	if err := p.Cascade.SignOut(ctx, g.FamilyID); err != nil {
+	if err := p.Cascade.SignOut(ctx, familyID); err != nil {
 		return err
 	}
-	return ErrInvalidGrant.WithDescription("the sign-in this authorization was made in has ended (the user signed out); start the authorization again")
+	return ErrInvalidGrant.WithDescription("the sign-in this authorization was made in has ended (the user signed out, or their password changed); start the authorization again")
 }
 
 // refreshOIDC is what a refreshed ID token of grant familyID says (OIDC

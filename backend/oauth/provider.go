@@ -92,8 +92,11 @@ func (p *Provider) IssueCode(ctx context.Context, r AuthorizeRequest, u domain.U
 	c := domain.Code{Hash: hash, ClientID: r.ClientID, UserID: u.ID, OrgID: u.OrgID, RedirectURI: r.RedirectURI,
 		Scope: scope.String(), CodeChallenge: r.CodeChallenge, CreatedAt: now, ExpiresAt: now.Add(p.CodeTTL)}
 	if r.OpenID() {
-		c.OIDCScope, c.Nonce, c.AuthTime, c.BrowserSID = strings.Join(r.OIDC, " "), r.Nonce, sess.AuthTime, sess.SID
+		c.OIDCScope, c.Nonce, c.AuthTime = strings.Join(r.OIDC, " "), r.Nonce, sess.AuthTime
 	}
+	// Every code names its sign-in: a grant made from it after that
+	// sign-in ended is refused (signInStands).
+	c.BrowserSID = sess.SID
 	err := p.Store.CreateCode(ctx, c)
 	return code, err
 }
@@ -111,11 +114,14 @@ func (p *Provider) IssueImplicit(ctx context.Context, r AuthorizeRequest, u doma
 	}
 	if r.OpenID() {
 		g := sqlstore.OIDCGrant{FamilyID: fam.ID, ClientID: r.ClientID, UserID: u.ID, BrowserSID: sess.SID, Scope: strings.Join(r.OIDC, " "), AuthTime: sess.AuthTime}
-		if err := p.recordOIDC(ctx, g); errors.Is(err, ErrInvalidGrant) {
-			return nil, ErrLoginRequired.WithDescription("the browser sign-in ended while authorizing; sign in again")
-		} else if err != nil {
+		if err := p.Store.CreateOIDCGrant(ctx, g); err != nil {
 			return nil, err
 		}
+	}
+	if err := p.signInStands(ctx, sess.SID, u.ID, fam.ID); errors.Is(err, ErrInvalidGrant) {
+		return nil, ErrLoginRequired.WithDescription("the browser sign-in ended while authorizing; sign in again")
+	} else if err != nil {
+		return nil, err
 	}
 	t, err := p.access(strconv.FormatInt(u.ID, 10), u.OrgID, r.ClientID, scope, fam.ID, "")
 	if err != nil {
