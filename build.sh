@@ -115,6 +115,14 @@ case "${1:-build}" in
       log "page load to first token in headless Chromium (median of 5)"
       CHATAUTH_CHROMIUM=$CHATAUTH_CHROMIUM CHATAUTH_BENCH=1 go test -count=1 -run TestSDKFirstTokenTiming -v ./web/ | grep -E 'first token|ok|FAIL'
     fi
+    # shellcheck source=scripts/firefox.sh
+    source scripts/firefox.sh
+    if CHATAUTH_FIREFOX=$(ensure_firefox) && ensure_node && CHATAUTH_PUPPETEER=$(ensure_puppeteer); then
+      log "page load to first token in headless Firefox ESR, strict tracking protection (median of 5)"
+      CHATAUTH_FIREFOX=$CHATAUTH_FIREFOX CHATAUTH_PUPPETEER=$CHATAUTH_PUPPETEER CHATAUTH_BENCH=1 go test -count=1 -run TestFirefoxFirstTokenTiming -v ./web/ | grep -E 'first token|ok|FAIL'
+    else
+      log "no firefox-esr, node or puppeteer-core: the Firefox first-token timing is skipped"
+    fi
     log "HTTP load, idle streams, fan-out on loopback (writes bench/results.json)"
     go build -o bin/chatauth-load ./backend/cmd/chatauth-load
     # The two-process fan-out and revocation need PostgreSQL: a throwaway

@@ -36,4 +36,15 @@ const (
 	// ErrIdentityExpired (401): the identity_token is past its exp; the
 	// SDK asks the site for a fresh one, once.
 	ErrIdentityExpired = "identity_token_expired"
+
+	// DPoP (RFC 9449, section 12.2; docs/dpop.md): 400 at a token
+	// endpoint, 401 with a DPoP challenge at a resource.
+	//
+	// ErrInvalidDPoPProof: the proof was refused (bad signature, wrong
+	// htu or htm, replayed jti, a key other than the token's).
+	ErrInvalidDPoPProof = "invalid_dpop_proof"
+	// ErrUseDPoPNonce: the proof must sign the server's nonce, which the
+	// answer's DPoP-Nonce header carries; the SDK signs it and sends the
+	// request again, once.
+	ErrUseDPoPNonce = "use_dpop_nonce"
 )

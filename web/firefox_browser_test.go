@@ -519,3 +519,39 @@ func TestFirefoxIdentifiedVisitor(t *testing.T) {
 		}
 	})
 }
+
+// TestFirefoxFirstTokenTiming is TestSDKFirstTokenTiming in Firefox ESR:
+// the same page, server and figure (window.firstTokenMs), over 5 fresh
+// Firefoxes, each with a fresh profile and the suite's prefs (strict
+// tracking protection, cookieBehavior 5). It runs under ./build.sh bench
+// (CHATAUTH_BENCH=1), not in the test suite.
+func TestFirefoxFirstTokenTiming(t *testing.T) {
+	if os.Getenv("CHATAUTH_BENCH") != "1" {
+		t.Skip("a measurement; ./build.sh bench runs it")
+	}
+	tools := needFirefox(t)
+	env := startSDKEnv(t)
+	var runs []float64
+	var browser string
+	for range 5 {
+		rep := runFirefox(t, tools, "bench", map[string]string{"page": env.page})
+		browser = rep.Browser
+		var f struct {
+			partTime
+			FirstTokenMS float64 `json:"firstTokenMs"`
+			TokenType    string  `json:"tokenType"`
+		}
+		if err := json.Unmarshal(rep.Parts["first token"], &f); err != nil {
+			t.Fatalf("first token: %v", err)
+		}
+		if f.Error != "" {
+			t.Fatalf("in Firefox: %s\nthe pages' consoles:\n%s", f.Error, strings.Join(f.Console, "\n"))
+		}
+		// The Chromium figure is of a DPoP-bound first token too.
+		if f.TokenType != "DPoP" {
+			t.Fatalf("the first token is %q, want DPoP as in Chromium", f.TokenType)
+		}
+		runs = append(runs, f.FirstTokenMS)
+	}
+	t.Logf("first token in %s: %s", browser, medianOf5(runs))
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"chatauth/backend/domain"
+	"chatauth/shared"
 )
 
 // Algs are the proof algorithms accepted (and announced as
@@ -41,10 +42,10 @@ const (
 	maxProof  = 8 << 10
 )
 
-// Codes of RFC 9449's errors.
+// Codes of RFC 9449's errors, as the SDK reads them (shared/errcode.go).
 const (
-	CodeInvalidProof = "invalid_dpop_proof"
-	CodeUseNonce     = "use_dpop_nonce"
+	CodeInvalidProof = shared.ErrInvalidDPoPProof
+	CodeUseNonce     = shared.ErrUseDPoPNonce
 )
 
 // Error is a refused proof, in RFC 9449's terms. A use_dpop_nonce error

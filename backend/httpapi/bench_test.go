@@ -153,7 +153,7 @@ func BenchmarkClientCredentials(b *testing.B) {
 func BenchmarkReturningVisitor(b *testing.B) {
 	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
 	admin := e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token")
-	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "w", "client_type": "public", "allowed_origins": []string{"https://shop.example.com"}}, apptest.Bearer(admin))
+	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "w", "client_type": "public", "allowed_origins": []string{"https://shop.example.com"}, "dpop": "optional"}, apptest.Bearer(admin))
 	body := `{"client_id":"` + cl.Str("client_id") + `","response_type":"token"}`
 	first := e.Do("POST", "/customer/token", body)
 	cookie, _, _ := strings.Cut(first.Header.Get("Set-Cookie"), ";")
@@ -208,7 +208,7 @@ func BenchmarkBareEchoJSON(b *testing.B) {
 func BenchmarkCustomerRefresh(b *testing.B) {
 	e := apptest.Start(b, sqlstoretest.SQLite(b), nil)
 	admin := e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token")
-	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "w", "client_type": "public", "allowed_origins": []string{"https://shop.example.com"}}, apptest.Bearer(admin))
+	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "w", "client_type": "public", "allowed_origins": []string{"https://shop.example.com"}, "dpop": "optional"}, apptest.Bearer(admin))
 	id := cl.Str("client_id")
 	rt := e.Do("POST", "/customer/token", `{"client_id":"`+id+`","response_type":"token"}`).Str("refresh_token")
 	h := e.App.Server.Handler()

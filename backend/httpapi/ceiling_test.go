@@ -78,7 +78,7 @@ func newCeilWorld(t *testing.T, e *apptest.Env) *ceilWorld {
 	pub := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "SPA", "client_type": "public", "redirect_uris": []string{redirectURI}, "scopes": []string{"read", "write", "chat"}}, admin)
 	want(t, "public client", pub, 201)
 	w.pub = pub.Str("client_id")
-	widget := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "Widget", "client_type": "public", "redirect_uris": []string{shop + "/chat"}, "allowed_origins": []string{shop}}, admin)
+	widget := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "Widget", "client_type": "public", "redirect_uris": []string{shop + "/chat"}, "allowed_origins": []string{shop}, "dpop": "optional"}, admin)
 	want(t, "widget client", widget, 201)
 	w.widget = widget.Str("client_id")
 	v := w.visitor(t)

@@ -36,8 +36,11 @@ const creationsPerMinute = 60
 func (s *Server) customerRoutes() {
 	e := s.e
 	e.OPTIONS("/customer/*", s.customerPreflight)
-	e.POST("/customer/token", s.customerToken)
-	e.POST("/customer/logout", s.customerLogout)
+	// The endpoints a page calls answer refusals with CORS (customerCORS).
+	// Not identity_logout, which the site's backend calls, nor authorize,
+	// a navigation.
+	e.POST("/customer/token", s.customerToken, s.customerCORS)
+	e.POST("/customer/logout", s.customerLogout, s.customerCORS)
 	e.POST("/customer/identity_logout", s.identityLogout)
 	e.GET("/customer/authorize", s.customerAuthorize)
 	g := e.Group("/customer/api/v1")
@@ -55,7 +58,7 @@ func (s *Server) customerRoute(g *echo.Group, prefix, method, path string, res s
 	if !shared.CustomerAllowed(res, act) {
 		panic("customer route " + path + " is not allowed for customers by the matrix")
 	}
-	g.Add(method, path, h, s.RequireCustomer)
+	g.Add(method, path, h, s.customerCORS, s.RequireCustomer)
 }
 
 const ctxCustomer = "chatauth.customer"
@@ -118,15 +121,51 @@ func allowOrigin(c echo.Context, client domain.Client) error {
 	}
 	for _, o := range client.AllowedOrigins {
 		if o == origin {
-			h := c.Response().Header()
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Allow-Credentials", "true")
-			h.Add("Vary", "Origin")
-			h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After, DPoP-Nonce")
+			corsAllow(c.Response().Header(), origin)
 			return nil
 		}
 	}
 	return apierr.New(apierr.CodeForbidden, "origin "+quoteShort(origin)+" is not in the allowed_origins of client_id "+quoteShort(client.ID)+"; add it to the client in the console (or PUT /api/v1/oauth/clients/{id})")
+}
+
+// corsAllow lets the page of origin read the answer, its cookie sent,
+// and the headers the SDK acts on: the challenge, a backoff and the
+// DPoP nonce.
+func corsAllow(h http.Header, origin string) {
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After, DPoP-Nonce")
+}
+
+// customerCORS makes the refusals of the customer endpoints readable by
+// the page that asked. The handlers allow an origin once they know the
+// request's client (allowOrigin); an error returned before that (no
+// token or a bad one, an unknown client_id, a DPoP refusal with its
+// DPoP-Nonce, a malformed body) would reach the page as an opaque
+// network error, and the SDK could read neither the code nor the nonce.
+// A refusal names the origin when some client allows it, the rule of the
+// preflight the browser already passed; a success still needs the
+// request's own client to list it. Only the error path pays the lookup.
+func (s *Server) customerCORS(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		if err == nil {
+			return nil
+		}
+		origin := c.Request().Header.Get("Origin")
+		h := c.Response().Header()
+		if origin == "" || c.Response().Committed || h.Get("Access-Control-Allow-Origin") != "" {
+			return err
+		}
+		if ok, oerr := s.Store.OriginAllowed(c.Request().Context(), origin); oerr == nil && ok {
+			corsAllow(h, origin)
+		} else {
+			// The answer differs by Origin all the same.
+			h.Add("Vary", "Origin")
+		}
+		return err
+	}
 }
 
 // customerPreflight answers CORS preflights for the customer endpoints. A

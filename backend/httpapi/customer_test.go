@@ -26,7 +26,7 @@ type customerWorld struct {
 func newCustomerWorld(t *testing.T, e *apptest.Env) *customerWorld {
 	t.Helper()
 	w := &customerWorld{e: e, admin: apptest.Bearer(e.Login(apptest.AdminEmail, apptest.AdminPassword).Str("token"))}
-	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "Widget", "client_type": "public", "redirect_uris": []string{shop + "/chat"}, "allowed_origins": []string{shop}}, w.admin)
+	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "Widget", "client_type": "public", "redirect_uris": []string{shop + "/chat"}, "allowed_origins": []string{shop}, "dpop": "optional"}, w.admin)
 	expect(t, cl, 201, "")
 	w.client = cl.Str("client_id")
 	return w

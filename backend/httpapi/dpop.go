@@ -10,6 +10,7 @@ import (
 	"chatauth/backend/apierr"
 	"chatauth/backend/domain"
 	"chatauth/backend/dpop"
+	"chatauth/shared"
 )
 
 // Sender-constrained tokens (RFC 9449, docs/dpop.md): the token endpoints
@@ -78,13 +79,13 @@ const ctxProof = "chatauth.dpop_proof"
 func (s *Server) requireProof(c echo.Context, tok string, dpopScheme bool, jkt string, clientRequires bool) error {
 	switch {
 	case jkt == "" && dpopScheme:
-		return dpopError(&dpop.Error{Code: "invalid_token", Description: "this token is not bound to a DPoP key; send it as Authorization: Bearer"}, true)
+		return dpopError(&dpop.Error{Code: shared.ErrInvalidToken, Description: "this token is not bound to a DPoP key; send it as Authorization: Bearer"}, true)
 	case jkt == "" && clientRequires:
-		return dpopError(&dpop.Error{Code: "invalid_token", Description: "this client requires DPoP-bound tokens; get a new token with a DPoP proof (docs/dpop.md)"}, true)
+		return dpopError(&dpop.Error{Code: shared.ErrInvalidToken, Description: "this client requires DPoP-bound tokens; get a new token with a DPoP proof (docs/dpop.md)"}, true)
 	case jkt == "":
 		return nil
 	case !dpopScheme:
-		return dpopError(&dpop.Error{Code: "invalid_token", Description: "this token is bound to a DPoP key: send it as Authorization: DPoP <token> with a DPoP proof of that key, not as a bearer token"}, true)
+		return dpopError(&dpop.Error{Code: shared.ErrInvalidToken, Description: "this token is bound to a DPoP key: send it as Authorization: DPoP <token> with a DPoP proof of that key, not as a bearer token"}, true)
 	}
 	proofs := c.Request().Header.Values("DPoP")
 	seen, _ := c.Get(ctxProof).(string)

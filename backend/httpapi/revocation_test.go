@@ -147,7 +147,7 @@ func (w *revWorld) revSetup(t *testing.T, role string) *revCreds {
 	expect(t, app, 201, "")
 	c.app, c.appSecret = app.Str("client_id"), app.Str("client_secret")
 	widget := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "Widget", "client_type": "public", "redirect_uris": []string{redirectURI},
-		"allowed_origins": []string{shop}}, w.admin)
+		"allowed_origins": []string{shop}, "dpop": "optional"}, w.admin)
 	expect(t, widget, 201, "")
 	c.widget = widget.Str("client_id")
 

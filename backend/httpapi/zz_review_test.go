@@ -566,7 +566,7 @@ func TestReviewCookieClobberedByAnotherTenant(t *testing.T) {
 	cookie := "Cookie: " + cookieOf(v)
 	rival := apptest.Bearer(otherTenant(t, e))
 	const evil = "https://evil.example.net"
-	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "evil widget", "client_type": "public", "redirect_uris": []string{evil + "/cb"}, "allowed_origins": []string{evil}}, rival)
+	cl := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "evil widget", "client_type": "public", "redirect_uris": []string{evil + "/cb"}, "allowed_origins": []string{evil}, "dpop": "optional"}, rival)
 	if cl.Status != 201 {
 		t.Skipf("rival cannot register a client: %d %s", cl.Status, cl.Raw)
 	}

@@ -5,6 +5,8 @@
 // HTTP adapters and the sign-in and consent pages live in httpapi.
 package oauth
 
+import "chatauth/shared"
+
 // Error is an RFC 6749 §5.2 error. The package's sentinels are never
 // mutated: WithDescription returns a copy, so one request's description
 // cannot leak into another's answer.
@@ -59,14 +61,14 @@ var (
 	ErrInteractionRequired      = &Error{Code: "interaction_required", Status: 400}
 	ErrAccountSelectionRequired = &Error{Code: "account_selection_required", Status: 400}
 	ErrInsufficientScope        = &Error{Code: "insufficient_scope", Status: 403}
+	ErrInvalidToken             = &Error{Code: "invalid_token", Status: 401}
+	// ErrInvalidDPoPProof and ErrUseDPoPNonce are RFC 9449's.
+	ErrInvalidDPoPProof = &Error{Code: shared.ErrInvalidDPoPProof, Status: 400}
+	ErrUseDPoPNonce     = &Error{Code: shared.ErrUseDPoPNonce, Status: 400}
 	// OIDC Core §6: this server takes no request objects, and says so
 	// rather than dropping what the client put in one.
 	ErrRequestNotSupported    = &Error{Code: "request_not_supported", Status: 400}
 	ErrRequestURINotSupported = &Error{Code: "request_uri_not_supported", Status: 400}
-	ErrInvalidToken           = &Error{Code: "invalid_token", Status: 401}
-	// ErrInvalidDPoPProof and ErrUseDPoPNonce are RFC 9449's.
-	ErrInvalidDPoPProof = &Error{Code: "invalid_dpop_proof", Status: 400}
-	ErrUseDPoPNonce     = &Error{Code: "use_dpop_nonce", Status: 400}
 )
 
 // PageError is an authorize error that must not be redirected (an unknown

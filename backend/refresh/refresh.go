@@ -18,6 +18,7 @@ import (
 	"chatauth/backend/domain"
 	"chatauth/backend/sqlstore"
 	"chatauth/backend/token"
+	"chatauth/shared"
 )
 
 // Family kinds. A family's kind says which endpoint refreshes it.
@@ -287,7 +288,7 @@ func APIError(err error, again string) error {
 	case errors.Is(err, ErrUnknown):
 		return apierr.InvalidToken("refresh token is unknown; " + again)
 	case errors.Is(err, ErrOtherKey):
-		return &apierr.Error{Code: "invalid_dpop_proof", Status: 400, Message: "refresh token is bound to a DPoP key: send a DPoP proof signed by that key (the browser that got it)"}
+		return &apierr.Error{Code: shared.ErrInvalidDPoPProof, Status: 400, Message: "refresh token is bound to a DPoP key: send a DPoP proof signed by that key (the browser that got it)"}
 	}
 	if _, ok := apierr.As(err); ok {
 		return err

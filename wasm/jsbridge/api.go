@@ -51,9 +51,9 @@ func newAuth(opts, host safejs.Value) any {
 	}
 	var a *sdk.Auth
 	peers := newPeers(clientID, func(t sdk.Token) { a.Receive(t) }, func() { a.ReceiveLogout() })
-	a = sdk.New(&fetchBackend{host: host, server: server, clientID: clientID}, &hostStore{host: host, key: "refresh:" + server + ":" + clientID}, peers,
+	a = sdk.New(&fetchBackend{host: host, server: server, clientID: clientID, nonce: sdk.NewNonce(sessionKV{}, server)}, &hostStore{host: host, key: "refresh:" + server + ":" + clientID}, peers,
 		sdk.Options{RefreshMargin: sdk.Duration(margin * 1000), Random: rand.Float64, Now: now, AfterFunc: afterFunc,
-			Identity: siteIdentity(opts)})
+			Identity: siteIdentity(opts), Issuer: server})
 
 	o := newObject(map[string]any{})
 	method(o, "getToken", func([]safejs.Value) any {
@@ -90,7 +90,7 @@ func newAuth(opts, host safejs.Value) any {
 				url = str(loc, "href")
 			}
 			key := "chatauth_state:" + clientID
-			expected := sessionGet(key)
+			expected := sessionKV{}.Get(key)
 			t, err := a.HandleRedirect(url, expected)
 			sessionRemove(key)
 			stripFragment(url)
@@ -169,7 +169,12 @@ func session() safejs.Value {
 	return s
 }
 
-func sessionGet(key string) string {
+// sessionKV is sessionStorage as an sdk.KV: it lasts the tab, reloads
+// included. Where it is missing or throws (storage disabled), Get finds
+// nothing and Set keeps nothing.
+type sessionKV struct{}
+
+func (sessionKV) Get(key string) string {
 	s := session()
 	if s.IsUndefined() {
 		return ""
@@ -180,6 +185,12 @@ func sessionGet(key string) string {
 	}
 	out, _ := v.String()
 	return out
+}
+
+func (sessionKV) Set(key, value string) {
+	if s := session(); !s.IsUndefined() {
+		s.Call("setItem", key, value)
+	}
 }
 
 func sessionRemove(key string) {
@@ -205,9 +216,7 @@ func stripFragment(url string) {
 // kept in sessionStorage for handleRedirect to check.
 func startRedirect(server, clientID, redirectURI string) error {
 	state := sdk.NewState(randomBytes)
-	if s := session(); !s.IsUndefined() {
-		s.Call("setItem", "chatauth_state:"+clientID, state)
-	}
+	sessionKV{}.Set("chatauth_state:"+clientID, state)
 	u := server + "/customer/authorize?response_type=token&client_id=" + queryEscape(clientID) + "&state=" + state
 	if redirectURI != "" {
 		u += "&redirect_uri=" + queryEscape(redirectURI)

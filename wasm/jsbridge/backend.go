@@ -21,10 +21,9 @@ import (
 type fetchBackend struct {
 	host             safejs.Value
 	server, clientID string
-	// nonce is the latest DPoP-Nonce the server answered. The next token
-	// request signs it, which saves the round trip of a use_dpop_nonce
-	// while it is fresh (RFC 9449, section 8).
-	nonce string
+	// nonce is the latest DPoP-Nonce the server answered, kept in
+	// sessionStorage so a reload signs it too (sdk.Nonce).
+	nonce *sdk.Nonce
 }
 
 func (b *fetchBackend) RequestToken(refresh string) (sdk.Answer, error) {
@@ -62,25 +61,23 @@ func (b *fetchBackend) Logout(access sdk.Token, refresh string) error {
 // reads a token answer (a logout's 204 reads as an empty one). Asked for
 // the server's nonce, it signs a new proof with it and sends once more.
 func (b *fetchBackend) post(path string, body map[string]any, access sdk.Token) (sdk.Answer, error) {
-	var res, data safejs.Value
+	var data safejs.Value
 	status := 0
-	for try := 0; ; try++ {
-		p, err := b.host.Call("post", b.server+path, newObject(body), access.AccessToken, access.TokenType, b.nonce)
+	err := b.nonce.Send(func(nonce string) (int, string, string, error) {
+		p, err := b.host.Call("post", b.server+path, newObject(body), access.AccessToken, access.TokenType, nonce)
+		var res safejs.Value
 		if err == nil {
 			res, err = Await(p)
 		}
 		if err != nil {
-			return sdk.Answer{}, &sdk.Error{Code: sdk.CodeNetwork, Message: "cannot reach " + b.server + " (offline, or CORS: is this page's origin in the client's allowed_origins?)"}
+			return 0, "", "", &sdk.Error{Code: sdk.CodeNetwork, Message: "cannot reach " + b.server + " (offline, or CORS: is this page's origin in the client's allowed_origins?)"}
 		}
 		status = int(num(res, "status"))
 		data, _ = res.Get("data")
-		nonce := str(res, "nonce")
-		if nonce != "" {
-			b.nonce = nonce
-		}
-		if try > 0 || sdk.Resend(status, str(data, "error"), "", nonce) != sdk.ResendNonce {
-			break
-		}
+		return status, str(data, "error"), str(res, "nonce"), nil
+	})
+	if err != nil {
+		return sdk.Answer{}, err
 	}
 	switch {
 	case status == 0:

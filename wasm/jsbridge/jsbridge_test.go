@@ -132,12 +132,17 @@ func scriptedHost(answers ...fakeAnswer) *fakeHost {
 	return f
 }
 
+// newFetchBackend keeps the server's DPoP nonce in kv (nil: in memory).
+func newFetchBackend(host safejs.Value, server, clientID string, kv sdk.KV) *fetchBackend {
+	return &fetchBackend{host: host, server: server, clientID: clientID, nonce: sdk.NewNonce(kv, server)}
+}
+
 func TestFetchBackend(t *testing.T) {
 	const srv = "https://chat.example.com"
 	ok := `{"access_token":"eyJ.a.b","token_type":"Bearer","expires_in":600,"entity_id":"e1","refresh_token":"ccr_2","identified":true}`
 
 	f := newFakeHost(200, ok, false)
-	b := &fetchBackend{host: f.host, server: srv, clientID: "c1"}
+	b := newFetchBackend(f.host, srv, "c1", nil)
 	ans, err := b.Identify("idtok", "ccr_1")
 	if err != nil || !ans.Identified || ans.AccessToken != "eyJ.a.b" || ans.ExpiresIn != 600 || ans.RefreshToken != "ccr_2" {
 		t.Fatalf("identify: %+v %v", ans, err)
@@ -146,12 +151,12 @@ func TestFetchBackend(t *testing.T) {
 		str(f.body, "client_id") != "c1" || str(f.body, "response_type") != "token" || f.access != "" {
 		t.Fatalf("identify sent %s %v %q", f.url, f.body, f.access)
 	}
-	if ans, _ := (&fetchBackend{host: newFakeHost(200, `{"access_token":"x","expires_in":5}`, false).host}).RequestToken(""); ans.Identified {
+	if ans, _ := newFetchBackend(newFakeHost(200, `{"access_token":"x","expires_in":5}`, false).host, "", "", nil).RequestToken(""); ans.Identified {
 		t.Fatal("an answer without identified reads as identified")
 	}
 
 	f = newFakeHost(204, "", false)
-	b = &fetchBackend{host: f.host, server: srv, clientID: "c1"}
+	b = newFetchBackend(f.host, srv, "c1", nil)
 	if err := b.Logout(sdk.Token{AccessToken: "eyJ.a.b", TokenType: sdk.TypeDPoP}, "ccr_2"); err != nil {
 		t.Fatalf("logout: %v", err)
 	}
@@ -163,7 +168,7 @@ func TestFetchBackend(t *testing.T) {
 	}
 	// Offline: the key goes all the same, as the tokens do.
 	f = newFakeHost(0, "", true)
-	if err := (&fetchBackend{host: f.host, server: srv}).Logout(sdk.Token{}, "ccr_2"); !sdk.IsCode(err, sdk.CodeNetwork) || f.forgotten != 1 {
+	if err := newFetchBackend(f.host, srv, "", nil).Logout(sdk.Token{}, "ccr_2"); !sdk.IsCode(err, sdk.CodeNetwork) || f.forgotten != 1 {
 		t.Fatalf("offline logout: %v, key dropped %d times", err, f.forgotten)
 	}
 
@@ -183,7 +188,7 @@ func TestFetchBackend(t *testing.T) {
 		{502, "", false, sdk.CodeServer},
 		{0, "", true, sdk.CodeNetwork},
 	} {
-		_, err := (&fetchBackend{host: newFakeHost(tt.status, tt.body, tt.reject).host, server: srv}).Identify("idtok", "")
+		_, err := newFetchBackend(newFakeHost(tt.status, tt.body, tt.reject).host, srv, "", nil).Identify("idtok", "")
 		if !sdk.IsCode(err, tt.code) {
 			t.Errorf("%d %s: %v, want %s", tt.status, tt.body, err, tt.code)
 		}
@@ -197,7 +202,7 @@ func TestFetchBackendNonce(t *testing.T) {
 	const ok = `{"access_token":"eyJ.a.b","token_type":"DPoP","expires_in":600,"refresh_token":"ccr_2"}`
 	const useNonce = `{"error":"use_dpop_nonce","message":"DPoP proof: use the server's nonce"}`
 	f := scriptedHost(fakeAnswer{status: 400, body: useNonce, nonce: "n1"}, fakeAnswer{status: 200, body: ok, nonce: "n2"})
-	b := &fetchBackend{host: f.host, server: "https://chat.example.com", clientID: "c1"}
+	b := newFetchBackend(f.host, "https://chat.example.com", "c1", nil)
 	ans, err := b.RequestToken("")
 	if err != nil || ans.TokenType != "DPoP" {
 		t.Fatalf("token: %+v %v", ans, err)
@@ -214,15 +219,54 @@ func TestFetchBackendNonce(t *testing.T) {
 
 	// Asked again after signing it: once is enough; the error surfaces.
 	f = scriptedHost(fakeAnswer{status: 400, body: useNonce, nonce: "n1"})
-	_, err = (&fetchBackend{host: f.host, server: "https://chat.example.com"}).RequestToken("")
+	_, err = newFetchBackend(f.host, "https://chat.example.com", "", nil).RequestToken("")
 	if !sdk.IsCode(err, sdk.CodeInvalidDPoPProof) || len(f.nonces) != 2 {
 		t.Fatalf("%v after %d requests", err, len(f.nonces))
 	}
 	// Asked without a nonce to sign: no point in sending again.
 	f = scriptedHost(fakeAnswer{status: 400, body: useNonce}, fakeAnswer{status: 200, body: ok})
-	_, err = (&fetchBackend{host: f.host, server: "https://chat.example.com"}).RequestToken("")
+	_, err = newFetchBackend(f.host, "https://chat.example.com", "", nil).RequestToken("")
 	if !sdk.IsCode(err, sdk.CodeInvalidDPoPProof) || len(f.nonces) != 1 {
 		t.Fatalf("%v after %d requests", err, len(f.nonces))
+	}
+}
+
+// The nonce outlives the page: a backend made after a reload, over the
+// same sessionStorage, signs it in its first request.
+func TestFetchBackendNonceInSessionStorage(t *testing.T) {
+	const ok = `{"access_token":"eyJ.a.b","token_type":"DPoP","expires_in":600}`
+	const useNonce = `{"error":"use_dpop_nonce","message":"DPoP proof: use the server's nonce"}`
+	items := map[string]string{}
+	storage := newObject(map[string]any{})
+	method(storage, "getItem", func(args []safejs.Value) any {
+		k, _ := args[0].String()
+		if v, ok := items[k]; ok {
+			return v
+		}
+		return safejs.Null()
+	})
+	method(storage, "setItem", func(args []safejs.Value) any {
+		k, _ := args[0].String()
+		items[k], _ = args[1].String()
+		return nil
+	})
+	had, _ := global.Get("sessionStorage")
+	global.Set("sessionStorage", storage)
+	defer global.Set("sessionStorage", had)
+
+	f := scriptedHost(fakeAnswer{status: 400, body: useNonce, nonce: "n1"}, fakeAnswer{status: 200, body: ok, nonce: "n1"})
+	if _, err := newFetchBackend(f.host, "https://chat.example.com", "c1", sessionKV{}).RequestToken(""); err != nil {
+		t.Fatal(err)
+	}
+	if items["chatauth_dpop_nonce:https://chat.example.com"] != "n1" {
+		t.Fatalf("sessionStorage holds %v", items)
+	}
+	f = scriptedHost(fakeAnswer{status: 200, body: ok, nonce: "n1"})
+	if _, err := newFetchBackend(f.host, "https://chat.example.com", "c1", sessionKV{}).RequestToken(""); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.nonces, ","); got != "n1" {
+		t.Fatalf("after a reload signed %q, want n1 in the first request", got)
 	}
 }
 

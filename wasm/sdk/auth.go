@@ -93,6 +93,10 @@ type Options struct {
 	// visitors. It is called only inside Peers.Exclusive, so the site's
 	// endpoint sees one request at a time however many tabs are open.
 	Identity func() (string, error)
+	// Issuer is the server's issuer, its public base URL without
+	// trailing slashes (init's serverUrl): a redirect is taken only when
+	// its iss is exactly that (RFC 9207, issuer.go). Empty: none is.
+	Issuer string
 }
 
 // Auth owns the visitor's token.
@@ -403,12 +407,17 @@ func (a *Auth) Invalidate() {
 	}
 }
 
-// HandleRedirect parses a redirect URL, checks its state against
-// expected, and adopts the token. Error answers become *Error with the
-// server's code mapped to a stable one.
+// HandleRedirect parses a redirect URL, checks its iss against the
+// server's issuer and its state against expected, and adopts the token.
+// Error answers become *Error with the server's code mapped to a stable
+// one; an error answer of another server (or without iss) is
+// CodeIssuerMismatch, since its code is not the server's word either.
 func (a *Auth) HandleRedirect(url, expected string) (Token, error) {
 	r, err := ParseRedirect(url)
 	if err != nil {
+		return Token{}, err
+	}
+	if err := checkIssuer(r.Issuer, a.opt.Issuer); err != nil {
 		return Token{}, err
 	}
 	if !CheckState(expected, r.State) {

@@ -15,7 +15,7 @@
 //	auth.hasToken();              // boolean, no network
 //	await auth.fetch(path, opts); // adds the token and its DPoP proof; on 401 refreshes once and retries
 //	auth.events(path, handlers);  // an event stream read with fetch, reconnecting with fresh tokens
-//	auth.handleRedirect(url);     // parses #access_token=… or #error=…, checks state
+//	auth.handleRedirect(url);     // parses #access_token=… or #error=…, checks iss (issuer.go) and state
 //	auth.onTokenChange(cb);       // called after every refresh or invalidation
 //	auth.invalidate();            // drop the token; next getToken fetches anew
 //	await auth.logout();          // end the session on the server and in every tab

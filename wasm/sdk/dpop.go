@@ -1,6 +1,9 @@
 package sdk
 
-import "strings"
+import (
+	"strings"
+	"sync"
+)
 
 // DPoP (RFC 9449, docs/dpop.md) binds the visitor's tokens to a key the
 // browser made as non-extractable: a token lifted out of the page is
@@ -67,4 +70,83 @@ func Resend(status int, code, wwwAuthenticate, nonce string) string {
 		return ResendToken
 	}
 	return ResendNo
+}
+
+// KV is a small store of strings that lasts as long as the tab
+// (sessionStorage in browsers); Get of an unknown key is "".
+type KV interface {
+	Get(key string) string
+	Set(key, value string)
+}
+
+// maxNonce bounds what a stored nonce may be: the server's are 32
+// characters, and anything else found in storage is not worth signing.
+const maxNonce = 256
+
+// Nonce is the latest DPoP-Nonce of one server. The token requests sign
+// it, which saves the round trip of a use_dpop_nonce while it is fresh
+// (RFC 9449, section 8: the server "MAY supply a new nonce value ... in
+// a DPoP-Nonce HTTP header" of any answer). It is kept in kv under the
+// server's base URL, so a reload signs it at once instead of paying
+// that round trip on every page load; a stale one costs no more than
+// none would, as the server then answers use_dpop_nonce with a fresh
+// one and Send tries once more.
+type Nonce struct {
+	kv  KV
+	key string
+
+	mu sync.Mutex
+	v  string
+}
+
+// NewNonce keeps the nonce of the server at base (init's serverUrl) in
+// kv; nil keeps it in memory only.
+func NewNonce(kv KV, base string) *Nonce {
+	return &Nonce{kv: kv, key: "chatauth_dpop_nonce:" + base}
+}
+
+// Get returns the latest nonce, "" when none is known.
+func (n *Nonce) Get() string {
+	n.mu.Lock()
+	if n.v == "" && n.kv != nil {
+		if v := n.kv.Get(n.key); len(v) <= maxNonce {
+			n.v = v
+		}
+	}
+	v := n.v
+	n.mu.Unlock()
+	return v
+}
+
+// Set records a nonce the server answered; "" (an answer without one)
+// changes nothing.
+func (n *Nonce) Set(v string) {
+	if v == "" || len(v) > maxNonce {
+		return
+	}
+	n.mu.Lock()
+	old := n.v
+	n.v = v
+	n.mu.Unlock()
+	if v != old && n.kv != nil {
+		n.kv.Set(n.key, v)
+	}
+}
+
+// Send makes a request of a token endpoint with do, which signs nonce
+// into its proof and returns the answer's status, the "error" of its
+// body and its DPoP-Nonce. The answer's nonce is kept; asked for it
+// (Resend), Send signs it and sends once more, and that answer stands.
+// err, no answer at all, ends it.
+func (n *Nonce) Send(do func(nonce string) (status int, code, answerNonce string, err error)) error {
+	for try := 0; ; try++ {
+		status, code, got, err := do(n.Get())
+		if err != nil {
+			return err
+		}
+		n.Set(got)
+		if try > 0 || Resend(status, code, "", got) != ResendNonce {
+			return nil
+		}
+	}
 }

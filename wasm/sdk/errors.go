@@ -4,15 +4,18 @@ import "chatauth/shared"
 
 // Stable error codes, as JavaScript sees them in Error.code.
 const (
-	CodeStateMismatch  = "state_mismatch"        // the redirect's state is not the one we sent
-	CodeAccessDenied   = "access_denied"         // the server or the user refused
-	CodeNetwork        = "network"               // no answer from the server (offline, DNS, CORS)
-	CodeInvalidClient  = shared.ErrInvalidClient // client_id unknown or origin not allowed
-	CodeInvalidToken   = "invalid_token"         // the server refused the credential
-	CodeInvalidRequest = "invalid_request"       // a bad option or a malformed redirect
-	CodeServer         = "server_error"          // the server failed (5xx)
-	CodeRateLimited    = "rate_limited"          // 429: too many new visitors from this address
-	CodeNoToken        = "no_token"              // nothing in the redirect, or no way to get a token
+	CodeStateMismatch  = "state_mismatch"         // the redirect's state is not the one we sent
+	CodeAccessDenied   = "access_denied"          // the server or the user refused
+	CodeNetwork        = "network"                // no answer from the server (offline, DNS, CORS)
+	CodeInvalidClient  = shared.ErrInvalidClient  // client_id unknown or origin not allowed
+	CodeInvalidToken   = shared.ErrInvalidToken   // the server refused the credential
+	CodeInvalidRequest = shared.ErrInvalidRequest // a bad option or a malformed redirect
+	CodeServer         = "server_error"           // the server failed (5xx)
+	CodeRateLimited    = "rate_limited"           // 429: too many new visitors from this address
+	CodeNoToken        = "no_token"               // nothing in the redirect, or no way to get a token
+	// CodeIssuerMismatch: a redirect's iss (RFC 9207) is missing or names
+	// another server than serverUrl; its token or error is not taken.
+	CodeIssuerMismatch = "issuer_mismatch"
 
 	// Identified visitors: the server's codes, passed through as they are.
 	CodeIdentityRequired = shared.ErrIdentityRequired // 403: the client accepts only visitors the site identified
@@ -21,10 +24,10 @@ const (
 	// CodeIdentityUnavailable: the site's identity() threw or rejected.
 	CodeIdentityUnavailable = "identity_unavailable"
 
-	// DPoP (dpop.go). The server's codes are backend/dpop's
-	// CodeInvalidProof and CodeUseNonce (RFC 9449, section 12.2).
-	CodeInvalidDPoPProof = "invalid_dpop_proof" // the server refused the proof: serverUrl is not its CHATAUTH_ISSUER, a skewed clock, a lost key
-	CodeUseDPoPNonce     = "use_dpop_nonce"     // the server wants its nonce in the proof; the SDK signs it and sends again, once
+	// DPoP (dpop.go): the server's codes (RFC 9449, section 12.2), which
+	// backend/dpop writes from the same constants.
+	CodeInvalidDPoPProof = shared.ErrInvalidDPoPProof // the server refused the proof: serverUrl is not its CHATAUTH_ISSUER, a skewed clock, a lost key
+	CodeUseDPoPNonce     = shared.ErrUseDPoPNonce     // the server wants its nonce in the proof; the SDK signs it and sends again, once
 	// CodeDPoPUnavailable: this browser cannot keep a DPoP key (no
 	// WebCrypto or no IndexedDB), and the app did not opt out with
 	// init({dpop: false}).

@@ -13,6 +13,7 @@ type Redirect struct {
 	EntityID         string
 	Scope            string
 	State            string
+	Issuer           string // iss (RFC 9207): which server answered
 	Error            string
 	ErrorDescription string
 }
@@ -67,6 +68,8 @@ func ParseRedirect(url string) (Redirect, error) {
 			dst = &r.Scope
 		case "state":
 			dst = &r.State
+		case "iss":
+			dst = &r.Issuer
 		case "error":
 			dst = &r.Error
 		case "error_description":

@@ -24,6 +24,9 @@ func TestParseRedirect(t *testing.T) {
 		{"scope with %20", "#access_token=x&token_type=Bearer&expires_in=5&scope=agent%20read", "", func(r Redirect) bool { return r.Scope == "agent read" }},
 		{"literal plus", "#access_token=x&token_type=Bearer&expires_in=5&state=a%2Bb", "", func(r Redirect) bool { return r.State == "a+b" }},
 		{"error", "#error=access_denied&error_description=the+user+denied&state=s", "", func(r Redirect) bool { return r.Error == "access_denied" && r.ErrorDescription == "the user denied" }},
+		{"iss", ok + "&iss=https%3A%2F%2Fchat.example.com", "", func(r Redirect) bool { return r.Issuer == "https://chat.example.com" }},
+		{"iss of an error", "#error=access_denied&iss=https://chat.example.com&state=s", "", func(r Redirect) bool { return r.Issuer == "https://chat.example.com" }},
+		{"repeated iss", ok + "&iss=https://chat.example.com&iss=https://evil.example.com", CodeInvalidRequest, nil},
 		{"unknown fields ignored", "#access_token=x&token_type=Bearer&expires_in=5&foo=bar", "", nil},
 		{"both token and error", "#access_token=x&token_type=Bearer&expires_in=5&error=access_denied", CodeInvalidRequest, nil},
 		{"double #", "https://x/#access_token=x#token_type=Bearer", CodeInvalidRequest, nil},
@@ -69,6 +72,8 @@ func FuzzParseRedirect(f *testing.F) {
 		"#access_token=eyJ.a.b&token_type=Bearer&expires_in=86400&entity_id=e1&state=s1",
 		"#error=access_denied&error_description=no&state=s",
 		"https://x/#a=b#c=d", "#%", "#+&&&=", "#access_token=%41&token_type=Bearer&expires_in=1",
+		"#access_token=x&token_type=Bearer&expires_in=1&state=s&iss=https%3A%2F%2Fchat.example.com",
+		"#error=access_denied&state=s&iss=https://chat.example.com&iss=https://evil.example.com",
 	} {
 		f.Add(s)
 	}
@@ -86,6 +91,10 @@ func FuzzParseRedirect(f *testing.F) {
 		}
 		if len(r.AccessToken) > len(in) {
 			t.Fatal("decoded longer than input")
+		}
+		// The iss check takes exactly the issuer, whatever the fragment held.
+		if err := checkIssuer(r.Issuer, testIssuer); (err == nil) != (r.Issuer == testIssuer) || (err != nil && !IsCode(err, CodeIssuerMismatch)) {
+			t.Fatalf("checkIssuer(%q) = %v", r.Issuer, err)
 		}
 	})
 }
@@ -295,9 +304,12 @@ func (m *memStore) Save(v Refresh) error {
 	return nil
 }
 
+// testIssuer is the server the tests' Auth is configured with.
+const testIssuer = "https://chat.example.com"
+
 func newAuth(srv *fakeServer, clk *fakeClock, store RefreshStore, peers Peers) *Auth {
 	return New(srv, store, peers, Options{RefreshMargin: 300 * Second, Now: clk.Now, AfterFunc: clk.AfterFunc,
-		Random: func() float64 { return 0 }, Sleep: func(Duration) {}})
+		Random: func() float64 { return 0 }, Sleep: func(Duration) {}, Issuer: testIssuer})
 }
 
 func TestSingleFlight(t *testing.T) {
@@ -480,13 +492,14 @@ func TestHandleRedirect(t *testing.T) {
 	t.Parallel()
 	clk := &fakeClock{now: Time(1e12)}
 	a := newAuth(&fakeServer{life: 60}, clk, nil, nil)
-	if _, err := a.HandleRedirect("#access_token=x&token_type=Bearer&expires_in=60&state=other", "mine"); err == nil || err.(*Error).Code != CodeStateMismatch {
+	const iss = "&iss=https%3A%2F%2Fchat.example.com"
+	if _, err := a.HandleRedirect("#access_token=x&token_type=Bearer&expires_in=60&state=other"+iss, "mine"); err == nil || err.(*Error).Code != CodeStateMismatch {
 		t.Fatalf("state mismatch: %v", err)
 	}
-	if _, err := a.HandleRedirect("#error=access_denied&state=mine", "mine"); err == nil || err.(*Error).Code != CodeAccessDenied {
+	if _, err := a.HandleRedirect("#error=access_denied&state=mine"+iss, "mine"); err == nil || err.(*Error).Code != CodeAccessDenied {
 		t.Fatalf("denied: %v", err)
 	}
-	tok, err := a.HandleRedirect("#access_token=x&token_type=Bearer&expires_in=60&entity_id=e&state=mine", "mine")
+	tok, err := a.HandleRedirect("#access_token=x&token_type=Bearer&expires_in=60&entity_id=e&state=mine"+iss, "mine")
 	if err != nil || tok.EntityID != "e" || !a.HasToken() {
 		t.Fatalf("%+v %v", tok, err)
 	}

@@ -1,7 +1,7 @@
 // Type declarations for chatauth.js, the chatauth WebAssembly SDK.
 
 export interface InitOptions {
-  /** Base URL of the chatauth server; default: the origin chatauth.js was loaded from. */
+  /** Base URL of the chatauth server, its CHATAUTH_ISSUER; default: the origin chatauth.js was loaded from. */
   serverUrl?: string;
   /** The widget's OAuth client_id (public client with this site in allowed_origins). */
   clientId: string;
@@ -43,7 +43,7 @@ export interface Token {
 /** Errors are Error objects with a stable code. */
 export type ErrorCode =
   | "state_mismatch" | "access_denied" | "network" | "invalid_client" | "invalid_token"
-  | "invalid_request" | "server_error" | "rate_limited" | "no_token"
+  | "invalid_request" | "server_error" | "rate_limited" | "no_token" | "issuer_mismatch"
   | "identity_required" | "invalid_identity_token" | "identity_token_expired" | "identity_unavailable"
   | "dpop_unavailable" | "invalid_dpop_proof";
 
@@ -93,6 +93,11 @@ export interface Auth {
    * the last event id, with a fresh token when the server ended the stream.
    */
   events(path: string | URL, handlers?: StreamHandlers): EventStream;
+  /**
+   * Takes the token (or the error) of a /customer/authorize redirect. Its iss
+   * must name serverUrl (RFC 9207); a missing or different one rejects with
+   * "issuer_mismatch", as a wrong state rejects with "state_mismatch".
+   */
   handleRedirect(url?: string): Promise<Token>;
   onTokenChange(cb: (token: Token | null) => void): void;
   invalidate(): void;

@@ -749,7 +749,10 @@ func (s *setup) run() error {
 		return fmt.Errorf("create client: %s %v", res.Status, err)
 	}
 	s.clientID, s.secret = cl.ClientID, cl.ClientSecret
-	req, _ = http.NewRequest("POST", s.base+"/api/v1/oauth/clients", strings.NewReader(`{"name":"widget","client_type":"public","allowed_origins":["https://shop.example.com"]}`))
+	// The visitors below send no DPoP proofs (bearer tokens, as the
+	// targets were set), so the widget client is made optional: a new
+	// widget client requires DPoP by default (docs/dpop.md).
+	req, _ = http.NewRequest("POST", s.base+"/api/v1/oauth/clients", strings.NewReader(`{"name":"widget","client_type":"public","allowed_origins":["https://shop.example.com"],"dpop":"optional"}`))
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	res2, err := s.c.Do(req)
 	if err != nil {

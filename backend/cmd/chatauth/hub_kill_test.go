@@ -212,7 +212,7 @@ func TestHubKillOneProcess(t *testing.T) {
 	admin := "Authorization: Bearer " + login.Token
 	const shop = "https://shop.example.com"
 	st, cl, err := hkDo("POST", a.base+"/api/v1/oauth/clients", map[string]any{"name": "Widget", "client_type": "public",
-		"redirect_uris": []string{shop + "/chat"}, "allowed_origins": []string{shop}}, admin)
+		"redirect_uris": []string{shop + "/chat"}, "allowed_origins": []string{shop}, "dpop": "optional"}, admin)
 	if err != nil || st != 201 {
 		t.Fatalf("client: %d %v %v", st, cl, err)
 	}
