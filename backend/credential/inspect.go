@@ -129,10 +129,16 @@ func (in *Inspector) refresh(ctx context.Context, raw string, k Kind) (Credentia
 	case !rt.RotatedAt.IsZero():
 		return Credential{}, &Invalid{Kind: k, Org: fam.OrgID, Reason: "already used " + token.Ago(now.Sub(rt.RotatedAt)) + "; refresh tokens work once, use the newest one (presenting this one again revokes the sign-in)"}
 	}
+	// A bound family's refresh tokens are bound like its access tokens:
+	// whoever asks about one needs the key (docs/dpop.md).
+	var cnf *shared.Confirmation
+	if fam.JKT != "" {
+		cnf = &shared.Confirmation{JKT: fam.JKT}
+	}
 	c := Credential{Kind: k, Family: fam.ID, ExpiresAt: rt.ExpiresAt, IssuedAt: rt.CreatedAt,
-		Agent: shared.AgentClaims{Subject: fam.Subject, Org: fam.OrgID, ClientID: fam.ClientID, Session: fam.ID}}
+		Agent: shared.AgentClaims{Subject: fam.Subject, Org: fam.OrgID, ClientID: fam.ClientID, Session: fam.ID, Cnf: cnf}}
 	if k == CustomerRefresh {
-		c.Visitor = shared.CustomerClaims{Subject: fam.Subject, Org: fam.OrgID, ClientID: fam.ClientID, Session: fam.ID}
+		c.Visitor = shared.CustomerClaims{Subject: fam.Subject, Org: fam.OrgID, ClientID: fam.ClientID, Session: fam.ID, Cnf: cnf}
 		c.Agent.Scope = shared.Scope{Role: shared.RoleGuest, API: shared.FirstParty}
 		return c, nil
 	}

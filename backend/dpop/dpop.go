@@ -66,6 +66,7 @@ func invalid(msg string) *Error {
 // seen before under the same key is a replay.
 type Replay interface {
 	UseDPoPJTI(ctx context.Context, jkt, jti string, exp time.Time) error
+	ForgetDPoPJTI(ctx context.Context, jkt, jti string) error
 }
 
 // Checker verifies proofs.
@@ -103,6 +104,17 @@ type Request struct {
 // Proof is a verified proof: JKT is its key's thumbprint (RFC 7638).
 type Proof struct {
 	JKT string
+	jti string // recorded, unless Request.Recorded
+}
+
+// Forget drops the record of proof p's jti: for a request refused before
+// anything was issued (a stranger's broken requests must not fill the
+// table). Replaying such a proof gets the same refusal.
+func (c *Checker) Forget(ctx context.Context, p Proof) error {
+	if p.jti == "" {
+		return nil
+	}
+	return c.Replay.ForgetDPoPJTI(ctx, p.JKT, p.jti)
 }
 
 type claims struct {
@@ -152,8 +164,10 @@ func (c *Checker) Check(ctx context.Context, r Request) (Proof, error) {
 		if !jwk.IsPublic() {
 			return nil, invalid("jwk header holds a private key")
 		}
-		if k, ok := jwk.Key.(*rsa.PublicKey); ok && k.N.BitLen() < 2048 {
-			return nil, invalid("an RSA key must have at least 2048 bits")
+		// 2048 to 4096 bits with the usual exponent: a larger modulus or
+		// exponent only makes the server's verification slower.
+		if k, ok := jwk.Key.(*rsa.PublicKey); ok && (k.N.BitLen() < 2048 || k.N.BitLen() > 4096 || k.E != 65537) {
+			return nil, invalid("an RSA key must have 2048 to 4096 bits and exponent 65537")
 		}
 		return jwk.Key, nil
 	})
@@ -211,7 +225,7 @@ func (c *Checker) Check(ctx context.Context, r Request) (Proof, error) {
 	} else if err != nil {
 		return Proof{}, err
 	}
-	return Proof{JKT: jkt}, nil
+	return Proof{JKT: jkt, jti: cl.ID}, nil
 }
 
 // Nonce is the server's current nonce: the time slot and its MAC, so any

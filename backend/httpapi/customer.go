@@ -17,6 +17,7 @@ import (
 	"chatauth/backend/customerauth"
 	"chatauth/backend/directory"
 	"chatauth/backend/domain"
+	"chatauth/backend/dpop"
 	"chatauth/backend/hub"
 	"chatauth/backend/oauth"
 	"chatauth/backend/sqlstore"
@@ -217,7 +218,40 @@ func (s *Server) customerClient(c echo.Context, id string) (domain.Client, error
 }
 
 // customerToken is POST /customer/token, the cases of (docs/api.md, "Customers (website visitors)").
+// A refused request leaves no record of its DPoP proof behind: nothing
+// was issued, and a stranger's broken requests must not fill the table.
 func (s *Server) customerToken(c echo.Context) error {
+	err := s.customerTokenAnswer(c)
+	if p, ok := c.Get(ctxProofRecord).(dpop.Proof); ok && err != nil {
+		if ferr := s.DPoP.Forget(context.WithoutCancel(c.Request().Context()), p); ferr != nil {
+			s.Log.Warn("forgetting the DPoP proof of a refused request", "err", ferr)
+		}
+	}
+	return err
+}
+
+// customerTokenShape refuses a malformed request before its proof is
+// checked (and recorded).
+func customerTokenShape(req customerTokenRequest) error {
+	switch {
+	case req.IdentityToken != "" && req.GrantType != "":
+		return apierr.InvalidRequest("grant_type: leave it out with identity_token (send response_type token)")
+	case req.IdentityToken != "" && req.EntityID != "":
+		return apierr.InvalidRequest("entity_id: leave it out with identity_token; the token's sub names the visitor")
+	case req.IdentityToken == "" && req.GrantType == "refresh_token":
+		if req.RefreshToken == "" {
+			return apierr.InvalidRequest("refresh_token: required with grant_type refresh_token")
+		}
+		return nil
+	case req.GrantType != "":
+		return apierr.InvalidRequest("grant_type: use refresh_token, or leave it out and send response_type token")
+	case req.ResponseType != "token":
+		return apierr.InvalidRequest("response_type: must be token")
+	}
+	return nil
+}
+
+func (s *Server) customerTokenAnswer(c echo.Context) error {
 	noStore(c)
 	var req customerTokenRequest
 	if err := decode(c, &req); err != nil {
@@ -230,20 +264,15 @@ func (s *Server) customerToken(c echo.Context) error {
 	if err := allowOrigin(c, client); err != nil {
 		return err
 	}
+	if err := customerTokenShape(req); err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
 	jkt, err := s.tokenProof(c, client)
 	if err != nil {
 		return err
 	}
 	if req.IdentityToken != "" {
-		switch {
-		case req.GrantType != "":
-			return apierr.InvalidRequest("grant_type: leave it out with identity_token (send response_type token)")
-		case req.ResponseType != "token":
-			return apierr.InvalidRequest("response_type: must be token")
-		case req.EntityID != "":
-			return apierr.InvalidRequest("entity_id: leave it out with identity_token; the token's sub names the visitor")
-		}
 		ck := s.CustomerSessions.Read(c.Request())
 		ans, err := s.identifiedVisitor(c, client, req, ck, jkt)
 		if err != nil {
@@ -257,9 +286,6 @@ func (s *Server) customerToken(c echo.Context) error {
 	if req.GrantType == "refresh_token" {
 		// The widget's silent refresh: the refresh token proves the
 		// visitor, so the cookie is neither read nor written.
-		if req.RefreshToken == "" {
-			return apierr.InvalidRequest("refresh_token: required with grant_type refresh_token")
-		}
 		ans, err := s.CustomerAuth.Refresh(ctx, client, req.RefreshToken, jkt)
 		if err != nil {
 			return err
@@ -276,10 +302,6 @@ func (s *Server) customerToken(c echo.Context) error {
 	}
 	var ans customerauth.Answer
 	switch {
-	case req.GrantType != "":
-		return apierr.InvalidRequest("grant_type: use refresh_token, or leave it out and send response_type token")
-	case req.ResponseType != "token":
-		return apierr.InvalidRequest("response_type: must be token")
 	case req.EntityID != "" && req.EntityID == cookieEntity:
 		ans, err = s.CustomerAuth.Continue(ctx, client, cookieEntity, cookieSID, jkt)
 	case req.EntityID != "":

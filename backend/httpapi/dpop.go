@@ -65,8 +65,13 @@ func (s *Server) tokenProof(c echo.Context, client domain.Client) (string, error
 		return "", dpopError(err, false)
 	}
 	c.Set(ctxProof, proofs[0])
+	c.Set(ctxProofRecord, p)
 	return p.JKT, nil
 }
+
+// ctxProofRecord holds the dpop.Proof a token endpoint recorded, for
+// forgetting it when the request is refused.
+const ctxProofRecord = "chatauth.dpop_record"
 
 // ctxProof holds the proof a token endpoint checked, so a credential of
 // the same request (a vouching agent's bound token) is proven by it

@@ -561,7 +561,11 @@ func (s *Server) oauthRevoke(c echo.Context) error {
 	if err != nil {
 		return s.oauthFail(c, err)
 	}
-	if err := s.OAuth.Revoke(c.Request().Context(), c.Request().Header.Get("Authorization"), c.RealIP(), form); err != nil {
+	proof := func(jkt string) error {
+		_, err := s.DPoP.Check(c.Request().Context(), dpop.Request{Proofs: c.Request().Header.Values("DPoP"), Method: c.Request().Method, URL: s.target(c), JKT: jkt})
+		return err
+	}
+	if err := s.OAuth.Revoke(c.Request().Context(), c.Request().Header.Get("Authorization"), c.RealIP(), proof, form); err != nil {
 		return s.oauthFail(c, err)
 	}
 	return c.NoContent(http.StatusOK)

@@ -11,6 +11,7 @@ import (
 
 	"chatauth/backend/apierr"
 	"chatauth/backend/credential"
+	"chatauth/backend/dpop"
 	"chatauth/backend/throttle"
 	"chatauth/backend/token"
 	"chatauth/shared"
@@ -245,7 +246,13 @@ func (s *Server) inspect(c echo.Context, raw string, held bool) (TokenInfo, int6
 		if !strings.EqualFold(scheme, "DPoP") {
 			return invalid(string(cr.Kind), "this token is bound to a DPoP key; inspect it as Authorization: DPoP <token> with a DPoP proof of that key"), 0, nil
 		}
-		if err := s.requireProof(c, secret, true, jkt, false); err != nil {
+		// A refresh token is not an access token: its proof names no
+		// ath, only the key.
+		if cr.Kind == credential.Refresh || cr.Kind == credential.CustomerRefresh {
+			if _, err := s.DPoP.Check(ctx, dpop.Request{Proofs: c.Request().Header.Values("DPoP"), Method: c.Request().Method, URL: s.target(c), JKT: jkt}); err != nil {
+				return TokenInfo{}, 0, dpopError(err, true)
+			}
+		} else if err := s.requireProof(c, secret, true, jkt, false); err != nil {
 			return TokenInfo{}, 0, err
 		}
 	}

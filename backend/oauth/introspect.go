@@ -78,7 +78,7 @@ func introspection(c credential.Credential, clientID string) Introspection {
 		if a.ClientID != clientID {
 			return Introspection{}
 		}
-		return Introspection{Active: true, Scope: a.Scope.String(), ClientID: a.ClientID, Sub: a.Subject, Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), TokenType: "refresh_token", Org: a.Org}
+		return Introspection{Active: true, Scope: a.Scope.String(), ClientID: a.ClientID, Sub: a.Subject, Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), TokenType: "refresh_token", Org: a.Org, Cnf: a.Cnf}
 	}
 	return Introspection{}
 }
@@ -98,7 +98,13 @@ func tokenType(cnf *shared.Confirmation) string {
 // client-credentials token that token alone). Unknown and invalid tokens
 // answer success (§2.2), and so do another client's or first-party
 // tokens, which are left alone: the answer tells nothing about them.
-func (p *Provider) Revoke(ctx context.Context, authorization, ip string, form url.Values) error {
+//
+// proof checks the request's DPoP proof against a bound token's key: a
+// public client proves nothing by its client_id, which every page that
+// embeds it shows, so a bound token lifted out of the page cannot end
+// its owner's session either. Without a valid proof the answer is the
+// same success, and nothing is revoked.
+func (p *Provider) Revoke(ctx context.Context, authorization, ip string, proof func(jkt string) error, form url.Values) error {
 	ca, oerr := ReadClientAuth(authorization, form)
 	if oerr != nil {
 		return oerr
@@ -135,6 +141,13 @@ func (p *Provider) Revoke(ctx context.Context, authorization, ip string, form ur
 		return nil
 	}
 	if a.Session == "" {
+		return nil
+	}
+	cnf := a.Cnf
+	if c.Kind == credential.Customer {
+		cnf = c.Visitor.Cnf
+	}
+	if jkt := shared.BoundKey(cnf); jkt != "" && client.Type != "confidential" && proof(jkt) != nil {
 		return nil
 	}
 	if _, err := p.Store.Family(ctx, a.Session); err == nil {

@@ -263,3 +263,13 @@ func (s *DB) UseDPoPJTI(ctx context.Context, jkt, jti string, exp time.Time) err
 	}
 	return nil
 }
+
+// ForgetDPoPJTI drops a recorded jti: the request it proved was refused
+// before anything was issued, and must not leave a row behind.
+func (s *DB) ForgetDPoPJTI(ctx context.Context, jkt, jti string) error {
+	if !storable(jti) || !storable(jkt) {
+		return nil
+	}
+	_, err := s.exec(ctx, "DELETE FROM dpop_jtis WHERE jkt = ? AND jti = ?", jkt, jti)
+	return err
+}

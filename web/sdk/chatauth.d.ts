@@ -84,7 +84,7 @@ export interface EventStream {
 export interface Auth {
   getToken(): Promise<Token>;
   hasToken(): boolean;
-  /** fetch with the token (and its DPoP proof); on a 401 it gets a new token and tries once more. */
+  /** fetch with the token (and its DPoP proof) from serverUrl only (another origin rejects with "invalid_request"); on a 401 it gets a new token and tries once more. */
   fetch(path: string | URL, init?: RequestInit): Promise<Response>;
   /**
    * Follows a server-sent event stream of the customer API, e.g.

@@ -268,12 +268,16 @@ export async function init(options = {}) {
   // The resource server's latest DPoP-Nonce, should it ask for one (ours
   // asks only at the token endpoint, whose nonce the core keeps).
   let resourceNonce = "";
+  const serverOrigin = new URL(serverUrl + "/").origin;
 
   // send makes a request with the token: under the DPoP scheme and with a
   // fresh proof when the token is bound to this browser's key. Asked for a
   // nonce it signs it and sends again, once; after any other 401 it drops
   // the token, gets a new one and sends again, once (sdk.Resend decides).
   async function send(url, opts) {
+    // The visitor's token goes to its own server only: an absolute or
+    // //host path must not carry it (and its proof) anywhere else.
+    if (url.origin !== serverOrigin) throw fail("invalid_request", "auth.fetch and auth.events call " + serverOrigin + " only, not " + url.origin);
     const method = methodOf(opts.method);
     const done = new Set();
     for (;;) {
@@ -309,7 +313,7 @@ export async function init(options = {}) {
     logout: () => core.logout(),
     // fetch adds the token (and its DPoP proof); on a 401 it drops the
     // token, gets a new one and tries once more. Relative paths are
-    // resolved against serverUrl.
+    // resolved against serverUrl; other origins are refused.
     fetch: (path, opts = {}) => send(new URL(path, serverUrl + "/"), opts),
     // events follows a server-sent event stream of the customer API with
     // fetch, which, unlike EventSource, sends the token in a header (and
