@@ -354,6 +354,7 @@ func (a *App) demoClient(ctx context.Context) (string, error) {
 	}
 	c := &domain.Client{ID: token.NewID(), OrgID: org.ID, Name: demoClientName, Company: "chatauth", Type: "public",
 		Scopes: shared.FirstParty.String(), AllowedOrigins: origins, RedirectURIs: []string{a.Cfg.Issuer + "/"}}
+	c.DPoP = c.NewDPoP() // a widget like any new one: its SDK binds the tokens
 	if err := a.Store.CreateClient(ctx, c); err != nil {
 		return "", err
 	}

@@ -174,6 +174,17 @@ const (
 	DPoPOptional = "optional"
 )
 
+// NewDPoP is the DPoP policy a new client gets when none is asked: a
+// widget (a public client that pages of listed origins embed) requires
+// bound tokens, since its SDK makes them; every other client, and stock
+// OAuth libraries that send no proofs, stays optional (docs/dpop.md).
+func (c Client) NewDPoP() string {
+	if c.Type == "public" && len(c.AllowedOrigins) > 0 {
+		return DPoPRequired
+	}
+	return DPoPOptional
+}
+
 // Kinds of identity keys.
 const (
 	IdentitySecret  = "secret"

@@ -42,7 +42,7 @@ type clientBody struct {
 	// IdentityRequired: only visitors the site identified (docs/identity.md).
 	IdentityRequired *bool `json:"identity_required"`
 	// DPoP: "required" (every token bound to a DPoP key) or "optional";
-	// left out at creation, newClientDPoP picks it.
+	// left out at creation, domain.Client.NewDPoP picks it.
 	DPoP *string `json:"dpop"`
 	// OpenID Connect (docs/oidc.md).
 	PostLogoutRedirectURIs   *[]string `json:"post_logout_redirect_uris"`
@@ -142,7 +142,7 @@ func (b clientBody) apply(c *domain.Client, create bool) error {
 		}
 		c.DPoP = *b.DPoP
 	} else if create {
-		c.DPoP = newClientDPoP(*c)
+		c.DPoP = c.NewDPoP()
 	}
 	if b.PostLogoutRedirectURIs != nil {
 		if len(*b.PostLogoutRedirectURIs) > 20 {
@@ -180,19 +180,6 @@ func idTokenAlgOf(c domain.Client) string {
 		return "RS256"
 	}
 	return c.IDTokenAlg
-}
-
-// newClientDPoP is the DPoP policy of a client registered without one: a
-// widget client (public, with allowed_origins: the client_id the widget
-// and the SDK use, docs/identity.md) gets required, since the SDK binds
-// every token to its key; any other client gets optional, so that stock
-// OAuth clients (servers, SPAs and mobile apps without DPoP) keep working.
-// A client that is changed later keeps its policy (docs/dpop.md).
-func newClientDPoP(c domain.Client) string {
-	if c.Type == "public" && len(c.AllowedOrigins) > 0 {
-		return domain.DPoPRequired
-	}
-	return domain.DPoPOptional
 }
 
 func dpopOf(c domain.Client) string {
