@@ -72,14 +72,19 @@ func NotAfter(holder Credential, want time.Time) (time.Time, error) {
 	return want, nil
 }
 
-// MayVouch allows an agent-family credential to vouch for a visitor (a
-// site's backend re-issuing its visitor's token) only when it may write
-// messages: a read-only token must not get a visitor's voice.
+// MayVouch allows a first-party agent-family credential to vouch for a
+// visitor (a site's backend re-issuing its visitor's token) only when it
+// may write messages: a read-only token must not get a visitor's voice.
+// An OAuth app's token (code or implicit grant) never vouches: the
+// consent a user gave the app lists no right to speak as the
+// organization's visitors, and the agent API lets nobody do that.
 func MayVouch(holder Credential) error {
 	sc := holder.Agent.Scope
 	switch holder.Kind {
 	case Customer, CustomerRefresh, Refresh, Platform, "":
 		return apierr.New(apierr.CodeForbidden, "vouching for an entity_id needs an agent-family token of the client's organization, not "+holder.Kind.describe())
+	case OAuth:
+		return apierr.New(apierr.CodeForbidden, "vouching for an entity_id needs a first-party credential of the organization (a sign-in, API, personal or bot token, or a client-credentials token of its own client), not an OAuth app's token")
 	}
 	// An agent's rights to write messages (the matrix lets guests write
 	// too, but only in their own conversation).

@@ -777,9 +777,10 @@ func TestNotAfter(t *testing.T) {
 
 func TestMayVouch(t *testing.T) {
 	// Every kind, every role a token can carry and every set of API
-	// scopes: only agent-family kinds that may write messages vouch.
+	// scopes: only first-party agent-family kinds (not an OAuth app's
+	// token) that may write messages vouch.
 	agentFamily := map[credential.Kind]bool{
-		credential.Session: true, credential.OAuth: true, credential.ClientToken: true,
+		credential.Session: true, credential.ClientToken: true,
 		credential.API: true, credential.Personal: true, credential.Bot: true,
 	}
 	roles := []shared.Role{shared.RoleInvalid, shared.RoleAgent, shared.RoleBot, shared.RoleAdmin}

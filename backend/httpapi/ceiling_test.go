@@ -220,6 +220,8 @@ type credKind struct {
 	agent bool
 	// user: acts for a user (has a profile and personal tokens).
 	user bool
+	// delegated: an OAuth app's token, granted by a user's consent.
+	delegated bool
 	// life bounds the credential's remaining life, in seconds.
 	life int64
 	get  func(t *testing.T, w *ceilWorld) holder
@@ -251,11 +253,11 @@ func credKinds() []credKind {
 				l := w.e.Login(apptest.AdminEmail, apptest.AdminPassword)
 				return holder{header: apptest.Bearer(l.Str("token")), refresh: l.Str("refreshToken")}
 			}},
-		{name: "oauth code write", scope: mustScope("admin write"), agent: true, user: true, life: accessTTL,
+		{name: "oauth code write", delegated: true, scope: mustScope("admin write"), agent: true, user: true, life: accessTTL,
 			get: bearer(func(t *testing.T, w *ceilWorld) string { a, _ := w.code(t, "write"); return a })},
-		{name: "oauth code admin read write chat", scope: mustScope("admin read write chat"), agent: true, user: true, life: accessTTL,
+		{name: "oauth code admin read write chat", delegated: true, scope: mustScope("admin read write chat"), agent: true, user: true, life: accessTTL,
 			get: bearer(func(t *testing.T, w *ceilWorld) string { a, _ := w.code(t, "admin read write chat"); return a })},
-		{name: "implicit", scope: mustScope("admin read write chat"), agent: true, user: true, life: accessTTL,
+		{name: "implicit", delegated: true, scope: mustScope("admin read write chat"), agent: true, user: true, life: accessTTL,
 			get: bearer(func(t *testing.T, w *ceilWorld) string { return w.implicit(t) })},
 		{name: "client credentials read", scope: mustScope("bot read"), agent: true, life: accessTTL,
 			get: bearer(func(t *testing.T, w *ceilWorld) string { return w.clientCredentials(t, w.conf, w.secret, "read") })},
@@ -528,6 +530,10 @@ func expected(k credKind, ep mintEndpoint) outcome {
 		return outcome{allowed: true}
 	case ep.refresh:
 		return refused(invalidToken, signInRequired)
+	case ep.res == shared.Message && k.delegated:
+		// An OAuth app never speaks for visitors: the consent a user gave
+		// it names no such right.
+		return refused(refusal{403, "forbidden"})
 	case !k.scope.Allows(ep.res, ep.act):
 		// The permission matrix refuses first.
 		return refused(refusal{403, "insufficient_scope"})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"chatauth/backend/apptest"
 	"chatauth/backend/dpop/dpoptest"
@@ -370,13 +371,22 @@ func TestDPoPReviewBoundAgentTokenCannotVouch(t *testing.T) {
 		w := newOAuthWorld(t, e)
 		k := newDPoPKey(t)
 		ctx := context.WithValue(w.ctx, oauth2.HTTPClient, &http.Client{Transport: &dpopTransport{t: t, k: k}})
-		// Vouching needs the rights to write messages.
+		// Vouching needs the rights to write messages, and a first-party
+		// credential: a client-credentials token of the organization's
+		// own client. (An OAuth app's token never vouches.)
+		cc := e.Do("POST", "/api/v1/oauth/clients", map[string]any{"name": "Site backend", "client_type": "confidential", "scopes": []string{"read", "write", "chat"}}, w.admin)
+		expect(t, cc, 201, "")
+		ccConf := clientcredentials.Config{ClientID: cc.Str("client_id"), ClientSecret: cc.Str("client_secret"), TokenURL: e.Srv.URL + "/oauth/token", Scopes: []string{"read", "write", "chat"}}
+		tok, err := ccConf.Token(ctx)
+		if err != nil || tok.TokenType != "DPoP" {
+			t.Fatalf("bound client-credentials token: %v %v", tok, err)
+		}
 		conf := w.config(w.public, "", "read", "write", "chat")
 		verifier := oauth2.GenerateVerifier()
 		back := newBrowser(t, e).authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
-		tok, err := conf.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier))
-		if err != nil || tok.TokenType != "DPoP" {
-			t.Fatalf("bound grant: %v %v", tok, err)
+		app, err := conf.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil || app.TokenType != "DPoP" {
+			t.Fatalf("bound grant: %v %v", app, err)
 		}
 		cw := newCustomerWorld(t, e)
 		visitor := cw.visitorToken(map[string]any{"response_type": "token"})
@@ -392,6 +402,10 @@ func TestDPoPReviewBoundAgentTokenCannotVouch(t *testing.T) {
 		if r.Status != 200 {
 			t.Fatalf("vouching with a bound agent token and its proof: %d %s", r.Status, redact(r.Raw))
 		}
+		// The OAuth app's token, bound and proven as well, is refused.
+		byApp := cw.visitorToken(map[string]any{"response_type": "token", "entity_id": visitor.Str("entity_id")},
+			"Authorization: DPoP "+app.AccessToken, "DPoP: "+k.proof(t, "POST", "/customer/token", app.AccessToken, r.Header.Get("DPoP-Nonce"), nil))
+		expect(t, byApp, 403, "forbidden")
 	})
 }
 
