@@ -273,7 +273,7 @@ func (s *Server) customerTokenAnswer(c echo.Context) error {
 		return err
 	}
 	if req.IdentityToken != "" {
-		ck := s.CustomerSessions.Read(c.Request())
+		ck := s.CustomerSessions.Read(c.Request(), client.ID)
 		ans, err := s.identifiedVisitor(c, client, req, ck, jkt)
 		if err != nil {
 			return err
@@ -295,7 +295,7 @@ func (s *Server) customerTokenAnswer(c echo.Context) error {
 		// browser (a stolen token must not buy a lasting cookie).
 		return c.JSON(http.StatusOK, ans)
 	}
-	ck := s.CustomerSessions.Read(c.Request())
+	ck := s.CustomerSessions.Read(c.Request(), client.ID)
 	cookieEntity, cookieSID := ck.Entity, ck.SID
 	if ck.Client != client.ID {
 		cookieEntity, cookieSID = "", ""
@@ -381,7 +381,7 @@ func (s *Server) customerAuthorize(c echo.Context) error {
 		// through POST /customer/token.
 		return s.redirect(c, req.ErrorRedirect(oauth.ErrAccessDenied.WithDescription(shared.ErrIdentityRequired+": this widget only accepts visitors signed in on the site, whose identity_token goes to POST /customer/token")))
 	}
-	ck := s.CustomerSessions.Read(c.Request())
+	ck := s.CustomerSessions.Read(c.Request(), client.ID)
 	entity, sid := ck.Entity, ck.SID
 	if ck.Client != client.ID {
 		entity = ""

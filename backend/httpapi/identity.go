@@ -242,8 +242,8 @@ func (s *Server) customerLogout(c echo.Context) error {
 	if err := s.CustomerAuth.Families.Revoke(ctx, sid, "visitor signed out"); err != nil && !errors.Is(err, domain.ErrNotFound) {
 		return apierr.Internal(err)
 	}
-	if ck := s.CustomerSessions.Read(c.Request()); ck.Present {
-		s.CustomerSessions.Clear(c.Response())
+	if ck := s.CustomerSessions.Read(c.Request(), clientID); ck.Present {
+		s.CustomerSessions.Clear(c.Response(), ck)
 	}
 	return c.NoContent(http.StatusNoContent)
 }

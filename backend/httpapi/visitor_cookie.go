@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"strconv"
 	"strings"
@@ -44,18 +46,50 @@ func NewCustomerSessionStore(hashKey, blockKey []byte, secure bool, maxAge time.
 type visitorCookie struct {
 	Entity, SID, Client string
 	Day                 int64 // Unix day of the last write
-	Present             bool  // a cookie of this name was sent
+	Present             bool  // a cookie of this client was sent
+	// legacy: it came under the one name every client shared before
+	// (customerCookie), and moves to the client's own on the next write.
+	legacy bool
 }
 
-// Read decodes the request's visitor cookie.
-func (v *VisitorCookies) Read(r *http.Request) visitorCookie {
-	ck, err := r.Cookie(customerCookie)
+// cookieName is the visitor cookie of one widget client. Every client
+// (every tenant's site) has its own: a page of another tenant, visited
+// in the same browser, cannot replace it with a cross-site
+// POST /customer/token (docs/security.md, "Visitor cookie"). A digest of
+// the client_id keeps the name a valid cookie token whatever the id.
+func cookieName(clientID string) string {
+	sum := sha256.Sum256([]byte(clientID))
+	return customerCookie + "_" + base64.RawURLEncoding.EncodeToString(sum[:9])
+}
+
+// Read decodes the request's visitor cookie of client clientID.
+func (v *VisitorCookies) Read(r *http.Request, clientID string) visitorCookie {
+	name := cookieName(clientID)
+	ck, err := r.Cookie(name)
 	if err != nil {
-		return visitorCookie{}
+		// A cookie from before each client had its own, if it is this
+		// client's.
+		if ck, err = r.Cookie(customerCookie); err != nil {
+			return visitorCookie{}
+		}
+		out := v.decode(customerCookie, ck.Value)
+		if out.Client != clientID {
+			return visitorCookie{}
+		}
+		out.Present, out.legacy = true, true
+		return out
 	}
-	out := visitorCookie{Present: true}
+	out := v.decode(name, ck.Value)
+	out.Present = true
+	return out
+}
+
+// decode reads a cookie value of the given name: the text record, or the
+// gob-encoded session map of the earliest format.
+func (v *VisitorCookies) decode(name, value string) visitorCookie {
+	var out visitorCookie
 	var raw []byte
-	if err := v.codec.Decode(customerCookie, ck.Value, &raw); err == nil {
+	if err := v.codec.Decode(name, value, &raw); err == nil {
 		parts := strings.SplitN(string(raw), "\n", 4)
 		if len(parts) == 4 {
 			out.Entity, out.SID, out.Client = parts[0], parts[1], parts[2]
@@ -63,8 +97,11 @@ func (v *VisitorCookies) Read(r *http.Request) visitorCookie {
 		}
 		return out
 	}
+	if name != customerCookie {
+		return out
+	}
 	values := map[any]any{}
-	if err := securecookie.DecodeMulti(customerCookie, ck.Value, &values, v.legacy.Codecs...); err == nil {
+	if err := securecookie.DecodeMulti(customerCookie, value, &values, v.legacy.Codecs...); err == nil {
 		out.Entity, _ = values["entity_id"].(string)
 		out.SID, _ = values["sid"].(string)
 		out.Client, _ = values["client_id"].(string)
@@ -72,25 +109,37 @@ func (v *VisitorCookies) Read(r *http.Request) visitorCookie {
 	return out
 }
 
-// Write sets the cookie to vc, unless it says so already and was written
-// today (a write slides its expiry; encoding it is a good part of a
-// returning visitor's cost).
+// Write sets the cookie of client vc.Client to vc, unless it says so
+// already and was written today (a write slides its expiry; encoding it
+// is a good part of a returning visitor's cost).
 func (v *VisitorCookies) Write(w http.ResponseWriter, had, vc visitorCookie) error {
 	vc.Day = time.Now().Unix() / 86400
-	if had.Present && had.Entity == vc.Entity && had.SID == vc.SID && had.Client == vc.Client && had.Day == vc.Day {
+	if had.Present && !had.legacy && had.Entity == vc.Entity && had.SID == vc.SID && had.Client == vc.Client && had.Day == vc.Day {
 		return nil
 	}
-	enc, err := v.codec.Encode(customerCookie, []byte(vc.Entity+"\n"+vc.SID+"\n"+vc.Client+"\n"+strconv.FormatInt(vc.Day, 10)))
+	name := cookieName(vc.Client)
+	enc, err := v.codec.Encode(name, []byte(vc.Entity+"\n"+vc.SID+"\n"+vc.Client+"\n"+strconv.FormatInt(vc.Day, 10)))
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, sessions.NewCookie(customerCookie, enc, &v.options))
+	http.SetCookie(w, sessions.NewCookie(name, enc, &v.options))
+	if had.legacy {
+		v.expire(w, customerCookie)
+	}
 	return nil
 }
 
-// Clear removes the visitor cookie (a visitor's sign-out).
-func (v *VisitorCookies) Clear(w http.ResponseWriter) {
+// Clear removes the visitor cookie had (a visitor's sign-out).
+func (v *VisitorCookies) Clear(w http.ResponseWriter, had visitorCookie) {
+	if had.legacy {
+		v.expire(w, customerCookie)
+		return
+	}
+	v.expire(w, cookieName(had.Client))
+}
+
+func (v *VisitorCookies) expire(w http.ResponseWriter, name string) {
 	opts := v.options
 	opts.MaxAge = -1
-	http.SetCookie(w, sessions.NewCookie(customerCookie, "", &opts))
+	http.SetCookie(w, sessions.NewCookie(name, "", &opts))
 }
