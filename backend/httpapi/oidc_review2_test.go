@@ -17,26 +17,6 @@ import (
 	"chatauth/backend/sqlstore/sqlstoretest"
 )
 
-// rv2User creates a user and returns the ID token (aud conf.ClientID) of
-// a sign-in of theirs in a browser of their own.
-func rv2User(t *testing.T, w *oidcWorld, e *apptest.Env, conf *oauth2.Config, name, email string) string {
-	t.Helper()
-	expect(t, e.Do("POST", "/api/v1/users", map[string]any{"name": name, "email": email, "password": "password-123", "role": "agent"}, w.admin), 201, "")
-	b := newBrowser(t, e)
-	v := oauth2.GenerateVerifier()
-	pg := b.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v))))
-	pg = b.submit(pg, map[string]string{"action": "login", "email": email, "password": "password-123"})
-	if strings.Contains(pg.body, `value="approve"`) {
-		pg = b.submit(pg, map[string]string{"action": "approve"})
-	}
-	u, _ := url.Parse(pg.location)
-	tok, err := conf.Exchange(w.ctx, u.Query().Get("code"), oauth2.VerifierOption(v))
-	if err != nil {
-		t.Fatalf("%v (%d %s)", err, pg.status, pg.body)
-	}
-	return tok.Extra("id_token").(string)
-}
-
 // Finding 1. end_session skips the confirmation whenever the hint's sub
 // is the signed-in user, without comparing the hint's sid with this
 // browser's sign-in. RP-Initiated Logout 1.0 §2: the OP MUST ask "if the
@@ -146,7 +126,7 @@ func TestOIDCReview2HintOracleForForeignClient(t *testing.T) {
 	e := apptest.Start(t, sqlstoretest.SQLite(t), nil)
 	w := newOIDCWorld(t, e)
 	conf := w.conf(w.rp, oidc.ScopeOpenID, "read")
-	hintBea := rv2User(t, w, e, conf, "Bea", "bea@example.com")
+	hintBea := rv2Hint(signInUser(t, w, e, conf, "Bea", "bea@example.com"))
 	b := newBrowser(t, e)
 	_, _, hintAdmin := w.login(b, conf, "n")
 
@@ -192,3 +172,5 @@ func TestOIDCReview2PlainCodeEndsWithSignIn(t *testing.T) {
 		t.Fatalf("want invalid_grant: %v", err)
 	}
 }
+
+func rv2Hint(_ *browser, tok *oauth2.Token) string { return tok.Extra("id_token").(string) }

@@ -310,25 +310,13 @@ func TestOIDCReviewAuthorizeIgnoresIDTokenHint(t *testing.T) {
 	w := newOIDCWorld(t, e)
 	conf := w.conf(w.rp, oidc.ScopeOpenID, "read")
 	// B signs in in browser bb and gets an ID token.
-	expect(t, e.Do("POST", "/api/v1/users", map[string]any{"name": "Bea", "email": "bea@example.com", "password": "password-123", "role": "agent"}, w.admin), 201, "")
-	bb := newBrowser(t, e)
-	v := oauth2.GenerateVerifier()
-	pg := bb.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v))))
-	pg = bb.submit(pg, map[string]string{"action": "login", "email": "bea@example.com", "password": "password-123"})
-	if strings.Contains(pg.body, `value="approve"`) {
-		pg = bb.submit(pg, map[string]string{"action": "approve"})
-	}
-	u, _ := url.Parse(pg.location)
-	tokB, err := conf.Exchange(w.ctx, u.Query().Get("code"), oauth2.VerifierOption(v))
-	if err != nil {
-		t.Fatalf("%v (%d %s)", err, pg.status, pg.body)
-	}
+	_, tokB := signInUser(t, w, e, conf, "Bea", "bea@example.com")
 	hintB := tokB.Extra("id_token").(string)
 	// A (the admin) in browser ba; prompt=none with B's hint.
 	ba := newBrowser(t, e)
 	_, idtA, _ := w.login(ba, conf, "a")
-	v = oauth2.GenerateVerifier()
-	pg = ba.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "none"), oauth2.SetAuthURLParam("id_token_hint", hintB))))
+	v := oauth2.GenerateVerifier()
+	pg := ba.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "none"), oauth2.SetAuthURLParam("id_token_hint", hintB))))
 	if strings.Contains(pg.location, "code=") {
 		t.Fatalf("prompt=none with the id_token_hint of user %s answered a code for user %s", rvClaims(t, hintB).Sub, idtA.Subject)
 	}

@@ -530,6 +530,27 @@ func TestOIDCClientFields(t *testing.T) {
 
 func base64URL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
 
+// signInUser creates a user and signs them in, in a browser of their own,
+// for conf: the browser and the tokens (the ID token's aud is conf's
+// client).
+func signInUser(t *testing.T, w *oidcWorld, e *apptest.Env, conf *oauth2.Config, name, email string) (*browser, *oauth2.Token) {
+	t.Helper()
+	expect(t, e.Do("POST", "/api/v1/users", map[string]any{"name": name, "email": email, "password": "password-123", "role": "agent"}, w.admin), 201, "")
+	b := newBrowser(t, e)
+	v := oauth2.GenerateVerifier()
+	pg := b.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v))))
+	pg = b.submit(pg, map[string]string{"action": "login", "email": email, "password": "password-123"})
+	if strings.Contains(pg.body, `value="approve"`) {
+		pg = b.submit(pg, map[string]string{"action": "approve"})
+	}
+	u, _ := url.Parse(pg.location)
+	tok, err := conf.Exchange(w.ctx, u.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatalf("%v (%d %s)", err, pg.status, pg.body)
+	}
+	return b, tok
+}
+
 // TestOIDCHints: id_token_hint at authorize and at end_session names a
 // user; it grants nothing and signs nobody out on its own.
 func TestOIDCHints(t *testing.T) {
@@ -537,20 +558,8 @@ func TestOIDCHints(t *testing.T) {
 	e := apptest.Start(t, sqlstoretest.SQLite(t), nil)
 	w := newOIDCWorld(t, e)
 	conf := w.conf(w.rp, oidc.ScopeOpenID, "read")
-	expect(t, e.Do("POST", "/api/v1/users", map[string]any{"name": "Bea", "email": "bea@example.com", "password": "password-123", "role": "agent"}, w.admin), 201, "")
 	// Bea's ID token, from her own browser.
-	bb := newBrowser(t, e)
-	v := oauth2.GenerateVerifier()
-	pg := bb.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v))))
-	pg = bb.submit(pg, map[string]string{"action": "login", "email": "bea@example.com", "password": "password-123"})
-	if strings.Contains(pg.body, `value="approve"`) {
-		pg = bb.submit(pg, map[string]string{"action": "approve"})
-	}
-	u, _ := url.Parse(pg.location)
-	tokB, err := conf.Exchange(w.ctx, u.Query().Get("code"), oauth2.VerifierOption(v))
-	if err != nil {
-		t.Fatalf("%v (%d %s)", err, pg.status, pg.body)
-	}
+	bb, tokB := signInUser(t, w, e, conf, "Bea", "bea@example.com")
 	hintB := tokB.Extra("id_token").(string)
 	// The admin in browser ba.
 	ba := newBrowser(t, e)
@@ -569,7 +578,7 @@ func TestOIDCHints(t *testing.T) {
 		t.Fatalf("a hint that is not ours: %d %s", pg.status, pg.location)
 	}
 	// Without prompt=none, another user's hint asks for a sign-in.
-	v = oauth2.GenerateVerifier()
+	v := oauth2.GenerateVerifier()
 	if pg := ba.get(w.local(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("id_token_hint", hintB)))); !strings.Contains(pg.body, `value="login"`) {
 		t.Fatalf("another user's hint did not ask for a sign-in: %d %s", pg.status, pg.location)
 	}
