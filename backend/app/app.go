@@ -161,16 +161,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	// A browser sign-in ended by any event ends its openid grants and
 	// tells their clients (back-channel logout): one rule, in oauth.
 	cascade.SessionsEnded = a.OAuth.SessionsEnded
-	// A key the site rotated out of its set ends what it signed in.
+	// A key the site rotated out of its set ends what it signed in, on
+	// every process: the kids that sign visitors in are recorded in the
+	// database, and each fetch of the set ends the sessions of the
+	// recorded kids it lacks. Their kids are forgotten only once ended.
 	jwks := identity.NewJWKS(cfg.IdentityPrivateJWKS, o.now)
-	jwks.Removed = func(uri string, kids []string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	jwks.Ledger = db
+	jwks.Fetched = func(ctx context.Context, uri string, kids []string) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		recs, err := db.IdentityKeysAt(ctx, uri)
-		for _, k := range recs {
-			for _, kid := range kids {
-				err = errors.Join(err, cascade.CredentialEnded(ctx, sqlstore.IdentityParent(k.ClientID, identity.SetKey(k.KID, kid)), "key removed from the site's key set"))
-			}
+		gone, err := db.SetKIDsGone(ctx, uri, kids)
+		for _, g := range gone {
+			err = errors.Join(err, cascade.CredentialEnded(ctx, sqlstore.IdentityParent(g.ClientID, identity.SetKey(g.Record, g.KID)), "key removed from the site's key set"))
+		}
+		if err == nil {
+			err = db.ForgetSetKIDs(ctx, gone)
 		}
 		if err != nil {
 			log.Warn("ending the sessions of keys removed from a key set", "jwks_uri", uri, "err", err)

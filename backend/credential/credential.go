@@ -117,6 +117,9 @@ type Invalid struct {
 	// refresh token, an expired personal token), 0 when unknown: the
 	// debugger tells only that organization why.
 	Org int64
+	// JKT is the DPoP key a spent, expired or revoked refresh token's
+	// family is bound to: the debugger tells why only to that key.
+	JKT string
 	Err error
 }
 

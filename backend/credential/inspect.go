@@ -123,11 +123,11 @@ func (in *Inspector) refresh(ctx context.Context, raw string, k Kind) (Credentia
 	case err != nil:
 		return Credential{}, err
 	case !fam.RevokedAt.IsZero():
-		return Credential{}, &Invalid{Kind: k, Org: fam.OrgID, Reason: "revoked " + token.Ago(now.Sub(fam.RevokedAt)) + " (" + fam.Reason + ")"}
+		return Credential{}, &Invalid{Kind: k, Org: fam.OrgID, JKT: fam.JKT, Reason: "revoked " + token.Ago(now.Sub(fam.RevokedAt)) + " (" + fam.Reason + ")"}
 	case !now.Before(rt.ExpiresAt):
-		return Credential{}, &Invalid{Kind: k, Org: fam.OrgID, Reason: "expired " + token.Ago(now.Sub(rt.ExpiresAt))}
+		return Credential{}, &Invalid{Kind: k, Org: fam.OrgID, JKT: fam.JKT, Reason: "expired " + token.Ago(now.Sub(rt.ExpiresAt))}
 	case !rt.RotatedAt.IsZero():
-		return Credential{}, &Invalid{Kind: k, Org: fam.OrgID, Reason: "already used " + token.Ago(now.Sub(rt.RotatedAt)) + "; refresh tokens work once, use the newest one (presenting this one again revokes the sign-in)"}
+		return Credential{}, &Invalid{Kind: k, Org: fam.OrgID, JKT: fam.JKT, Reason: "already used " + token.Ago(now.Sub(rt.RotatedAt)) + "; refresh tokens work once, use the newest one (presenting this one again revokes the sign-in)"}
 	}
 	// A bound family's refresh tokens are bound like its access tokens:
 	// whoever asks about one needs the key (docs/dpop.md).

@@ -66,7 +66,6 @@ func invalid(msg string) *Error {
 // seen before under the same key is a replay.
 type Replay interface {
 	UseDPoPJTI(ctx context.Context, jkt, jti string, exp time.Time) error
-	ForgetDPoPJTI(ctx context.Context, jkt, jti string) error
 }
 
 // Checker verifies proofs.
@@ -104,17 +103,6 @@ type Request struct {
 // Proof is a verified proof: JKT is its key's thumbprint (RFC 7638).
 type Proof struct {
 	JKT string
-	jti string // recorded, unless Request.Recorded
-}
-
-// Forget drops the record of proof p's jti: for a request refused before
-// anything was issued (a stranger's broken requests must not fill the
-// table). Replaying such a proof gets the same refusal.
-func (c *Checker) Forget(ctx context.Context, p Proof) error {
-	if p.jti == "" {
-		return nil
-	}
-	return c.Replay.ForgetDPoPJTI(ctx, p.JKT, p.jti)
 }
 
 type claims struct {
@@ -225,7 +213,7 @@ func (c *Checker) Check(ctx context.Context, r Request) (Proof, error) {
 	} else if err != nil {
 		return Proof{}, err
 	}
-	return Proof{JKT: jkt, jti: cl.ID}, nil
+	return Proof{JKT: jkt}, nil
 }
 
 // Nonce is the server's current nonce: the time slot and its MAC, so any

@@ -218,17 +218,26 @@ func (s *Server) customerClient(c echo.Context, id string) (domain.Client, error
 }
 
 // customerToken is POST /customer/token, the cases of (docs/api.md, "Customers (website visitors)").
-// A refused request leaves no record of its DPoP proof behind: nothing
-// was issued, and a stranger's broken requests must not fill the table.
+// A proof's jti stays recorded whatever the answer: a proof does not sign
+// the body, so a forgotten one would be accepted again with another. The
+// refused requests that recorded one are counted per client IP instead,
+// so a stranger's broken requests cannot fill the table.
 func (s *Server) customerToken(c echo.Context) error {
 	err := s.customerTokenAnswer(c)
-	if p, ok := c.Get(ctxProofRecord).(dpop.Proof); ok && err != nil {
-		if ferr := s.DPoP.Forget(context.WithoutCancel(c.Request().Context()), p); ferr != nil {
-			s.Log.Warn("forgetting the DPoP proof of a refused request", "err", ferr)
-		}
+	if _, ok := c.Get(ctxProofRecord).(dpop.Proof); ok && err != nil {
+		s.Creations.Fail(refusedProofsKey + c.RealIP())
 	}
 	return err
 }
+
+// refusedProofsPerMinute bounds the proof ids the refused requests of one
+// client IP store: the SDK's own refusals are rare (an expired identity
+// token, a spent refresh token), and an office behind one NAT stays far
+// below it.
+const (
+	refusedProofsPerMinute = 60
+	refusedProofsKey       = "refused-proofs:"
+)
 
 // customerTokenShape refuses a malformed request before its proof is
 // checked (and recorded).
@@ -268,6 +277,11 @@ func (s *Server) customerTokenAnswer(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	if len(c.Request().Header.Values("DPoP")) > 0 {
+		if wait := s.Creations.Blocked(refusedProofsKey+c.RealIP(), refusedProofsPerMinute); wait > 0 {
+			return apierr.TooManyRequests("too many refused requests with DPoP proofs from this address; try again in a minute", wait)
+		}
+	}
 	jkt, err := s.tokenProof(c, client)
 	if err != nil {
 		return err

@@ -69,8 +69,8 @@ func (s *Server) tokenProof(c echo.Context, client domain.Client) (string, error
 	return p.JKT, nil
 }
 
-// ctxProofRecord holds the dpop.Proof a token endpoint recorded, for
-// forgetting it when the request is refused.
+// ctxProofRecord holds the dpop.Proof a token endpoint recorded (its jti
+// stored), so a refusal after it counts against the client IP.
 const ctxProofRecord = "chatauth.dpop_record"
 
 // ctxProof holds the proof a token endpoint checked, so a credential of

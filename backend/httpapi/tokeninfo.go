@@ -230,6 +230,12 @@ func (s *Server) inspect(c echo.Context, raw string, held bool) (TokenInfo, int6
 				return TokenInfo{}, 0, ferr
 			}
 		}
+		// A bound token that no longer works says why only to its key,
+		// as a working one does: spent, expired or revoked would tell a
+		// thief when its owner last refreshed or signed out.
+		if inv.JKT != "" && held && !s.provesKey(c, scheme, inv.JKT) {
+			return invalid(string(inv.Kind), boundReason), 0, nil
+		}
 		return invalid(string(inv.Kind), inv.Reason), inv.Org, nil
 	}
 	if err != nil {
@@ -244,7 +250,7 @@ func (s *Server) inspect(c echo.Context, raw string, held bool) (TokenInfo, int6
 	}
 	if jkt != "" && held {
 		if !strings.EqualFold(scheme, "DPoP") {
-			return invalid(string(cr.Kind), "this token is bound to a DPoP key; inspect it as Authorization: DPoP <token> with a DPoP proof of that key"), 0, nil
+			return invalid(string(cr.Kind), boundReason), 0, nil
 		}
 		// A refresh token is not an access token: its proof names no
 		// ath, only the key.
@@ -259,6 +265,20 @@ func (s *Server) inspect(c echo.Context, raw string, held bool) (TokenInfo, int6
 	info := infoOf(cr)
 	info.Bound = jkt != ""
 	return info, info.Organization, nil
+}
+
+// boundReason is the debugger's whole answer about a bound token asked
+// without a proof of its key, live or not.
+const boundReason = "this token is bound to a DPoP key; inspect it as Authorization: DPoP <token> with a DPoP proof of that key"
+
+// provesKey reports whether the request carries, under the DPoP scheme, a
+// valid proof of key jkt (no ath: a refresh token is no access token).
+func (s *Server) provesKey(c echo.Context, scheme, jkt string) bool {
+	if !strings.EqualFold(scheme, "DPoP") {
+		return false
+	}
+	_, err := s.DPoP.Check(c.Request().Context(), dpop.Request{Proofs: c.Request().Header.Values("DPoP"), Method: c.Request().Method, URL: s.target(c), JKT: jkt})
+	return err == nil
 }
 
 // infoOf shows a working credential.

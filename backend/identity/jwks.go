@@ -24,9 +24,18 @@ type JWKS struct {
 	// addresses (NewJWKS).
 	Client *http.Client
 	Now    func() time.Time
-	// Removed is told the kids a fetch no longer finds in a set: the
-	// site rotated them out, and what they signed in must end.
-	Removed func(uri string, kids []string)
+	// Ledger records, in the database every process shares, which kids
+	// of each set sign visitors in (Verifier.Verify, before the session
+	// starts). Nil records nothing.
+	Ledger Ledger
+	// Fetched is told, after every successful fetch, the kids the set at
+	// uri holds: the sessions that recorded kids it lacks signed in must
+	// end (the site removed those keys). Every process compares with the
+	// Ledger, not with a set it fetched before, so a process that never
+	// held the old set (it restarted, or never needed it) ends them too.
+	// A failed fetch, an empty set or one without a usable key is not a
+	// fetch: it never calls Fetched.
+	Fetched func(ctx context.Context, uri string, kids []string)
 
 	mu   sync.Mutex
 	sets map[string]*jwksEntry
@@ -101,19 +110,17 @@ func (j *JWKS) keys(ctx context.Context, uri, kid string, force bool) ([]jose.JS
 		fetched, err := j.fetch(context.WithoutCancel(ctx), uri)
 		j.mu.Lock()
 		e.tried, e.lastError, e.inflight = now, err, nil
-		var gone []string
 		if err == nil {
-			for _, k := range e.keys {
-				if !hasKID(fetched, k.KeyID) {
-					gone = append(gone, k.KeyID)
-				}
-			}
 			e.keys, e.fetched = fetched, now
 		}
 		close(wait)
-		if len(gone) > 0 && j.Removed != nil {
+		if err == nil && j.Fetched != nil {
 			j.mu.Unlock()
-			j.Removed(uri, gone)
+			kids := make([]string, len(fetched))
+			for i, k := range fetched {
+				kids[i] = k.KeyID
+			}
+			j.Fetched(context.WithoutCancel(ctx), uri, kids)
 			j.mu.Lock()
 		}
 	}
@@ -129,6 +136,15 @@ func (j *JWKS) keys(ctx context.Context, uri, kid string, force bool) ([]jose.JS
 		return nil, e.lastError
 	}
 	return e.keys, nil
+}
+
+// Ledger is what ending the sessions of removed keys needs of the
+// database (sqlstore.DB).
+type Ledger interface {
+	// SawSetKID records that kid of the key set registered as identity
+	// key record of client signs a visitor in; ErrNotFound when the
+	// record was deleted meanwhile.
+	SawSetKID(ctx context.Context, clientID, record, kid string) error
 }
 
 func hasKID(keys []jose.JSONWebKey, kid string) bool {
@@ -180,7 +196,9 @@ func parseSet(body []byte) ([]jose.JSONWebKey, error) {
 		if k.UnmarshalJSON(raw) != nil {
 			continue
 		}
-		if k.IsPublic() && k.KeyID != "" {
+		// A kid the database could not store (NUL, not UTF-8) could
+		// not be recorded, so its sessions could not end with it.
+		if k.IsPublic() && k.KeyID != "" && printable(k.KeyID) && len(k.KeyID) <= 255 {
 			if _, err := keyAlg(k); err == nil {
 				out = append(out, k)
 			}

@@ -80,6 +80,7 @@ type candidate struct {
 	kid, alg string
 	key      any
 	record   string // the identity key record it belongs to
+	set      string // for a key of a key set: the record of the set
 }
 
 // Verify checks raw, an identity token for client: signature first (with
@@ -129,6 +130,16 @@ func (v *Verifier) Verify(ctx context.Context, client domain.Client, raw string)
 	}
 	if err := v.checkClaims(client, &c); err != nil {
 		return id, err
+	}
+	// Before the session starts, so that whichever process next fetches
+	// the set finds the kid and, once the site removed it, ends the
+	// session (JWKS.Fetched).
+	if cand.set != "" && v.JWKS.Ledger != nil {
+		if err := v.JWKS.Ledger.SawSetKID(ctx, client.ID, cand.set, cand.kid); errors.Is(err, domain.ErrNotFound) {
+			return id, refuse("the key that signed it was just deleted; sign with the client's other key")
+		} else if err != nil {
+			return id, apierr.Internal(err)
+		}
 	}
 	if err := v.Store.UseJTI(ctx, client.ID, c.ID, c.ExpiresAt.Time); errors.Is(err, domain.ErrConflict) {
 		return id, refuse("jti " + quote(c.ID) + " already used; sign a fresh identity token for each sign-in, with a new jti")
@@ -193,7 +204,7 @@ func (v *Verifier) pick(ctx context.Context, keys []domain.IdentityKey, kid stri
 		}
 		for _, jk := range set {
 			if alg, err := keyAlg(jk); err == nil {
-				all = append(all, candidate{kid: jk.KeyID, alg: alg, key: jk.Key, record: SetKey(k.KID, jk.KeyID)})
+				all = append(all, candidate{kid: jk.KeyID, alg: alg, key: jk.Key, record: SetKey(k.KID, jk.KeyID), set: k.KID})
 			}
 		}
 	}

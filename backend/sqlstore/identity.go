@@ -173,11 +173,6 @@ func (s *DB) Identify(ctx context.Context, c *Customer) (created bool, err error
 	return false, errors.New("identify: the visitor was created and removed at once")
 }
 
-// IdentityKeysAt lists the jwks_uri identity keys registered at uri.
-func (s *DB) IdentityKeysAt(ctx context.Context, uri string) ([]IdentityKey, error) {
-	return s.identityKeysWhere(ctx, "jwks_uri = ?", uri)
-}
-
 // IdentifiedCustomer finds the visitor c.ExternalID of client c.ClientID.
 func (s *DB) IdentifiedCustomer(ctx context.Context, c Customer) (Customer, error) {
 	if !storable(c.ExternalID) {
@@ -264,12 +259,102 @@ func (s *DB) UseDPoPJTI(ctx context.Context, jkt, jti string, exp time.Time) err
 	return nil
 }
 
-// ForgetDPoPJTI drops a recorded jti: the request it proved was refused
-// before anything was issued, and must not leave a row behind.
-func (s *DB) ForgetDPoPJTI(ctx context.Context, jkt, jti string) error {
-	if !storable(jti) || !storable(jkt) {
+// How long the kids of a key set are remembered (migration 0012): a
+// sign-in rewrites a kid's seen_at only when it is older than
+// setKIDRefresh, and a kid the set no longer holds is forgotten once
+// unseen for setKIDKeep. Keep exceeds refresh, so a kid is never
+// forgotten between a sign-in that found it recorded and the start of
+// that sign-in's session.
+const (
+	setKIDRefresh = 10 * time.Minute
+	setKIDKeep    = time.Hour
+)
+
+// SetKID is a kid of the key set registered as identity key Record of
+// client ClientID that signed visitors in, last at SeenAt (at most
+// setKIDRefresh earlier).
+type SetKID struct {
+	ClientID, Record, KID string
+	SeenAt                time.Time
+}
+
+// SawSetKID records that kid of the key set registered as identity key
+// record of client signs a visitor in, before the session starts; it is
+// ErrNotFound when the record was deleted meanwhile. A kid recorded
+// lately costs one read.
+func (s *DB) SawSetKID(ctx context.Context, clientID, record, kid string) error {
+	if !storable(kid) || !storable(record) || !storable(clientID) {
+		return ErrNotFound
+	}
+	now := s.now()
+	var seen int64
+	err := s.queryRow(ctx, "SELECT seen_at FROM identity_set_kids WHERE client_id = ? AND record = ? AND kid = ?", clientID, record, kid).Scan(&seen)
+	if err == nil && now-seen < setKIDRefresh.Milliseconds() {
 		return nil
 	}
-	_, err := s.exec(ctx, "DELETE FROM dpop_jtis WHERE jkt = ? AND jti = ?", jkt, jti)
-	return err
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("saw set kid: %w", err)
+	}
+	_, err = s.exec(ctx, "INSERT INTO identity_set_kids (client_id, record, kid, seen_at) VALUES (?, ?, ?, ?) "+
+		"ON CONFLICT (client_id, record, kid) DO UPDATE SET seen_at = excluded.seen_at", clientID, record, kid, now)
+	if err != nil && isForeignKey(err) {
+		return ErrNotFound // the record is gone
+	}
+	if err != nil {
+		return fmt.Errorf("saw set kid: %w", err)
+	}
+	return nil
+}
+
+// SetKIDsGone lists the recorded kids of the key sets registered at uri
+// that kids, the set as just fetched, no longer holds: the site removed
+// them, and the sessions they signed in must end. One indexed lookup of
+// the records at uri (identity_keys_jwks_uri), then their kids by the
+// primary key.
+func (s *DB) SetKIDsGone(ctx context.Context, uri string, kids []string) ([]SetKID, error) {
+	if !storable(uri) {
+		return nil, nil
+	}
+	rows, err := s.query(ctx, "SELECT l.client_id, l.record, l.kid, l.seen_at FROM identity_keys k "+
+		"JOIN identity_set_kids l ON l.client_id = k.client_id AND l.record = k.kid "+
+		"WHERE k.jwks_uri = ? AND k.jwks_uri <> '' AND k.kind = ?", uri, domain.IdentityJWKSURI)
+	if err != nil {
+		return nil, fmt.Errorf("set kids gone: %w", err)
+	}
+	defer rows.Close()
+	held := make(map[string]bool, len(kids))
+	for _, k := range kids {
+		held[k] = true
+	}
+	var gone []SetKID
+	for rows.Next() {
+		var g SetKID
+		var seen int64
+		if err := rows.Scan(&g.ClientID, &g.Record, &g.KID, &seen); err != nil {
+			return nil, fmt.Errorf("set kids gone: %w", err)
+		}
+		if !held[g.KID] {
+			g.SeenAt = fromMS(seen)
+			gone = append(gone, g)
+		}
+	}
+	return gone, rows.Err()
+}
+
+// ForgetSetKIDs drops the kids of gone (SetKIDsGone) that no sign-in used
+// for setKIDKeep, once their sessions have ended; the others stay, so
+// that a process still holding the set from before the removal, whose
+// sign-ins record the kid again, has those sessions ended by the next
+// fetch too.
+func (s *DB) ForgetSetKIDs(ctx context.Context, gone []SetKID) error {
+	before := s.now() - setKIDKeep.Milliseconds()
+	for _, g := range gone {
+		if g.SeenAt.UnixMilli() >= before {
+			continue
+		}
+		if _, err := s.exec(ctx, "DELETE FROM identity_set_kids WHERE client_id = ? AND record = ? AND kid = ? AND seen_at < ?", g.ClientID, g.Record, g.KID, before); err != nil {
+			return fmt.Errorf("forget set kids: %w", err)
+		}
+	}
+	return nil
 }

@@ -12,7 +12,6 @@ import (
 type replay struct{}
 
 func (replay) UseDPoPJTI(context.Context, string, string, time.Time) error { return nil }
-func (replay) ForgetDPoPJTI(context.Context, string, string) error         { return nil }
 
 // TestSignedProofsPass: what the helpers sign is what the server's
 // checker accepts, bound to the key's JKT, for both kinds of key.
