@@ -396,7 +396,7 @@ func TestVouch(t *testing.T) {
 		t.Run("read-only holders are refused", func(t *testing.T) {
 			v := fx.visitor(t, fx.client)
 			for _, api := range []shared.APIScope{shared.ScopeRead, shared.ScopeRead | shared.ScopeWrite, shared.ScopeRead | shared.ScopeChat, shared.ScopeChat} {
-				holder := fx.holder(t, fx.agent, shared.Scope{Role: shared.RoleAgent, API: api}, "app", time.Hour)
+				holder := fx.holder(t, fx.agent, shared.Scope{Role: shared.RoleAgent, API: api}, "", time.Hour)
 				_, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder, "")
 				wantCode(t, err, apierr.CodeInsufficientScope, "write messages")
 			}
@@ -406,9 +406,12 @@ func TestVouch(t *testing.T) {
 			if n := fx.familiesOf(t, v.EntityID); n != 1 {
 				t.Fatalf("refused vouches made families: %d", n)
 			}
-			// Write and chat is enough, for an OAuth grant too.
-			holder := fx.holder(t, fx.agent, shared.Scope{Role: shared.RoleAgent, API: shared.ScopeWrite | shared.ScopeChat}, "app", time.Hour)
-			if _, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, holder, ""); err != nil {
+			// Write and chat is enough for a first-party token; an OAuth
+			// app's never vouches.
+			scope := shared.Scope{Role: shared.RoleAgent, API: shared.ScopeWrite | shared.ScopeChat}
+			_, err = fx.svc.Vouch(ctx, fx.client, v.EntityID, fx.holder(t, fx.agent, scope, "app", time.Hour), "")
+			wantCode(t, err, apierr.CodeForbidden, "OAuth app")
+			if _, err := fx.svc.Vouch(ctx, fx.client, v.EntityID, fx.holder(t, fx.agent, scope, "", time.Hour), ""); err != nil {
 				t.Fatalf("write chat: %v", err)
 			}
 		})
